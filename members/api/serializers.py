@@ -1,0 +1,51 @@
+"""Serializers of the members API. Personal data leaves only masked."""
+
+from rest_framework import serializers
+
+from ..models import Member
+
+
+class MemberListSerializer(serializers.ModelSerializer):
+    """A member as staff clients list them: phone and ID number masked."""
+
+    phone = serializers.CharField(source="masked_phone", read_only=True)
+    id_number = serializers.CharField(source="masked_id_number", read_only=True)
+    branch = serializers.CharField(source="branch.code", default=None, read_only=True)
+    account_manager = serializers.CharField(
+        source="account_manager.username", default=None, read_only=True
+    )
+    tier = serializers.SerializerMethodField()
+    lifecycle_stage = serializers.CharField(read_only=True)
+
+    class Meta:
+        model = Member
+        fields = [
+            "member_no",
+            "name",
+            "phone",
+            "id_number",
+            "branch",
+            "account_manager",
+            "status",
+            "tier",
+            "lifecycle_stage",
+            "registered_at",
+            "last_active_on",
+        ]
+
+    def get_tier(self, member: Member) -> dict | None:
+        return None
+
+
+class MemberCentreSerializer(serializers.Serializer):
+    """The member centre as mobile banking shows it (API.md). No personal data."""
+
+    member_no = serializers.CharField()
+    tier = serializers.JSONField(allow_null=True)
+    tier_since = serializers.DateField(allow_null=True)
+    lifecycle_stage = serializers.CharField()
+    points_balance = serializers.IntegerField()
+    next_tier = serializers.JSONField(allow_null=True)
+    protection = serializers.JSONField(allow_null=True)
+    tasks = serializers.ListField(child=serializers.JSONField())
+    grants = serializers.ListField(child=serializers.JSONField())

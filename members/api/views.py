@@ -1,0 +1,57 @@
+"""Members API: the scoped staff list and the member centre."""
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import generics
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from portal.permissions import MatrixPermission
+
+from ..choices import LifecycleStage, MemberStatus
+from ..selectors import MemberFilters, member_centre, member_get, member_list
+from .serializers import MemberCentreSerializer, MemberListSerializer
+
+
+class MemberListView(generics.ListAPIView):
+    """Members the caller may see, paginated, phone and ID number masked."""
+
+    serializer_class = MemberListSerializer
+    permission_classes = [MatrixPermission]
+    action_required = "members.view_members"
+    filter_backends: list = []
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("stage", str, enum=LifecycleStage.values),
+            OpenApiParameter("status", str, enum=MemberStatus.values),
+            OpenApiParameter("branch", str, description="Branch code (includes sub-branches)"),
+            OpenApiParameter("q", str, description="member_no, name, or exact ID number"),
+        ]
+    )
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self):
+        params = self.request.query_params
+        return member_list(
+            user=self.request.user,
+            filters=MemberFilters(
+                q=params.get("q", ""),
+                stage=params.get("stage", ""),
+                status=params.get("status", ""),
+                branch=params.get("branch", ""),
+            ),
+        )
+
+
+class MemberCentreView(APIView):
+    """The member centre: tier, next tier, protection, points, tasks and grants."""
+
+    permission_classes = [MatrixPermission]
+    action_required = "members.view_member_centre"
+
+    @extend_schema(responses=MemberCentreSerializer)
+    def get(self, request, member_no: str):
+        member = member_get(user=request.user, member_no=member_no)
+        return Response(MemberCentreSerializer(member_centre(member=member)).data)
+

@@ -1,0 +1,108 @@
+"""Reads of the members app, already scoped to what the user may see.
+
+Pages, the API and exports call these, so scoping and masking cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db.models import Q, QuerySet
+from django.http import Http404
+
+from portal.choices import Role
+from portal.permissions import user_can
+
+from .models import FeedBatch, Member, MemberMonthlyStat
+
+#: Roles whose member scope is the whole bank.
+HEAD_OFFICE_SCOPE = frozenset(
+    {Role.PRODUCT_OPERATOR, Role.RISK_AUDITOR, Role.ADMINISTRATOR, Role.SYSTEM}
+)
+
+
+def member_scope(*, user) -> QuerySet[Member]:
+    """Members `user` may see: an account manager their own customers, a branch manager
+    their branch and everything below it, head-office roles everyone, others no one."""
+    members = Member.objects.all()
+    if not user_can(user, "members.view_members") and not user_can(
+        user, "members.view_member_centre"
+    ):
+        return members.none()
+    if user.is_superuser or any(user.has_role(role) for role in HEAD_OFFICE_SCOPE):
+        return members
+    condition = Q(pk__in=[])
+    if user.has_role(Role.BRANCH_MANAGER) and user.branch_id:
+        condition |= Q(branch__path__startswith=user.branch.path)
+    if user.has_role(Role.ACCOUNT_MANAGER):
+        condition |= Q(account_manager=user)
+    return members.filter(condition)
+
+
+@dataclass(frozen=True)
+class MemberFilters:
+    q: str = ""
+    stage: str = ""
+    status: str = ""
+    branch: str = ""
+    manager: str = ""
+
+
+def member_list(*, user, filters: MemberFilters | None = None) -> QuerySet[Member]:
+    """The scoped member list, filtered; `q` matches member_no or name, or an exact ID number
+    (which is never shown, only matched)."""
+    filters = filters or MemberFilters()
+    members = member_scope(user=user).select_related("branch", "account_manager")
+    if filters.q:
+        q = filters.q.strip()
+        members = members.filter(
+            Q(member_no__iexact=q) | Q(name__icontains=q) | Q(id_number=q.upper())
+        )
+    if filters.stage:
+        members = members.filter(lifecycle_stage=filters.stage)
+    if filters.status:
+        members = members.filter(status=filters.status)
+    if filters.branch:
+        code = filters.branch
+        members = members.filter(
+            Q(branch__path__startswith=f"{code}/") | Q(branch__path__contains=f"/{code}/")
+        )
+    if filters.manager:
+        members = members.filter(account_manager__username=filters.manager)
+    return members.order_by("member_no")
+
+
+def member_get(*, user, member_no: str) -> Member:
+    """One member in the user's scope; 404 (not 403) otherwise, so guessing reveals nothing."""
+    try:
+        return member_scope(user=user).select_related("branch", "account_manager").get(
+            member_no=member_no
+        )
+    except Member.DoesNotExist:
+        raise Http404("No such member.") from None
+
+
+def member_monthly_stats(*, member: Member, months: int = 12) -> list[MemberMonthlyStat]:
+    """The member's latest monthly statistics, oldest first."""
+    stats = list(MemberMonthlyStat.objects.filter(member=member).order_by("-month")[:months])
+    return list(reversed(stats))
+
+
+def feed_batch_list() -> QuerySet[FeedBatch]:
+    return FeedBatch.objects.select_related("imported_by").order_by("-started_at", "-id")
+
+
+def member_centre(*, member: Member) -> dict:
+    """The member centre payload of API.md. Tier, tasks and grants are filled in by the
+    tier engine, campaigns and benefits as they land; no personal data is included."""
+    return {
+        "member_no": member.member_no,
+        "tier": None,
+        "tier_since": None,
+        "lifecycle_stage": member.lifecycle_stage,
+        "points_balance": member.points_balance,
+        "next_tier": None,
+        "protection": None,
+        "tasks": [],
+        "grants": [],
+    }

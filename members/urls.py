@@ -1,0 +1,11 @@
+from django.urls import path
+
+from . import views
+
+app_name = "members"
+urlpatterns = [
+    path("", views.member_list_view, name="list"),
+    path("feeds/", views.feed_list_view, name="feeds"),
+    path("feeds/<int:pk>/", views.feed_detail_view, name="feed-detail"),
+    path("<str:member_no>/", views.member_detail_view, name="detail"),
+]

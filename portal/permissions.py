@@ -1,0 +1,85 @@
+"""The permission matrix: which role may perform which action. One table, tested cell by cell.
+
+Object-level scoping (an account manager sees only their own customers) lives in
+`members.selectors.member_scope`; this table answers "may this role do this at all".
+Every view and API endpoint names one action from this table.
+"""
+
+from __future__ import annotations
+
+import rules
+from rest_framework.permissions import BasePermission
+
+from .choices import Role
+
+AM = Role.ACCOUNT_MANAGER
+BM = Role.BRANCH_MANAGER
+PO = Role.PRODUCT_OPERATOR
+BA = Role.BUDGET_APPROVER
+RA = Role.RISK_AUDITOR
+AD = Role.ADMINISTRATOR
+SYS = Role.SYSTEM
+
+STAFF_ROLES = frozenset({AM, BM, PO, BA, RA, AD})
+
+#: action -> roles allowed. Superusers are allowed everything.
+PERMISSION_MATRIX: dict[str, frozenset[Role]] = {
+    # Portal pages
+    "portal.view_home": STAFF_ROLES,
+    "portal.view_jobruns": frozenset({BM, PO, RA, AD}),
+    "portal.rerun_job": frozenset({AD}),
+    "portal.view_audit": frozenset({RA, AD}),
+    # Members
+    "members.view_members": frozenset({AM, BM, PO, RA, AD}),
+    "members.reveal_personal_data": frozenset({AM, BM, RA}),
+    "members.view_member_centre": frozenset({AM, BM, PO, RA, AD, SYS}),
+    "members.export_members": frozenset({BM, PO, RA}),
+    # Feeds from the data warehouse
+    "members.view_feeds": frozenset({PO, RA, AD}),
+    "members.import_feed": frozenset({PO, AD}),
+    # Django admin (configuration UI)
+    "portal.access_admin": frozenset({PO, BA, RA, AD}),
+    "portal.manage_organisation": frozenset({AD}),
+}
+
+
+def roles_allowed(action: str) -> frozenset[Role]:
+    try:
+        return PERMISSION_MATRIX[action]
+    except KeyError:
+        raise KeyError(f"Unknown action {action!r}: add it to PERMISSION_MATRIX.") from None
+
+
+def user_can(user, action: str) -> bool:
+    """True when `user` holds a role allowed to perform `action` (or is a superuser)."""
+    allowed = roles_allowed(action)
+    if not getattr(user, "is_authenticated", False) or not user.is_active:
+        return False
+    if user.is_superuser:
+        return True
+    return any(user.has_role(role) for role in allowed)
+
+
+def _matrix_predicate(action: str) -> rules.Predicate:
+    def allowed(user) -> bool:
+        return user_can(user, action)
+
+    return rules.predicate(allowed, name=action)
+
+
+def _register_rules() -> None:
+    """Expose every action as a Django permission, so `user.has_perm(action)` and
+    `{% if perms... %}` follow the same table."""
+    for action in PERMISSION_MATRIX:
+        rules.set_perm(action, _matrix_predicate(action))
+
+
+_register_rules()
+
+
+class MatrixPermission(BasePermission):
+    """DRF permission: the view's `action_required` must be allowed by the matrix."""
+
+    def has_permission(self, request, view) -> bool:
+        action = view.action_required
+        return user_can(request.user, action)
