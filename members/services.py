@@ -501,3 +501,30 @@ def _import_facts(*, batch: FeedBatch, file: BinaryIO, progress: Progress | None
         cursor.execute("DROP TABLE feed_stage")
         cursor.execute("DROP TABLE feed_classified")
     _finish(batch, tally)
+
+
+def feed_arrival_check(*, business_date) -> dict:
+    """Nightly step 1: have the asset and consumption feeds for the day before the business
+    date arrived? Counts rows per kind; a missing kind is reported, never fatal, so the
+    rest of the chain still runs on the data it has."""
+    from datetime import timedelta
+
+    from django.db.models import Q, Sum
+
+    day = business_date - timedelta(days=1)
+    counts: dict = {"feed_date": day.isoformat()}
+    missing = []
+    for kind in (FeedKind.ASSETS, FeedKind.CONSUMPTION):
+        batches = FeedBatch.objects.filter(
+            Q(status=FeedStatus.LOADED) | Q(status=FeedStatus.DUPLICATE_FILE),
+            kind=kind,
+            first_date__lte=day,
+            last_date__gte=day,
+        )
+        rows = batches.filter(status=FeedStatus.LOADED).aggregate(n=Sum("accepted"))["n"] or 0
+        counts[f"{kind}_batches"] = batches.count()
+        counts[f"{kind}_rows"] = rows
+        if not batches.exists():
+            missing.append(str(kind))
+    counts["missing"] = missing
+    return counts

@@ -93,7 +93,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets the demo server read while a command writes; a generous timeout avoids
     # "database is locked" while seed_demo or import_feed holds the write lock.
     DATABASES["default"].setdefault("OPTIONS", {}).update(
-        {"timeout": 30, "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"}
+        {"timeout": 30, "init_command": (
+                "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
+                "PRAGMA temp_store=MEMORY; PRAGMA cache_size=-131072;"
+            ),}
     )
 elif env.bool("DB_POOL", default=False):
     # psycopg 3's own pool; never together with persistent connections (CONN_MAX_AGE).
@@ -177,6 +180,16 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_RESULT_EXPIRES = 24 * 60 * 60
+
+
+def _beat_schedule():
+    from portal.schedules import BEAT_SCHEDULE
+
+    return BEAT_SCHEDULE
+
+
+CELERY_BEAT_SCHEDULE = _beat_schedule()
 
 # --- Feeds ------------------------------------------------------------------------------
 FEED_STAGING_CHUNK_ROWS = env.int("FEED_STAGING_CHUNK_ROWS", default=20_000)

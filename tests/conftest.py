@@ -1,0 +1,76 @@
+"""Shared fixtures. Tests run on the database DATABASE_URL names (PostgreSQL in CI)."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+
+import pytest
+from django.db import connection
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from members.models import FeedBatch
+from members.services import feed_import
+from portal.choices import BranchLevel, Role
+from tests.factories import BranchFactory, UserFactory
+
+
+def pytest_collection_modifyitems(config, items):
+    """`@pytest.mark.postgres` tests need PostgreSQL; on SQLite they are skipped, visibly."""
+    from django.conf import settings
+
+    if settings.DATABASES["default"]["ENGINE"].endswith("postgresql"):
+        return
+    skip = pytest.mark.skip(reason="needs PostgreSQL: set DATABASE_URL=postgres://...")
+    for item in items:
+        if "postgres" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def on_postgres() -> bool:
+    return connection.vendor == "postgresql"
+
+
+@pytest.fixture
+def org(db):
+    """A head office with two branches, each with one sub-branch."""
+    head = BranchFactory(code="HO", name="总行", level=BranchLevel.HEAD_OFFICE)
+    north = BranchFactory(code="B01", name="北京分行", parent=head)
+    north_sub = BranchFactory(code="B01S1", name="朝阳支行", level=BranchLevel.SUB_BRANCH, parent=north)
+    south = BranchFactory(code="B02", name="上海分行", parent=head)
+    south_sub = BranchFactory(code="B02S1", name="浦东支行", level=BranchLevel.SUB_BRANCH, parent=south)
+    return {"HO": head, "B01": north, "B01S1": north_sub, "B02": south, "B02S1": south_sub}
+
+
+@pytest.fixture
+def make_user(db, org) -> Callable[..., object]:
+    def make(role: Role | None = None, *, username: str | None = None, branch: str = "B01S1", **kw):
+        extra = {"username": username} if username else {}
+        return UserFactory(role=role, branch=org[branch], **extra, **kw)
+
+    return make
+
+
+@pytest.fixture
+def api_client_for():
+    def client_for(user) -> APIClient:
+        client = APIClient()
+        token, _ = Token.objects.get_or_create(user=user)
+        client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+        return client
+
+    return client_for
+
+
+@pytest.fixture
+def import_csv(db):
+    """Import CSV text as a feed file through the real service; returns the FeedBatch."""
+
+    def run(kind: str, text: str, *, name: str = "feed.csv", actor=None) -> FeedBatch:
+        return feed_import(
+            kind=kind, file=io.BytesIO(text.encode("utf-8")), file_name=name, actor=actor
+        )
+
+    return run

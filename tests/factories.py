@@ -1,0 +1,109 @@
+"""factory_boy factories for every model; tests build their world from these."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import factory
+from django.contrib.auth.models import Group
+
+from members.choices import FeedKind, FeedStatus
+from members.models import FeedBatch, Member, MemberMonthlyStat
+from portal.choices import BranchLevel, Role
+from portal.models import Branch, Department, JobRun, User
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+class DepartmentFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Department
+        django_get_or_create = ["code"]
+
+    code = factory.Sequence(lambda n: f"D{n:02d}")
+    name = factory.LazyAttribute(lambda o: f"Department {o.code}")
+
+
+class BranchFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Branch
+        django_get_or_create = ["code"]
+
+    code = factory.Sequence(lambda n: f"B{n:03d}")
+    name = factory.LazyAttribute(lambda o: f"Branch {o.code}")
+    level = BranchLevel.BRANCH
+    parent = None
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    """A staff user; `role=Role.X` puts them in that role's group."""
+
+    class Meta:
+        model = User
+        django_get_or_create = ["username"]
+        skip_postgeneration_save = True
+
+    username = factory.Sequence(lambda n: f"staff{n}")
+    branch = factory.SubFactory(BranchFactory)
+    department = factory.SubFactory(DepartmentFactory)
+    password = factory.PostGenerationMethodCall("set_password", "Pass-word-123")
+
+    @factory.post_generation
+    def role(self, create, extracted, **kwargs):
+        if extracted:
+            self.groups.add(Group.objects.get(name=str(extracted)))
+        if create:
+            self.save()
+
+
+class MemberFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Member
+        django_get_or_create = ["member_no"]
+
+    member_no = factory.Sequence(lambda n: f"M{n:07d}")
+    name = factory.Sequence(lambda n: f"客户{n}")
+    phone = factory.Sequence(lambda n: f"138{n:08d}")
+    id_number = factory.Sequence(lambda n: f"110101199001{n:06d}")
+    registered_at = datetime(2024, 1, 2, 9, 0, tzinfo=SHANGHAI)
+    branch = factory.SubFactory(BranchFactory)
+    account_manager = None
+
+
+class MemberMonthlyStatFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = MemberMonthlyStat
+
+    member = factory.SubFactory(MemberFactory)
+
+
+class FeedBatchFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = FeedBatch
+
+    kind = FeedKind.ASSETS
+    file_name = factory.Sequence(lambda n: f"assets_{n}.csv")
+    checksum = factory.Sequence(lambda n: f"{n:064d}")
+    status = FeedStatus.LOADED
+    started_at = factory.LazyFunction(lambda: datetime.now(SHANGHAI))
+
+
+class JobRunFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = JobRun
+
+    kind = "feed_check"
+    business_date = factory.LazyFunction(lambda: datetime.now(SHANGHAI).date())
+
+
+__all__ = [
+    "BranchFactory",
+    "DepartmentFactory",
+    "FeedBatchFactory",
+    "JobRunFactory",
+    "MemberFactory",
+    "MemberMonthlyStatFactory",
+    "Role",
+    "UserFactory",
+]
