@@ -265,3 +265,12 @@ class MemberMonthlyStat(models.Model):
     def products_held(self) -> int:
         """Asset categories with a positive balance on some day of the month."""
         return sum(1 for c in AssetCategory.values if self.category_day_sum_fen(c) > 0)
+
+    @property
+    def liabilities_average(self) -> Decimal:
+        """Average daily mortgage and loan balance of the month (not part of MADA)."""
+        return average_fen(self.mortgage_day_sum_fen + self.loan_day_sum_fen, self.days_in_month)
+
+    @property
+    def consumption_amount(self) -> Decimal:
+        return fen_to_decimal(self.consumption_amount_fen)

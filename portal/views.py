@@ -4,6 +4,7 @@ from django.core.paginator import Paginator
 from django.db.models import Count
 from django.shortcuts import render
 
+from members.choices import LifecycleStage
 from members.selectors import member_scope
 
 from .decorators import action_required
@@ -20,10 +21,11 @@ def home(request):
         )
     )
     recent_jobs = list(jobrun_list()[:5]) if request.user.has_perm("portal.view_jobruns") else []
+    stages = [(value, label, by_stage.get(value, 0)) for value, label in LifecycleStage.choices]
     return render(
         request,
         "portal/home.html",
-        {"member_count": sum(by_stage.values()), "by_stage": by_stage, "recent_jobs": recent_jobs},
+        {"member_count": sum(by_stage.values()), "stages": stages, "recent_jobs": recent_jobs},
     )
 
 
