@@ -58,3 +58,43 @@ FINANCIAL_CATEGORIES: tuple[str, ...] = (
     AssetCategory.INSURANCE,
     AssetCategory.BOND,
 )
+
+
+class TierMethod(models.TextChoices):
+    MADA = "MADA", _("Monthly average daily assets 月日均资产")
+    POINTS = "POINTS", _("Weighted points 综合积分")
+
+
+class SchemeStatus(models.TextChoices):
+    DRAFT = "DRAFT", _("Draft 草稿")
+    PENDING = "PENDING", _("Pending approval 待审批")
+    ACTIVE = "ACTIVE", _("Active 生效")
+    RETIRED = "RETIRED", _("Retired 停用")
+
+
+class IndicatorKind(models.TextChoices):
+    """What a POINTS indicator measures in the basis month (see members.tiers.INDICATORS)."""
+
+    CATEGORY_BALANCE = "CATEGORY_BALANCE", _("Average balance of a category 品类日均余额")
+    FUND_PURCHASE = "FUND_PURCHASE", _("Fund purchases 基金申购")
+    CONSUMPTION = "CONSUMPTION", _("Card spending 消费金额")
+    ACTIVE_DAYS = "ACTIVE_DAYS", _("Active days 活跃天数")
+    PRODUCTS_HELD = "PRODUCTS_HELD", _("Products held 持有产品数")
+    PAYROLL = "PAYROLL", _("Payroll credits 代发工资")
+
+
+class TierChangeCause(models.TextChoices):
+    INITIAL = "INITIAL", _("First grading 首次定级")
+    UPGRADE = "UPGRADE", _("Upgrade 升级")
+    DOWNGRADE = "DOWNGRADE", _("Downgrade after protection 保级期满降级")
+    CREDIT_RISK = "CREDIT_RISK", _("Credit-risk flag 风险降级")
+    SCHEME_CHANGE = "SCHEME_CHANGE", _("New tier scheme 新定级方案")
+    OVERRIDE = "OVERRIDE", _("Manual override 人工调级")
+    OVERRIDE_EXPIRY = "OVERRIDE_EXPIRY", _("Override expired 人工调级到期")
+
+
+class OverrideStatus(models.TextChoices):
+    PENDING = "PENDING", _("Pending approval 待审批")
+    ACTIVE = "ACTIVE", _("Active 生效")
+    REJECTED = "REJECTED", _("Rejected 驳回")
+    EXPIRED = "EXPIRED", _("Expired 已到期")

@@ -187,7 +187,8 @@ class AssetsFormat(FeedFormat):
         parsed_day = self.business_date(day, today)
         if category not in CATEGORIES:
             raise RowError(
-                "category", f"unknown category '{category}'; expected one of {', '.join(AssetCategory.values)}"
+                "category",
+                f"unknown category '{category}'; expected one of {', '.join(AssetCategory.values)}",
             )
         return FactRow(member_no, parsed_day, category, self.amount("balance", balance), 0)
 

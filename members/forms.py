@@ -19,3 +19,13 @@ class MemberFilterForm(forms.Form):
         label=_("Status"), required=False, choices=[("", _("All statuses")), *MemberStatus.choices]
     )
     branch = forms.CharField(label=_("Branch code"), required=False)
+    tier = forms.ChoiceField(label=_("Tier"), required=False, choices=[])
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        from .models import Tier
+
+        self.fields["tier"].choices = [("", _("All tiers"))] + [
+            (tier.code, tier.name)
+            for tier in Tier.objects.filter(scheme__status="ACTIVE").order_by("rank")
+        ]

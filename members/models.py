@@ -8,7 +8,9 @@ import io
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from portal.masking import mask_id_number, mask_phone
@@ -19,8 +21,13 @@ from .choices import (
     AssetCategory,
     FeedKind,
     FeedStatus,
+    IndicatorKind,
     LifecycleStage,
     MemberStatus,
+    OverrideStatus,
+    SchemeStatus,
+    TierChangeCause,
+    TierMethod,
 )
 
 
@@ -60,8 +67,36 @@ class Member(models.Model):
         default=LifecycleStage.NEW,
         db_index=True,
     )
+    stage_since = models.DateField(_("stage since"), null=True, blank=True)
     last_active_on = models.DateField(_("last active on"), null=True, blank=True)
     points_balance = models.IntegerField(_("points balance"), default=0)
+    tier = models.ForeignKey(
+        "Tier",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("tier"),
+        help_text=_("The tier in force: the computed tier, or an approved override."),
+    )
+    tier_since = models.DateField(_("tier since"), null=True, blank=True)
+    computed_tier = models.ForeignKey(
+        "Tier",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("computed tier"),
+        help_text=_("What the tier engine gives, before any override."),
+    )
+    computed_since = models.DateField(_("computed tier since"), null=True, blank=True)
+    tier_months_below = models.IntegerField(_("months below the tier"), default=0)
+    tier_basis = models.BigIntegerField(
+        _("tier basis"),
+        null=True,
+        blank=True,
+        help_text=_("The latest basis value: MADA in fen, or points."),
+    )
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
@@ -172,6 +207,9 @@ class AssetBalance(models.Model):
             )
         ]
 
+    def __str__(self) -> str:
+        return f"{self.member_id} {self.date} {self.category}"
+
     @property
     def balance(self) -> Decimal:
         return fen_to_decimal(self.balance_fen)
@@ -193,6 +231,9 @@ class ConsumptionDay(models.Model):
             models.UniqueConstraint(fields=["member", "date"], name="consumption_one_per_day")
         ]
 
+    def __str__(self) -> str:
+        return f"{self.member_id} {self.date}"
+
 
 class MemberActivityDay(models.Model):
     """A day on which the member was active (a consumption row with count > 0, later also
@@ -209,6 +250,9 @@ class MemberActivityDay(models.Model):
             models.UniqueConstraint(fields=["member", "date"], name="activity_one_per_day")
         ]
         indexes = [models.Index(fields=["member", "month"])]
+
+    def __str__(self) -> str:
+        return f"{self.member_id} {self.date}"
 
 
 class MemberMonthlyStat(models.Model):
@@ -235,6 +279,12 @@ class MemberMonthlyStat(models.Model):
         default=0, db_default=0, help_text=_("Days with at least one asset feed row.")
     )
     consumption_amount_fen = models.BigIntegerField(default=0, db_default=0)
+    fund_purchase_fen = models.BigIntegerField(
+        default=0, db_default=0, help_text=_("FUND_PURCHASE member events of the month.")
+    )
+    payroll_fen = models.BigIntegerField(
+        default=0, db_default=0, help_text=_("PAYROLL member events of the month.")
+    )
     consumption_count = models.IntegerField(default=0, db_default=0)
     active_days = models.IntegerField(default=0, db_default=0)
 
@@ -274,3 +324,174 @@ class MemberMonthlyStat(models.Model):
     @property
     def consumption_amount(self) -> Decimal:
         return fen_to_decimal(self.consumption_amount_fen)
+
+
+class TierScheme(models.Model):
+    """A way of grading members: MADA thresholds or weighted points. One is ACTIVE."""
+
+    code = models.CharField(_("code"), max_length=32, unique=True)
+    name = models.CharField(_("name"), max_length=100)
+    method = models.CharField(_("method"), max_length=8, choices=TierMethod.choices)
+    status = models.CharField(
+        _("status"), max_length=8, choices=SchemeStatus.choices, default=SchemeStatus.DRAFT
+    )
+    window_months = models.PositiveSmallIntegerField(
+        _("evaluation window (months)"),
+        default=1,
+        validators=[MinValueValidator(1), MaxValueValidator(12)],
+    )
+    downgrade_after_months = models.PositiveSmallIntegerField(
+        _("downgrade after months below"),
+        default=3,
+        validators=[MinValueValidator(1), MaxValueValidator(12)],
+        help_text=_("保级: consecutive complete months below the tier before moving down."),
+    )
+    max_downgrade_steps = models.PositiveSmallIntegerField(
+        _("maximum tiers per downgrade"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text=_("Empty: straight to the tier the latest month supports."),
+    )
+    description = models.TextField(_("description"), blank=True)
+    activated_at = models.DateTimeField(_("activated at"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["code"]
+        verbose_name = _("tier scheme")
+        verbose_name_plural = _("tier schemes")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["status"], condition=Q(status="ACTIVE"), name="one_active_tier_scheme"
+            ),
+            models.CheckConstraint(
+                condition=Q(window_months__gte=1, window_months__lte=12),
+                name="tier_window_1_to_12",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.name}"
+
+
+class Tier(models.Model):
+    """A tier of a scheme. `threshold` is inclusive: fen of MADA, or points."""
+
+    scheme = models.ForeignKey(TierScheme, on_delete=models.CASCADE, related_name="tiers")
+    code = models.CharField(_("code"), max_length=32)
+    name = models.CharField(_("name (zh-Hans)"), max_length=50)
+    name_en = models.CharField(_("name (English)"), max_length=50)
+    rank = models.PositiveSmallIntegerField(_("rank"))
+    threshold = models.BigIntegerField(
+        _("threshold"), help_text=_("Inclusive lower bound: MADA in fen, or points.")
+    )
+
+    class Meta:
+        ordering = ["scheme", "rank"]
+        verbose_name = _("tier")
+        verbose_name_plural = _("tiers")
+        constraints = [
+            models.UniqueConstraint(fields=["scheme", "code"], name="tier_code_per_scheme"),
+            models.UniqueConstraint(fields=["scheme", "rank"], name="tier_rank_per_scheme"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.name}"
+
+    @property
+    def threshold_display(self) -> Decimal | int:
+        if self.scheme.method == TierMethod.MADA:
+            return fen_to_decimal(self.threshold)
+        return self.threshold
+
+
+class PointsIndicator(models.Model):
+    """One indicator of a POINTS scheme: `points` per `per_unit` of the measure, capped.
+
+    Money measures count `per_unit` in fen (10,000 CNY = 1,000,000); day and product counts
+    in units. Points are rounded down per indicator, then summed (API.md).
+    """
+
+    scheme = models.ForeignKey(TierScheme, on_delete=models.CASCADE, related_name="indicators")
+    kind = models.CharField(_("kind"), max_length=20, choices=IndicatorKind.choices)
+    category = models.CharField(
+        _("asset category"), max_length=12, choices=AssetCategory.choices, blank=True
+    )
+    points = models.PositiveIntegerField(_("points per unit"))
+    per_unit = models.PositiveBigIntegerField(
+        _("unit"), help_text=_("In fen for money measures (10,000 CNY = 1000000), else 1.")
+    )
+    cap = models.PositiveIntegerField(_("cap"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["scheme", "id"]
+        verbose_name = _("points indicator")
+        verbose_name_plural = _("points indicators")
+
+    def __str__(self) -> str:
+        what = self.category or self.get_kind_display()
+        return f"{what}: {self.points} / {self.per_unit}"
+
+
+class TierChange(models.Model):
+    """Every move of a member's tier, with its cause and the basis that caused it."""
+
+    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="tier_changes")
+    from_tier = models.ForeignKey(
+        Tier, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    to_tier = models.ForeignKey(Tier, on_delete=models.PROTECT, related_name="+")
+    cause = models.CharField(_("cause"), max_length=16, choices=TierChangeCause.choices)
+    business_date = models.DateField(_("business date"))
+    basis = models.BigIntegerField(_("basis"), null=True, blank=True)
+    months_below = models.IntegerField(_("months below"), default=0)
+    job_run = models.ForeignKey(
+        "portal.JobRun", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        ordering = ["-business_date", "-id"]
+        verbose_name = _("tier change")
+        verbose_name_plural = _("tier changes")
+        indexes = [models.Index(fields=["member", "business_date"])]
+
+    def __str__(self) -> str:
+        return f"{self.member_id} {self.from_tier_id}->{self.to_tier_id} {self.cause}"
+
+
+class TierOverride(models.Model):
+    """A manual tier set by an account manager, with a reason and an expiry date; in force
+    only once a branch manager (not the requester) approves it."""
+
+    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="tier_overrides")
+    tier = models.ForeignKey(Tier, on_delete=models.PROTECT, related_name="+")
+    reason = models.CharField(_("reason"), max_length=255)
+    expires_on = models.DateField(_("expires on"))
+    status = models.CharField(
+        _("status"), max_length=8, choices=OverrideStatus.choices, default=OverrideStatus.PENDING
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    requested_at = models.DateTimeField(_("requested at"), auto_now_add=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    decided_at = models.DateTimeField(_("decided at"), null=True, blank=True)
+    decision_comment = models.CharField(_("decision comment"), max_length=255, blank=True)
+
+    class Meta:
+        ordering = ["-requested_at", "-id"]
+        verbose_name = _("tier override")
+        verbose_name_plural = _("tier overrides")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["member"],
+                condition=Q(status="ACTIVE"),
+                name="one_active_override_per_member",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.member_id} → {self.tier_id} ({self.status})"

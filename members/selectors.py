@@ -11,9 +11,11 @@ from django.db.models import Q, QuerySet
 from django.http import Http404
 
 from portal.choices import Role
+from portal.money import fen_to_decimal
 from portal.permissions import user_can
 
-from .models import FeedBatch, Member, MemberMonthlyStat
+from .choices import TierMethod
+from .models import FeedBatch, Member, MemberMonthlyStat, Tier
 
 #: Roles whose member scope is the whole bank.
 HEAD_OFFICE_SCOPE = frozenset(
@@ -46,13 +48,16 @@ class MemberFilters:
     status: str = ""
     branch: str = ""
     manager: str = ""
+    tier: str = ""
 
 
 def member_list(*, user, filters: MemberFilters | None = None) -> QuerySet[Member]:
     """The scoped member list, filtered; `q` matches member_no or name, or an exact ID number
     (which is never shown, only matched)."""
     filters = filters or MemberFilters()
-    members = member_scope(user=user).select_related("branch", "account_manager")
+    members = member_scope(user=user).select_related("branch", "account_manager", "tier")
+    if filters.tier:
+        members = members.filter(tier__code=filters.tier)
     if filters.q:
         q = filters.q.strip()
         members = members.filter(
@@ -75,8 +80,10 @@ def member_list(*, user, filters: MemberFilters | None = None) -> QuerySet[Membe
 def member_get(*, user, member_no: str) -> Member:
     """One member in the user's scope; 404 (not 403) otherwise, so guessing reveals nothing."""
     try:
-        return member_scope(user=user).select_related("branch", "account_manager").get(
-            member_no=member_no
+        return (
+            member_scope(user=user)
+            .select_related("branch", "account_manager")
+            .get(member_no=member_no)
         )
     except Member.DoesNotExist:
         raise Http404("No such member.") from None
@@ -92,17 +99,50 @@ def feed_batch_list() -> QuerySet[FeedBatch]:
     return FeedBatch.objects.select_related("imported_by").order_by("-started_at", "-id")
 
 
+def _measure_text(method: str, value: int) -> str | int:
+    """MADA amounts are strings with 2 decimals (CNY); points are integers (API.md)."""
+    return f"{fen_to_decimal(value):.2f}" if method == TierMethod.MADA else int(value)
+
+
+def member_tier_status(*, member: Member) -> dict:
+    """Tier, next tier and downgrade protection as the member centre and the customer page
+    show them, from what the last recompute stored."""
+    tier = member.tier
+    if tier is None:
+        return {"tier": None, "tier_since": None, "next_tier": None, "protection": None}
+    scheme = tier.scheme
+    basis = member.tier_basis or 0
+    next_tier = Tier.objects.filter(scheme=scheme, rank__gt=tier.rank).order_by("rank").first()
+    protection = None
+    if member.tier_basis is not None and basis < tier.threshold:
+        protection = {
+            "months_below": member.tier_months_below,
+            "downgrade_after_months": scheme.downgrade_after_months,
+            "keep_tier_needs": _measure_text(scheme.method, tier.threshold),
+            "missing": _measure_text(scheme.method, tier.threshold - basis),
+        }
+    return {
+        "tier": {"code": tier.code, "name": tier.name, "rank": tier.rank},
+        "tier_since": member.tier_since,
+        "next_tier": None
+        if next_tier is None
+        else {
+            "code": next_tier.code,
+            "measure": scheme.method,
+            "missing": _measure_text(scheme.method, max(0, next_tier.threshold - basis)),
+        },
+        "protection": protection,
+    }
+
+
 def member_centre(*, member: Member) -> dict:
-    """The member centre payload of API.md. Tier, tasks and grants are filled in by the
-    tier engine, campaigns and benefits as they land; no personal data is included."""
+    """The member centre payload of API.md; tasks and grants are filled in by campaigns and
+    benefits as they land. No personal data is included."""
     return {
         "member_no": member.member_no,
-        "tier": None,
-        "tier_since": None,
+        **member_tier_status(member=member),
         "lifecycle_stage": member.lifecycle_stage,
         "points_balance": member.points_balance,
-        "next_tier": None,
-        "protection": None,
         "tasks": [],
         "grants": [],
     }

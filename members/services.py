@@ -68,7 +68,9 @@ def _rows(file: BinaryIO, header: tuple[str, ...]) -> Iterator[tuple[int, list[s
         try:
             got = next(reader)
         except StopIteration:
-            raise FeedFileError(f"the file is empty; expected the header {','.join(header)}") from None
+            raise FeedFileError(
+                f"the file is empty; expected the header {','.join(header)}"
+            ) from None
         if tuple(column.strip() for column in got) != header:
             raise FeedFileError(
                 f"wrong header {','.join(got)!r}; expected exactly {','.join(header)!r}"
@@ -77,7 +79,9 @@ def _rows(file: BinaryIO, header: tuple[str, ...]) -> Iterator[tuple[int, list[s
             if not fields or fields == [""]:
                 continue
             joined = ",".join(fields)
-            plain = joined.count(",") == len(fields) - 1 and '"' not in joined and "\n" not in joined
+            plain = (
+                joined.count(",") == len(fields) - 1 and '"' not in joined and "\n" not in joined
+            )
             raw = joined if plain else _rejoin(fields)
             yield reader.line_num, fields, raw
     except UnicodeDecodeError as exc:
@@ -247,7 +251,11 @@ def _import_members(*, batch: FeedBatch, file: BinaryIO, progress: Progress | No
                 tally.duplicates += 1
                 continue
             tally.accepted += 1
-            upserts.append(Member(member_no=member_row.member_no, **dict(zip(_MEMBER_FIELDS, values, strict=True))))
+            upserts.append(
+                Member(
+                    member_no=member_row.member_no, **dict(zip(_MEMBER_FIELDS, values, strict=True))
+                )
+            )
         Member.objects.bulk_create(
             upserts,
             update_conflicts=True,
@@ -263,7 +271,9 @@ def _import_members(*, batch: FeedBatch, file: BinaryIO, progress: Progress | No
         if member_row.branch_code:
             branch_id = branches.get(member_row.branch_code)
             if branch_id is None:
-                tally.reject(line_no, raw, "branch_code", f"unknown branch '{member_row.branch_code}'")
+                tally.reject(
+                    line_no, raw, "branch_code", f"unknown branch '{member_row.branch_code}'"
+                )
                 continue
         manager_id = None
         if member_row.manager_username:
@@ -276,7 +286,10 @@ def _import_members(*, batch: FeedBatch, file: BinaryIO, progress: Progress | No
             manager_id = managers[member_row.manager_username]
             if manager_id is None:
                 tally.reject(
-                    line_no, raw, "manager_username", f"unknown manager '{member_row.manager_username}'"
+                    line_no,
+                    raw,
+                    "manager_username",
+                    f"unknown manager '{member_row.manager_username}'",
                 )
                 continue
         values = (
@@ -295,7 +308,9 @@ def _import_members(*, batch: FeedBatch, file: BinaryIO, progress: Progress | No
                 tally.duplicates += 1
             else:
                 tally.reject(
-                    line_no, raw, "member_no",
+                    line_no,
+                    raw,
+                    "member_no",
                     f"{member_row.member_no} appears already at line {first[0]} with other values",
                 )
             continue
@@ -436,8 +451,7 @@ def _stage_rows(cursor, rows: list[tuple]) -> None:
         return
     if connection.vendor == "postgresql":
         with cursor.copy(
-            "COPY feed_stage (line_no, member_no, d, month, category, amount, cnt, raw) "
-            "FROM STDIN"
+            "COPY feed_stage (line_no, member_no, d, month, category, amount, cnt, raw) FROM STDIN"
         ) as copy:
             for row in rows:
                 copy.write_row(row)
@@ -464,8 +478,16 @@ def _import_facts(*, batch: FeedBatch, file: BinaryIO, progress: Progress | None
                 month = months[row.day] = row.day.replace(day=1)
                 tally.see_date(row.day)
             chunk.append(
-                (line_no, row.member_no, row.day.isoformat(), month.isoformat(),
-                 row.category, row.amount_fen, row.count, raw)
+                (
+                    line_no,
+                    row.member_no,
+                    row.day.isoformat(),
+                    month.isoformat(),
+                    row.category,
+                    row.amount_fen,
+                    row.count,
+                    raw,
+                )
             )
             if len(chunk) >= settings.FEED_STAGING_CHUNK_ROWS:
                 _stage_rows(cursor, chunk)
@@ -527,4 +549,272 @@ def feed_arrival_check(*, business_date) -> dict:
         if not batches.exists():
             missing.append(str(kind))
     counts["missing"] = missing
+    return counts
+
+
+# --- tiers -------------------------------------------------------------------------------------
+
+
+class TierRuleError(Exception):
+    """A tier action that the rules do not allow; the message says why and what to do."""
+
+
+def _temp_drop(cursor, name: str) -> None:
+    cursor.execute(f"DROP TABLE IF EXISTS {name}")
+
+
+def tier_recompute(
+    *, business_date, job_run=None, id_range: tuple[int, int] | None = None
+) -> dict[str, int]:
+    """Grade every member (or an id range) under the active scheme for `business_date`:
+    upgrade at the first qualifying basis, downgrade only after the protection months,
+    credit risk to the lowest tier, approved overrides in force. A few set-based statements;
+    idempotent for the date (a second run finds nothing to change)."""
+    from django.utils import timezone
+
+    from .models import TierOverride
+    from .tiers import COUNT_NAMES, COUNTS_SQL, TierPlan, apply_sql, evaluation_sql
+
+    plan = TierPlan.active(business_date)
+    with transaction.atomic(), connection.cursor() as cursor:
+        expired = TierOverride.objects.filter(status="ACTIVE", expires_on__lt=business_date)
+        if id_range is not None:
+            expired = expired.filter(member_id__range=id_range)
+        expired.update(status="EXPIRED")
+        _temp_drop(cursor, "tier_eval")
+        cursor.execute(evaluation_sql(plan, id_range=id_range))
+        cursor.execute(COUNTS_SQL)
+        counts = dict(zip(COUNT_NAMES, (int(v or 0) for v in cursor.fetchone()), strict=True))
+        params = {
+            "job_run": job_run.pk if job_run is not None else None,
+            "now": connection.ops.adapt_datetimefield_value(timezone.now()),
+        }
+        for statement in apply_sql(plan):
+            cursor.execute(statement, params)
+        _temp_drop(cursor, "tier_eval")
+    return counts
+
+
+def tier_simulate(*, scheme, business_date) -> dict:
+    """How the population would be graded by `scheme` (usually a draft) for the business
+    date, against the tiers members hold now. Changes nothing."""
+    from .tiers import TierPlan, evaluation_sql
+
+    plan = TierPlan.for_scheme(scheme, business_date)
+    with transaction.atomic(), connection.cursor() as cursor:
+        _temp_drop(cursor, "tier_eval")
+        cursor.execute(evaluation_sql(plan))
+        cursor.execute(
+            "SELECT e.old_tier_id, e.new_computed_id, COUNT(*) FROM tier_eval e "
+            "GROUP BY e.old_tier_id, e.new_computed_id"
+        )
+        rows = cursor.fetchall()
+        _temp_drop(cursor, "tier_eval")
+        transaction.set_rollback(True)
+    from .models import Tier
+
+    names = {tier.pk: tier.code for tier in Tier.objects.all()}
+    matrix: dict[str, dict[str, int]] = {}
+    distribution = {tier.code: 0 for tier in plan.tiers}
+    for old_id, new_id, count in rows:
+        old = names.get(old_id, "—")
+        new = names[new_id]
+        matrix.setdefault(old, {})[new] = matrix.get(old, {}).get(new, 0) + count
+        distribution[new] += count
+    return {"scheme": scheme.code, "distribution": distribution, "matrix": matrix}
+
+
+def tier_override_request(*, member, tier, reason: str, expires_on, actor):
+    """An account manager asks for a manual tier (with reason and expiry); nothing changes
+    until a branch manager approves it."""
+    from .models import TierOverride
+    from .tiers import TierPlan
+
+    from portal.permissions import user_can
+
+    from .selectors import member_scope
+
+    if not user_can(actor, "members.request_tier_override") or not (
+        member_scope(user=actor).filter(pk=member.pk).exists()
+    ):
+        raise TierRuleError("Only the customer's account manager can ask for a manual tier.")
+    if not reason.strip():
+        raise TierRuleError("A reason is required for a manual tier.")
+    if expires_on <= today_in_shanghai():
+        raise TierRuleError("The expiry date must be in the future.")
+    if tier.scheme_id != TierPlan.active(today_in_shanghai()).scheme.pk:
+        raise TierRuleError("The tier must belong to the active tier scheme.")
+    with transaction.atomic():
+        override = TierOverride.objects.create(
+            member=member, tier=tier, reason=reason, expires_on=expires_on, requested_by=actor
+        )
+        audit_record(
+            actor=actor,
+            action="tier_override.request",
+            obj=override,
+            changes={"tier": tier.code, "expires_on": expires_on.isoformat()},
+            reason=reason,
+        )
+    return override
+
+
+def tier_override_decide(*, override, approve: bool, actor, comment: str = ""):
+    """A branch manager other than the requester approves (the tier applies at once, with a
+    TierChange) or rejects the override."""
+    from django.utils import timezone
+
+    from portal.permissions import user_can
+
+    from .choices import OverrideStatus, TierChangeCause
+    from .models import TierChange, TierOverride
+    from .selectors import member_scope
+
+    with transaction.atomic():
+        override = TierOverride.objects.select_for_update().get(pk=override.pk)
+        if override.status != OverrideStatus.PENDING:
+            raise TierRuleError(f"This request is already {override.get_status_display()}.")
+        if override.requested_by_id == actor.pk:
+            raise TierRuleError("You cannot approve or reject your own request.")
+        if not user_can(actor, "members.approve_tier_override") or not (
+            member_scope(user=actor).filter(pk=override.member_id).exists()
+        ):
+            raise TierRuleError("Only a branch manager of the customer's branch can decide.")
+        override.status = OverrideStatus.ACTIVE if approve else OverrideStatus.REJECTED
+        override.decided_by, override.decided_at = actor, timezone.now()
+        override.decision_comment = comment
+        if approve:
+            TierOverride.objects.filter(
+                member=override.member, status=OverrideStatus.ACTIVE
+            ).update(status=OverrideStatus.EXPIRED)
+        override.save()
+        if approve:
+            member = Member.objects.select_for_update().get(pk=override.member_id)
+            if member.tier_id != override.tier_id:
+                TierChange.objects.create(
+                    member=member,
+                    from_tier_id=member.tier_id,
+                    to_tier=override.tier,
+                    cause=TierChangeCause.OVERRIDE,
+                    business_date=today_in_shanghai(),
+                    basis=member.tier_basis,
+                    months_below=member.tier_months_below,
+                )
+                member.tier = override.tier
+                member.tier_since = today_in_shanghai()
+                member.save(update_fields=["tier", "tier_since", "updated_at"])
+        audit_record(
+            actor=actor,
+            action="tier_override.approve" if approve else "tier_override.reject",
+            obj=override,
+            reason=comment,
+        )
+    return override
+
+
+# --- lifecycle stages ----------------------------------------------------------------------------
+
+LIFECYCLE_DEFAULTS = {
+    "churned_after_days": 365,
+    "dormant_after_days": 90,
+    "reactivated_activity_days": 30,
+    "reactivated_keep_days": 30,
+    "at_risk_after_days": 30,
+    "at_risk_mada_drop_percent": 50,
+    "at_risk_mada_floor_fen": 1_000_000,
+    "new_for_days": 30,
+}
+
+
+def lifecycle_recompute(*, business_date, id_range: tuple[int, int] | None = None) -> dict:
+    """Set every member's lifecycle stage for `business_date` by the first rule of API.md's
+    table that applies (CHURNED, DORMANT, REACTIVATED, AT_RISK, NEW, ACTIVE). One UPDATE over
+    the population, writing only members whose stage changes; idempotent for the date."""
+    from datetime import datetime, time, timedelta
+
+    from django.conf import settings
+
+    from .feeds import SHANGHAI
+    from .tiers import add_months, basis_month_for, days_in
+
+    rules = {**LIFECYCLE_DEFAULTS, **getattr(settings, "LIFECYCLE_RULES", {})}
+    day = business_date
+
+    def on_or_before(days: int) -> str:
+        """last_active is at least `days` before the business date."""
+        return (day - timedelta(days=days)).isoformat()
+
+    def registered_before(days: int):
+        start = datetime.combine(day - timedelta(days=days - 1), time.min, tzinfo=SHANGHAI)
+        return connection.ops.adapt_datetimefield_value(start)
+
+    def inactive_for(days: int) -> str:
+        # last_active = last activity date, or the registration date when there is none
+        return (
+            f"((m.last_active_on IS NOT NULL AND m.last_active_on <= '{on_or_before(days)}') "
+            f"OR (m.last_active_on IS NULL AND m.registered_at < %(reg_{days})s))"
+        )
+
+    latest, previous = basis_month_for(day), add_months(basis_month_for(day), -1)
+    mada_latest = f"(2 * s1.financial_day_sum_fen + {days_in(latest)}) / {2 * days_in(latest)}"
+    mada_previous = (
+        f"(2 * s0.financial_day_sum_fen + {days_in(previous)}) / {2 * days_in(previous)}"
+    )
+    drop = rules["at_risk_mada_drop_percent"]
+    mada_fell = (
+        f"(s0.member_id IS NOT NULL AND {mada_previous} >= {rules['at_risk_mada_floor_fen']} "
+        f"AND 100 * COALESCE({mada_latest}, 0) <= {100 - drop} * {mada_previous})"
+    )
+    recent = rules["reactivated_activity_days"]
+    active_recently = (
+        f"(m.last_active_on IS NOT NULL AND m.last_active_on > '{on_or_before(recent)}')"
+    )
+    keep_until = on_or_before(rules["reactivated_keep_days"])
+    stage = f"""CASE
+        WHEN m.status = 'CLOSED' OR {inactive_for(rules["churned_after_days"])} THEN 'CHURNED'
+        WHEN {inactive_for(rules["dormant_after_days"])} THEN 'DORMANT'
+        WHEN m.lifecycle_stage IN ('DORMANT', 'CHURNED') AND {active_recently} THEN 'REACTIVATED'
+        WHEN m.lifecycle_stage = 'REACTIVATED' AND m.stage_since > '{keep_until}' THEN 'REACTIVATED'
+        WHEN {inactive_for(rules["at_risk_after_days"])} OR {mada_fell} THEN 'AT_RISK'
+        WHEN m.registered_at >= %(reg_new)s THEN 'NEW'
+        ELSE 'ACTIVE' END"""
+    params = {
+        f"reg_{days}": registered_before(days)
+        for days in (
+            rules["churned_after_days"],
+            rules["dormant_after_days"],
+            rules["at_risk_after_days"],
+        )
+    }
+    params["reg_new"] = registered_before(rules["new_for_days"])
+    range_filter = ""
+    if id_range is not None:
+        range_filter = f"AND m.id BETWEEN {int(id_range[0])} AND {int(id_range[1])}"
+    with transaction.atomic(), connection.cursor() as cursor:
+        _temp_drop(cursor, "stage_eval")
+        cursor.execute(
+            f"""
+CREATE TEMP TABLE stage_eval AS
+SELECT m.id AS member_id, m.lifecycle_stage AS old_stage, {stage} AS new_stage
+FROM members_member m
+LEFT JOIN members_membermonthlystat s1 ON s1.member_id = m.id AND s1.month = '{latest}'
+LEFT JOIN members_membermonthlystat s0 ON s0.member_id = m.id AND s0.month = '{previous}'
+WHERE 1 = 1 {range_filter}
+""",
+            params,
+        )
+        cursor.execute(
+            "SELECT new_stage, COUNT(*), SUM(CASE WHEN new_stage <> old_stage THEN 1 ELSE 0 END) "
+            "FROM stage_eval GROUP BY new_stage"
+        )
+        rows = cursor.fetchall()
+        cursor.execute(
+            f"""
+UPDATE members_member SET lifecycle_stage = e.new_stage, stage_since = '{day.isoformat()}'
+FROM stage_eval e
+WHERE members_member.id = e.member_id AND e.new_stage <> e.old_stage
+"""
+        )
+        _temp_drop(cursor, "stage_eval")
+    counts = {"evaluated": sum(r[1] for r in rows), "changed": sum(int(r[2] or 0) for r in rows)}
+    counts.update({str(r[0]).lower(): r[1] for r in rows})
     return counts

@@ -21,7 +21,7 @@ from rest_framework.authtoken.models import Token
 
 from members.choices import FeedKind
 from members.feeds import SHANGHAI
-from members.services import feed_import
+from members.services import feed_import, tier_recompute
 
 from .choices import BranchLevel, Role
 from .models import Branch, Department, User
@@ -68,9 +68,24 @@ STAFF = [
 ]
 HEAD_OFFICE_ROLES = {Role.PRODUCT_OPERATOR, Role.BUDGET_APPROVER, Role.RISK_AUDITOR}
 
-SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾萧田董潘袁蔡蒋余于杜叶程魏苏吕丁任沈姚卢"
-GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华玉兰萍红梅鑫波斌宇浩凯晨欣怡佳琪雪婷俊峰辉宁"
-PHONE_PREFIXES = ["138", "139", "136", "135", "158", "159", "186", "187", "188", "131", "177", "199"]
+SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾萧田董潘袁蔡蒋余于杜叶程魏苏吕丁任沈姚卢"  # noqa: E501
+GIVEN = (
+    "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华玉兰萍红梅鑫波斌宇浩凯晨欣怡佳琪雪婷俊峰辉宁"
+)
+PHONE_PREFIXES = [
+    "138",
+    "139",
+    "136",
+    "135",
+    "158",
+    "159",
+    "186",
+    "187",
+    "188",
+    "131",
+    "177",
+    "199",
+]
 REGION_CODES = ["110105", "110108", "310115", "310106", "440304", "440305", "320102", "330106"]
 ID_WEIGHTS = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
 ID_CHECK = "10X98765432"
@@ -188,7 +203,7 @@ def _members_csv(rng: random.Random, count: int, as_of: date) -> tuple[bytes, li
                 holdings[category] = weight * rng.uniform(0.5, 1.5)
         dormant_since = None
         if rng.random() < 0.12:
-            dormant_since = as_of - timedelta(days=rng.randrange(35, 400))
+            dormant_since = as_of - timedelta(days=rng.randrange(35, 200))
         person = DemoMember(
             member_no=member_no,
             wealth=wealth,
@@ -200,9 +215,9 @@ def _members_csv(rng: random.Random, count: int, as_of: date) -> tuple[bytes, li
         if registered >= as_of - timedelta(days=28):
             person.wealth = rng.uniform(0, 20_000)
         if rng.random() < 0.08:  # a big deposit in the period: upgrade candidates
-            person.events[_months_back(as_of, rng.randrange(0, 3)) + timedelta(days=rng.randrange(28))] = (
-                rng.uniform(30_000, 600_000)
-            )
+            person.events[
+                _months_back(as_of, rng.randrange(0, 3)) + timedelta(days=rng.randrange(28))
+            ] = rng.uniform(30_000, 600_000)
         people.append(person)
     return out.getvalue().encode("utf-8"), people
 
@@ -229,7 +244,9 @@ def _day_files(
                 assets.write(f"{person.member_no},{iso},{category},{balance:.2f}\n")
         if rng.random() < person.spend_rate:
             count = rng.randint(1, 4)
-            consumption.write(f"{person.member_no},{iso},{rng.uniform(20, 800) * count:.2f},{count}\n")
+            consumption.write(
+                f"{person.member_no},{iso},{rng.uniform(20, 800) * count:.2f},{count}\n"
+            )
     return assets.getvalue().encode("utf-8"), consumption.getvalue().encode("utf-8")
 
 
@@ -271,4 +288,11 @@ def seed_demo_bank(
         if day.day == calendar.monthrange(day.year, day.month)[1] or day + timedelta(1) == as_of:
             say(f"feeds: up to {day.isoformat()}, {total_rows:,} rows")
         day += timedelta(days=1)
+    # Grade the bank as if it had run every month of the feed window, so that tier history,
+    # upgrades and downgrade protection are there to see on day one.
+    month = _months_back(as_of, months - 1)
+    while month <= as_of:
+        graded = tier_recompute(business_date=month + timedelta(days=1))
+        say(f"tiers as of {month + timedelta(days=1)}: {graded['changed']:,} changes")
+        month = _months_back(month, -1)
     return {"staff": staff, "members": members, "feed_rows": total_rows, "first_day": start}

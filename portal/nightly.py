@@ -39,8 +39,51 @@ def _feed_check(business_date: date) -> StepResult:
     return counts, warning
 
 
+def member_id_ranges(chunks: int) -> list[tuple[int, int] | None]:
+    """Split the member id space into `chunks` contiguous ranges (None = everyone)."""
+    from django.db.models import Max, Min
+
+    from members.models import Member
+
+    if chunks <= 1:
+        return [None]
+    bounds = Member.objects.aggregate(lo=Min("id"), hi=Max("id"))
+    if bounds["lo"] is None:
+        return [None]
+    lo, hi = bounds["lo"], bounds["hi"]
+    size = max(1, (hi - lo + chunks) // chunks)
+    return [(start, min(start + size - 1, hi)) for start in range(lo, hi + 1, size)]
+
+
+def _sum_counts(parts: list[dict]) -> dict:
+    total: dict = {}
+    for part in parts:
+        for key, value in part.items():
+            total[key] = total.get(key, 0) + value
+    return total
+
+
+def _tier_recompute(business_date: date) -> StepResult:
+    from django.conf import settings
+
+    from members.services import tier_recompute
+
+    ranges = member_id_ranges(getattr(settings, "TIER_RECOMPUTE_CHUNKS", 1))
+    counts = _sum_counts([tier_recompute(business_date=business_date, id_range=r) for r in ranges])
+    counts["chunks"] = len(ranges)
+    return counts, ""
+
+
+def _lifecycle_recompute(business_date: date) -> StepResult:
+    from members.services import lifecycle_recompute
+
+    return lifecycle_recompute(business_date=business_date), ""
+
+
 NIGHTLY_STEPS: list[NightlyStep] = [
     NightlyStep("feed_check", "Feed arrival check", _feed_check),
+    NightlyStep("tier_recompute", "Tier recompute", _tier_recompute),
+    NightlyStep("lifecycle_recompute", "Lifecycle stages", _lifecycle_recompute),
 ]
 
 

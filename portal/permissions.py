@@ -34,6 +34,10 @@ PERMISSION_MATRIX: dict[str, frozenset[Role]] = {
     "members.reveal_personal_data": frozenset({AM, BM, RA}),
     "members.view_member_centre": frozenset({AM, BM, PO, RA, AD, SYS}),
     "members.export_members": frozenset({BM, PO, RA}),
+    "members.request_tier_override": frozenset({AM, BM}),
+    "members.approve_tier_override": frozenset({BM}),
+    "members.view_tier_schemes": frozenset({PO, BA, RA, AD, BM}),
+    "members.simulate_tier_scheme": frozenset({PO, AD}),
     # Feeds from the data warehouse
     "members.view_feeds": frozenset({PO, RA, AD}),
     "members.import_feed": frozenset({PO, AD}),

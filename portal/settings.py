@@ -93,10 +93,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets the demo server read while a command writes; a generous timeout avoids
     # "database is locked" while seed_demo or import_feed holds the write lock.
     DATABASES["default"].setdefault("OPTIONS", {}).update(
-        {"timeout": 30, "init_command": (
+        {
+            "timeout": 30,
+            "init_command": (
                 "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
                 "PRAGMA temp_store=MEMORY; PRAGMA cache_size=-131072;"
-            ),}
+            ),
+        }
     )
 elif env.bool("DB_POOL", default=False):
     # psycopg 3's own pool; never together with persistent connections (CONN_MAX_AGE).
@@ -190,6 +193,13 @@ def _beat_schedule():
 
 
 CELERY_BEAT_SCHEDULE = _beat_schedule()
+
+# --- Nightly chain -----------------------------------------------------------------------
+#: Split the tier and lifecycle recompute into this many member-id ranges (each one
+#: set-based statement set); more chunks = smaller transactions.
+TIER_RECOMPUTE_CHUNKS = env.int("TIER_RECOMPUTE_CHUNKS", default=1)
+#: Lifecycle thresholds (API.md defaults in members.services.LIFECYCLE_DEFAULTS).
+LIFECYCLE_RULES: dict = {}
 
 # --- Feeds ------------------------------------------------------------------------------
 FEED_STAGING_CHUNK_ROWS = env.int("FEED_STAGING_CHUNK_ROWS", default=20_000)

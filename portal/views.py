@@ -16,9 +16,10 @@ def home(request):
     """The landing page after login: the user's customers at a glance."""
     members = member_scope(user=request.user)
     by_stage = dict(
-        members.order_by().values_list("lifecycle_stage").annotate(n=Count("id")).values_list(
-            "lifecycle_stage", "n"
-        )
+        members.order_by()
+        .values_list("lifecycle_stage")
+        .annotate(n=Count("id"))
+        .values_list("lifecycle_stage", "n")
     )
     recent_jobs = list(jobrun_list()[:5]) if request.user.has_perm("portal.view_jobruns") else []
     stages = [(value, label, by_stage.get(value, 0)) for value, label in LifecycleStage.choices]

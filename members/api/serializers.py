@@ -34,7 +34,9 @@ class MemberListSerializer(serializers.ModelSerializer):
         ]
 
     def get_tier(self, member: Member) -> dict | None:
-        return None
+        if member.tier is None:
+            return None
+        return {"code": member.tier.code, "name": member.tier.name, "rank": member.tier.rank}
 
 
 class MemberCentreSerializer(serializers.Serializer):

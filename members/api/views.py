@@ -22,6 +22,7 @@ class MemberListView(generics.ListAPIView):
 
     @extend_schema(
         parameters=[
+            OpenApiParameter("tier", str, description="Tier code, e.g. GOLD"),
             OpenApiParameter("stage", str, enum=LifecycleStage.values),
             OpenApiParameter("status", str, enum=MemberStatus.values),
             OpenApiParameter("branch", str, description="Branch code (includes sub-branches)"),
@@ -40,6 +41,7 @@ class MemberListView(generics.ListAPIView):
                 stage=params.get("stage", ""),
                 status=params.get("status", ""),
                 branch=params.get("branch", ""),
+                tier=params.get("tier", ""),
             ),
         )
 
@@ -54,4 +56,3 @@ class MemberCentreView(APIView):
     def get(self, request, member_no: str):
         member = member_get(user=request.user, member_no=member_no)
         return Response(MemberCentreSerializer(member_centre(member=member)).data)
-
