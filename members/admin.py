@@ -1,12 +1,27 @@
 """Admin for members and feeds. Personal data is never shown unmasked here."""
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import redirect
 from django.utils.translation import gettext_lazy as _
+from unfold.admin import TabularInline
 
-from portal.admin_base import MatrixModelAdmin
+from portal.admin_base import MatrixInlineMixin, MatrixModelAdmin
+from portal.permissions import user_can
 
-from .models import FeedBatch, FeedRejection, Member
+from .choices import SchemeStatus
+from .models import (
+    FeedBatch,
+    FeedRejection,
+    Member,
+    PointsIndicator,
+    Tier,
+    TierChange,
+    TierOverride,
+    TierScheme,
+)
 from .selectors import member_scope
+from .services import TierRuleError, tier_scheme_decide_activation, tier_scheme_request_activation
 
 
 @admin.register(Member)
@@ -93,3 +108,111 @@ class FeedRejectionAdmin(MatrixModelAdmin):
     @admin.display(description=_("row as received"))
     def row_masked(self, rejection: FeedRejection) -> str:
         return rejection.masked_raw()
+
+
+class TierInline(MatrixInlineMixin, TabularInline):
+    model = Tier
+    extra = 0
+    view_action = "members.view_tier_schemes"
+    change_action = "members.configure_tier_schemes"
+
+    def is_editable(self, obj) -> bool:
+        return obj.status == SchemeStatus.DRAFT
+
+    fields = ["code", "name", "name_en", "rank", "threshold"]
+
+
+class PointsIndicatorInline(MatrixInlineMixin, TabularInline):
+    model = PointsIndicator
+    extra = 0
+    view_action = "members.view_tier_schemes"
+    change_action = "members.configure_tier_schemes"
+
+    def is_editable(self, obj) -> bool:
+        return obj.status == SchemeStatus.DRAFT
+
+    fields = ["kind", "category", "points", "per_unit", "cap"]
+
+
+@admin.register(TierScheme)
+class TierSchemeAdmin(MatrixModelAdmin):
+    """Tier schemes: drafts are edited here, simulated, then proposed for activation; the
+    active scheme is read-only (change it through a new draft)."""
+
+    view_action = "members.view_tier_schemes"
+    change_action = "members.configure_tier_schemes"
+    list_display = ["code", "name", "method", "status", "window_months", "downgrade_after_months"]
+    list_filter = ["method", "status"]
+    readonly_fields = ["status", "activated_at"]
+    inlines = [TierInline, PointsIndicatorInline]
+    actions = ["simulate", "request_activation", "approve_activation", "reject_activation"]
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        if obj is not None and obj.status != SchemeStatus.DRAFT:
+            return False
+        return super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.action(description=_("Simulate against the current population"))
+    def simulate(self, request, queryset):
+        scheme = queryset.first()
+        return redirect("members:scheme-simulate", pk=scheme.pk)
+
+    def _decide(self, request, queryset, service, success: str, **kwargs) -> None:
+        for scheme in queryset:
+            try:
+                service(scheme=scheme, actor=request.user, **kwargs)
+            except TierRuleError as exc:
+                self.message_user(request, f"{scheme.code}: {exc}", messages.ERROR)
+            else:
+                self.message_user(request, f"{scheme.code}: {success}", messages.SUCCESS)
+
+    @admin.action(description=_("Propose for activation"))
+    def request_activation(self, request, queryset):
+        if not user_can(request.user, "members.configure_tier_schemes"):
+            raise PermissionDenied
+        self._decide(
+            request, queryset, tier_scheme_request_activation, _("proposed; a colleague decides")
+        )
+
+    @admin.action(description=_("Approve activation"))
+    def approve_activation(self, request, queryset):
+        if not user_can(request.user, "members.approve_tier_scheme"):
+            raise PermissionDenied
+        self._decide(request, queryset, tier_scheme_decide_activation, _("activated"), approve=True)
+
+    @admin.action(description=_("Reject activation"))
+    def reject_activation(self, request, queryset):
+        if not user_can(request.user, "members.approve_tier_scheme"):
+            raise PermissionDenied
+        self._decide(
+            request, queryset, tier_scheme_decide_activation, _("back to draft"), approve=False
+        )
+
+
+@admin.register(TierChange)
+class TierChangeAdmin(MatrixModelAdmin):
+    view_action = "members.view_tier_schemes"
+    list_display = ["member", "from_tier", "to_tier", "cause", "business_date", "basis"]
+    list_filter = ["cause", "business_date"]
+    list_select_related = ["member", "from_tier", "to_tier"]
+    search_fields = ["member__member_no"]
+    show_full_result_count = False
+    readonly_fields = [f.name for f in TierChange._meta.fields]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).filter(member__in=member_scope(user=request.user))
+
+
+@admin.register(TierOverride)
+class TierOverrideAdmin(MatrixModelAdmin):
+    view_action = "members.view_tier_schemes"
+    list_display = ["member", "tier", "status", "expires_on", "requested_by", "decided_by"]
+    list_filter = ["status"]
+    list_select_related = ["member", "tier", "requested_by", "decided_by"]
+    readonly_fields = [f.name for f in TierOverride._meta.fields]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).filter(member__in=member_scope(user=request.user))

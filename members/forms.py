@@ -29,3 +29,22 @@ class MemberFilterForm(forms.Form):
             (tier.code, tier.name)
             for tier in Tier.objects.filter(scheme__status="ACTIVE").order_by("rank")
         ]
+
+
+class TierOverrideForm(forms.Form):
+    tier = forms.ModelChoiceField(label=_("Tier"), queryset=None)
+    reason = forms.CharField(label=_("Reason"), max_length=255)
+    expires_on = forms.DateField(
+        label=_("Expires on"), widget=forms.DateInput(attrs={"type": "date"})
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        from .models import Tier
+
+        self.fields["tier"].queryset = Tier.objects.filter(scheme__status="ACTIVE").order_by("rank")
+
+
+class DecisionForm(forms.Form):
+    approve = forms.BooleanField(required=False)
+    comment = forms.CharField(label=_("Comment"), max_length=255, required=False)

@@ -146,3 +146,43 @@ def member_centre(*, member: Member) -> dict:
         "tasks": [],
         "grants": [],
     }
+
+
+def member_tier_explanation(*, member: Member):
+    """The engine's explanation of the member's tier for the latest business date graded."""
+    from portal.models import JobRun
+
+    from .feeds import today_in_shanghai
+    from .tiers import TierPlan, tier_explain
+
+    last = (
+        JobRun.objects.filter(kind="tier_recompute", status__in=["SUCCEEDED", "WARNING"])
+        .order_by("-business_date")
+        .values_list("business_date", flat=True)
+        .first()
+    )
+    try:
+        plan = TierPlan.active(last or today_in_shanghai())
+    except LookupError:
+        return None
+    return tier_explain(member=member, plan=plan)
+
+
+def member_tier_history(*, member: Member, limit: int = 24):
+    return list(
+        member.tier_changes.select_related("from_tier", "to_tier").order_by(
+            "-business_date", "-id"
+        )[:limit]
+    )
+
+
+def member_tier_overrides(*, member: Member):
+    return list(
+        member.tier_overrides.select_related("tier", "requested_by", "decided_by").order_by(
+            "-requested_at"
+        )[:10]
+    )
+
+
+def override_tier_choices():
+    return list(Tier.objects.filter(scheme__status="ACTIVE").order_by("rank"))

@@ -613,10 +613,12 @@ def tier_simulate(*, scheme, business_date) -> dict:
         transaction.set_rollback(True)
     from .models import Tier
 
-    names = {tier.pk: tier.code for tier in Tier.objects.all()}
+    tiers = {tier.pk: tier for tier in Tier.objects.all()}
+    names = {pk: tier.code for pk, tier in tiers.items()}
     matrix: dict[str, dict[str, int]] = {}
     distribution = {tier.code: 0 for tier in plan.tiers}
-    for old_id, new_id, count in rows:
+    by_rank = sorted(rows, key=lambda row: tiers[row[0]].rank if row[0] in tiers else -1)
+    for old_id, new_id, count in by_rank:
         old = names.get(old_id, "—")
         new = names[new_id]
         matrix.setdefault(old, {})[new] = matrix.get(old, {}).get(new, 0) + count
@@ -627,12 +629,11 @@ def tier_simulate(*, scheme, business_date) -> dict:
 def tier_override_request(*, member, tier, reason: str, expires_on, actor):
     """An account manager asks for a manual tier (with reason and expiry); nothing changes
     until a branch manager approves it."""
-    from .models import TierOverride
-    from .tiers import TierPlan
-
     from portal.permissions import user_can
 
+    from .models import TierOverride
     from .selectors import member_scope
+    from .tiers import TierPlan
 
     if not user_can(actor, "members.request_tier_override") or not (
         member_scope(user=actor).filter(pk=member.pk).exists()
@@ -818,3 +819,62 @@ WHERE members_member.id = e.member_id AND e.new_stage <> e.old_stage
     counts = {"evaluated": sum(r[1] for r in rows), "changed": sum(int(r[2] or 0) for r in rows)}
     counts.update({str(r[0]).lower(): r[1] for r in rows})
     return counts
+
+
+def tier_scheme_request_activation(*, scheme, actor):
+    """A product operator proposes a draft scheme for activation; another user decides."""
+    from .choices import SchemeStatus
+    from .models import TierScheme
+
+    with transaction.atomic():
+        scheme = TierScheme.objects.select_for_update().get(pk=scheme.pk)
+        if scheme.status != SchemeStatus.DRAFT:
+            raise TierRuleError("Only a draft scheme can be proposed for activation.")
+        if not scheme.tiers.filter(threshold=0).exists():
+            raise TierRuleError("The lowest tier must start at 0 so that every member has one.")
+        scheme.status = SchemeStatus.PENDING
+        scheme.save(update_fields=["status"])
+        audit_record(actor=actor, action="tier_scheme.request_activation", obj=scheme)
+    return scheme
+
+
+def tier_scheme_decide_activation(*, scheme, approve: bool, actor, comment: str = ""):
+    """Approve (the scheme becomes the one ACTIVE scheme; members are regraded by it at the
+    next recompute, as a SCHEME_CHANGE) or reject (back to draft) a proposed activation. The
+    proposer can never decide their own proposal."""
+    from django.utils import timezone
+
+    from portal.models import AuditEntry
+
+    from .choices import SchemeStatus
+    from .models import TierScheme
+
+    with transaction.atomic():
+        scheme = TierScheme.objects.select_for_update().get(pk=scheme.pk)
+        if scheme.status != SchemeStatus.PENDING:
+            raise TierRuleError("This scheme is not waiting for a decision.")
+        proposal = (
+            AuditEntry.objects.filter(
+                action="tier_scheme.request_activation", object_id=str(scheme.pk)
+            )
+            .order_by("-at", "-id")
+            .first()
+        )
+        if proposal is not None and proposal.actor_id == actor.pk:
+            raise TierRuleError("You cannot decide your own proposal; ask a colleague.")
+        if approve:
+            TierScheme.objects.filter(status=SchemeStatus.ACTIVE).update(
+                status=SchemeStatus.RETIRED
+            )
+            scheme.status = SchemeStatus.ACTIVE
+            scheme.activated_at = timezone.now()
+        else:
+            scheme.status = SchemeStatus.DRAFT
+        scheme.save(update_fields=["status", "activated_at"])
+        audit_record(
+            actor=actor,
+            action="tier_scheme.approve" if approve else "tier_scheme.reject",
+            obj=scheme,
+            reason=comment,
+        )
+    return scheme

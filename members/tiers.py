@@ -291,6 +291,11 @@ class TierExplanation:
     def basis(self) -> int:
         return self.window_values[0]
 
+    @property
+    def month_rows(self) -> list[tuple[date, Decimal | int, list[tuple[str, int]]]]:
+        """(month, value in CNY or points, indicator breakdown) for display, newest first."""
+        return [(m.month, self.display(m.value), m.breakdown) for m in self.months]
+
 
 def _counts_for_protection(plan: TierPlan, j: int, computed_since: date | None) -> bool:
     """A basis month counts towards protection only once the member had the tier."""

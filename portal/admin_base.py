@@ -37,3 +37,30 @@ class MatrixModelAdmin(ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return self.has_change_permission(request, obj)
+
+
+class MatrixInlineMixin:
+    """Inline rights from the matrix: view with `view_action`, edit with `change_action`,
+    and only while the parent object `is_editable(obj)`."""
+
+    view_action: str = "portal.access_admin"
+    change_action: str | None = None
+
+    def is_editable(self, obj) -> bool:
+        return True
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return user_can(request.user, self.view_action)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return (
+            self.change_action is not None
+            and user_can(request.user, self.change_action)
+            and (obj is None or self.is_editable(obj))
+        )
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return self.has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return self.has_change_permission(request, obj)

@@ -38,6 +38,8 @@ PERMISSION_MATRIX: dict[str, frozenset[Role]] = {
     "members.approve_tier_override": frozenset({BM}),
     "members.view_tier_schemes": frozenset({PO, BA, RA, AD, BM}),
     "members.simulate_tier_scheme": frozenset({PO, AD}),
+    "members.configure_tier_schemes": frozenset({PO, AD}),
+    "members.approve_tier_scheme": frozenset({PO, AD}),
     # Feeds from the data warehouse
     "members.view_feeds": frozenset({PO, RA, AD}),
     "members.import_feed": frozenset({PO, AD}),
