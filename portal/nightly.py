@@ -1,7 +1,7 @@
 """The nightly chain (DESIGN.md, "Nightly pipeline"): one ordered list of steps per business
 date, each recorded as a `JobRun` and idempotent for its date.
 
-A step is a function `(business_date) -> (counts, warning message or "")`, registered in
+A step is a function `(business_date, job_run) -> (counts, warning message or "")`, registered in
 `NIGHTLY_STEPS` by its kind; later steps (tiers, lifecycle, entitlements…) are appended
 here as their apps land.
 """
@@ -14,7 +14,7 @@ from datetime import date
 
 from .choices import JobStatus
 from .models import JobRun
-from .services import jobrun_record
+from .services import jobrun_progress, jobrun_record
 
 StepResult = tuple[dict, str]
 
@@ -23,10 +23,10 @@ StepResult = tuple[dict, str]
 class NightlyStep:
     kind: str
     label: str
-    run: Callable[[date], StepResult]
+    run: Callable[[date, JobRun], StepResult]
 
 
-def _feed_check(business_date: date) -> StepResult:
+def _feed_check(business_date: date, run: JobRun) -> StepResult:
     from members.services import feed_arrival_check
 
     counts = feed_arrival_check(business_date=business_date)
@@ -63,21 +63,37 @@ def _sum_counts(parts: list[dict]) -> dict:
     return total
 
 
-def _tier_recompute(business_date: date) -> StepResult:
+def _in_chunks(run: JobRun, work: Callable[[tuple[int, int] | None], dict]) -> dict:
+    """Run `work` over the member-id ranges, reporting progress on the JobRun."""
     from django.conf import settings
 
+    ranges = member_id_ranges(getattr(settings, "TIER_RECOMPUTE_CHUNKS", 1))
+    parts = []
+    for index, id_range in enumerate(ranges, start=1):
+        parts.append(work(id_range))
+        evaluated = sum(part.get("evaluated", 0) for part in parts)
+        jobrun_progress(run=run, progress=f"chunk {index}/{len(ranges)}, {evaluated:,} members")
+    counts = _sum_counts(parts)
+    counts["chunks"] = len(ranges)
+    return counts
+
+
+def _tier_recompute(business_date: date, run: JobRun) -> StepResult:
     from members.services import tier_recompute
 
-    ranges = member_id_ranges(getattr(settings, "TIER_RECOMPUTE_CHUNKS", 1))
-    counts = _sum_counts([tier_recompute(business_date=business_date, id_range=r) for r in ranges])
-    counts["chunks"] = len(ranges)
-    return counts, ""
+    def work(id_range):
+        return tier_recompute(business_date=business_date, job_run=run, id_range=id_range)
+
+    return _in_chunks(run, work), ""
 
 
-def _lifecycle_recompute(business_date: date) -> StepResult:
+def _lifecycle_recompute(business_date: date, run: JobRun) -> StepResult:
     from members.services import lifecycle_recompute
 
-    return lifecycle_recompute(business_date=business_date), ""
+    def work(id_range):
+        return lifecycle_recompute(business_date=business_date, id_range=id_range)
+
+    return _in_chunks(run, work), ""
 
 
 NIGHTLY_STEPS: list[NightlyStep] = [
@@ -95,7 +111,7 @@ def nightly_run(
     runs = []
     for step in NIGHTLY_STEPS:
         with jobrun_record(kind=step.kind, business_date=business_date, actor=actor) as run:
-            counts, warning = step.run(business_date)
+            counts, warning = step.run(business_date, run)
             run.counts = counts
             if warning:
                 run.status = JobStatus.WARNING

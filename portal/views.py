@@ -5,6 +5,7 @@ from django.db.models import Count
 from django.shortcuts import render
 
 from members.choices import LifecycleStage
+from members.models import Tier
 from members.selectors import member_scope
 
 from .decorators import action_required
@@ -23,10 +24,25 @@ def home(request):
     )
     recent_jobs = list(jobrun_list()[:5]) if request.user.has_perm("portal.view_jobruns") else []
     stages = [(value, label, by_stage.get(value, 0)) for value, label in LifecycleStage.choices]
+    by_tier = dict(
+        members.order_by()
+        .values_list("tier_id")
+        .annotate(n=Count("id"))
+        .values_list("tier_id", "n")
+    )
+    tiers = [
+        (tier.code, tier.name, by_tier.get(tier.pk, 0))
+        for tier in Tier.objects.filter(scheme__status="ACTIVE").order_by("rank")
+    ]
     return render(
         request,
         "portal/home.html",
-        {"member_count": sum(by_stage.values()), "stages": stages, "recent_jobs": recent_jobs},
+        {
+            "member_count": sum(by_stage.values()),
+            "stages": stages,
+            "tiers": tiers,
+            "recent_jobs": recent_jobs,
+        },
     )
 
 
