@@ -14,6 +14,7 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("i18n/", include("django.conf.urls.i18n")),
     path("jobs/", views.jobrun_list_view, name="jobruns"),
+    path("jobs/<int:pk>/rerun/", views.jobrun_rerun_view, name="jobrun-rerun"),
     path("members/", include("members.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/", include("members.api.urls")),

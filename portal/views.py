@@ -1,15 +1,21 @@
 """Portal pages: home and job runs."""
 
+from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db.models import Count
-from django.shortcuts import render
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
 
 from members.choices import LifecycleStage
 from members.models import Tier
 from members.selectors import member_scope
 
 from .decorators import action_required
+from .models import JobRun
+from .permissions import user_can
 from .selectors import jobrun_list
+from .tasks import nightly_run_task
 
 
 @action_required("portal.view_home")
@@ -49,4 +55,22 @@ def home(request):
 @action_required("portal.view_jobruns")
 def jobrun_list_view(request):
     page = Paginator(jobrun_list(), 50).get_page(request.GET.get("page"))
-    return render(request, "portal/jobrun_list.html", {"page": page})
+    return render(
+        request,
+        "portal/jobrun_list.html",
+        {"page": page, "can_rerun": user_can(request.user, "portal.rerun_job")},
+    )
+
+
+@require_POST
+@action_required("portal.rerun_job")
+def jobrun_rerun_view(request, pk: int):
+    """Re-run the nightly chain for a failed run's business date (idempotent per date)."""
+    run = get_object_or_404(JobRun, pk=pk)
+    nightly_run_task.delay(run.business_date.isoformat())
+    messages.success(
+        request,
+        _("The nightly chain for %(date)s was started again; its runs appear below.")
+        % {"date": run.business_date.isoformat()},
+    )
+    return redirect("jobruns")
