@@ -579,7 +579,7 @@ def tier_recompute(
     with transaction.atomic(), connection.cursor() as cursor:
         expired = TierOverride.objects.filter(status="ACTIVE", expires_on__lt=business_date)
         if id_range is not None:
-            expired = expired.filter(member_id__range=id_range)
+            expired = expired.filter(member_id__gte=id_range[0], member_id__lte=id_range[1])
         expired.update(status="EXPIRED")
         _temp_drop(cursor, "tier_eval")
         cursor.execute(evaluation_sql(plan, id_range=id_range))

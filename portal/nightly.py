@@ -1,9 +1,12 @@
 """The nightly chain (DESIGN.md, "Nightly pipeline"): one ordered list of steps per business
 date, each recorded as a `JobRun` and idempotent for its date.
 
-A step is a function `(business_date, job_run) -> (counts, warning message or "")`, registered in
-`NIGHTLY_STEPS` by its kind; later steps (tiers, lifecycle, entitlements…) are appended
-here as their apps land.
+A step either runs whole (`run(business_date, job_run) -> (counts, warning or "")`) or, for
+the population-wide recomputes, over member-id ranges (`chunk(business_date, job_run,
+id_range) -> counts`). In-process (`run_nightly`, eager Celery) the ranges run one after the
+other; with a Celery broker they fan out as a chord whose callback closes the JobRun
+(`portal.tasks`), so more workers make a shorter night. Later steps (entitlements, expiry,
+budget alerts…) are appended to `NIGHTLY_STEPS` as their apps land.
 """
 
 from __future__ import annotations
@@ -12,18 +15,22 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 
+from django.conf import settings
+
 from .choices import JobStatus
 from .models import JobRun
 from .services import jobrun_progress, jobrun_record
 
 StepResult = tuple[dict, str]
+IdRange = tuple[int, int] | None
 
 
 @dataclass(frozen=True)
 class NightlyStep:
     kind: str
     label: str
-    run: Callable[[date, JobRun], StepResult]
+    run: Callable[[date, JobRun], StepResult] | None = None
+    chunk: Callable[[date, JobRun, IdRange], dict] | None = None
 
 
 def _feed_check(business_date: date, run: JobRun) -> StepResult:
@@ -39,12 +46,36 @@ def _feed_check(business_date: date, run: JobRun) -> StepResult:
     return counts, warning
 
 
-def member_id_ranges(chunks: int) -> list[tuple[int, int] | None]:
+def _tier_chunk(business_date: date, run: JobRun, id_range: IdRange) -> dict:
+    from members.services import tier_recompute
+
+    return tier_recompute(business_date=business_date, job_run=run, id_range=id_range)
+
+
+def _lifecycle_chunk(business_date: date, run: JobRun, id_range: IdRange) -> dict:
+    from members.services import lifecycle_recompute
+
+    return lifecycle_recompute(business_date=business_date, id_range=id_range)
+
+
+NIGHTLY_STEPS: list[NightlyStep] = [
+    NightlyStep("feed_check", "Feed arrival check", run=_feed_check),
+    NightlyStep("tier_recompute", "Tier recompute", chunk=_tier_chunk),
+    NightlyStep("lifecycle_recompute", "Lifecycle stages", chunk=_lifecycle_chunk),
+]
+
+
+def nightly_step(kind: str) -> NightlyStep:
+    return next(step for step in NIGHTLY_STEPS if step.kind == kind)
+
+
+def member_id_ranges(chunks: int | None = None) -> list[IdRange]:
     """Split the member id space into `chunks` contiguous ranges (None = everyone)."""
     from django.db.models import Max, Min
 
     from members.models import Member
 
+    chunks = chunks if chunks is not None else settings.TIER_RECOMPUTE_CHUNKS
     if chunks <= 1:
         return [None]
     bounds = Member.objects.aggregate(lo=Min("id"), hi=Max("id"))
@@ -55,7 +86,7 @@ def member_id_ranges(chunks: int) -> list[tuple[int, int] | None]:
     return [(start, min(start + size - 1, hi)) for start in range(lo, hi + 1, size)]
 
 
-def _sum_counts(parts: list[dict]) -> dict:
+def sum_counts(parts: list[dict]) -> dict:
     total: dict = {}
     for part in parts:
         for key, value in part.items():
@@ -63,55 +94,29 @@ def _sum_counts(parts: list[dict]) -> dict:
     return total
 
 
-def _in_chunks(run: JobRun, work: Callable[[tuple[int, int] | None], dict]) -> dict:
-    """Run `work` over the member-id ranges, reporting progress on the JobRun."""
-    from django.conf import settings
-
-    ranges = member_id_ranges(getattr(settings, "TIER_RECOMPUTE_CHUNKS", 1))
+def _run_in_process(step: NightlyStep, business_date: date, run: JobRun) -> StepResult:
+    if step.run is not None:
+        return step.run(business_date, run)
+    ranges = member_id_ranges()
     parts = []
     for index, id_range in enumerate(ranges, start=1):
-        parts.append(work(id_range))
+        parts.append(step.chunk(business_date, run, id_range))
         evaluated = sum(part.get("evaluated", 0) for part in parts)
         jobrun_progress(run=run, progress=f"chunk {index}/{len(ranges)}, {evaluated:,} members")
-    counts = _sum_counts(parts)
+    counts = sum_counts(parts)
     counts["chunks"] = len(ranges)
-    return counts
-
-
-def _tier_recompute(business_date: date, run: JobRun) -> StepResult:
-    from members.services import tier_recompute
-
-    def work(id_range):
-        return tier_recompute(business_date=business_date, job_run=run, id_range=id_range)
-
-    return _in_chunks(run, work), ""
-
-
-def _lifecycle_recompute(business_date: date, run: JobRun) -> StepResult:
-    from members.services import lifecycle_recompute
-
-    def work(id_range):
-        return lifecycle_recompute(business_date=business_date, id_range=id_range)
-
-    return _in_chunks(run, work), ""
-
-
-NIGHTLY_STEPS: list[NightlyStep] = [
-    NightlyStep("feed_check", "Feed arrival check", _feed_check),
-    NightlyStep("tier_recompute", "Tier recompute", _tier_recompute),
-    NightlyStep("lifecycle_recompute", "Lifecycle stages", _lifecycle_recompute),
-]
+    return counts, ""
 
 
 def nightly_run(
     *, business_date: date, actor=None, report: Callable[[JobRun], None] | None = None
 ) -> list[JobRun]:
-    """Run every step of the chain for `business_date`, in order; stop at the first failure
-    (its JobRun says what to do next). Returns the JobRuns."""
+    """Run every step of the chain for `business_date`, in order, in this process; stop at
+    the first failure (its JobRun says what to do next). Returns the JobRuns."""
     runs = []
     for step in NIGHTLY_STEPS:
         with jobrun_record(kind=step.kind, business_date=business_date, actor=actor) as run:
-            counts, warning = step.run(business_date, run)
+            counts, warning = _run_in_process(step, business_date, run)
             run.counts = counts
             if warning:
                 run.status = JobStatus.WARNING
