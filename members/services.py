@@ -525,6 +525,33 @@ def _import_facts(*, batch: FeedBatch, file: BinaryIO, progress: Progress | None
     _finish(batch, tally)
 
 
+def asset_feed_missing_days(*, month) -> list:
+    """Days of `month` that no loaded assets feed covers (a missing day counts as 0 in MADA,
+    so grading on an incomplete month would wrongly push members down)."""
+    from datetime import timedelta
+
+    from .tiers import add_months
+
+    end = add_months(month, 1)
+    covered = set()
+    for first, last in FeedBatch.objects.filter(
+        kind=FeedKind.ASSETS,
+        status=FeedStatus.LOADED,
+        first_date__lt=end,
+        last_date__gte=month,
+    ).values_list("first_date", "last_date"):
+        day = max(first, month)
+        while day <= last and day < end:
+            covered.add(day)
+            day += timedelta(days=1)
+    missing, day = [], month
+    while day < end:
+        if day not in covered:
+            missing.append(day)
+        day += timedelta(days=1)
+    return missing
+
+
 def feed_arrival_check(*, business_date) -> dict:
     """Nightly step 1: have the asset and consumption feeds for the day before the business
     date arrived? Counts rows per kind; a missing kind is reported, never fatal, so the

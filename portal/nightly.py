@@ -31,6 +31,8 @@ class NightlyStep:
     label: str
     run: Callable[[date, JobRun], StepResult] | None = None
     chunk: Callable[[date, JobRun, IdRange], dict] | None = None
+    #: for a chunked step: a check whose message makes the run a WARNING (it still runs)
+    warn: Callable[[date], str] | None = None
 
 
 def _feed_check(business_date: date, run: JobRun) -> StepResult:
@@ -52,6 +54,22 @@ def _tier_chunk(business_date: date, run: JobRun, id_range: IdRange) -> dict:
     return tier_recompute(business_date=business_date, job_run=run, id_range=id_range)
 
 
+def tier_basis_warning(business_date: date) -> str:
+    """Say when the tier basis month has days without an assets feed."""
+    from members.services import asset_feed_missing_days
+    from members.tiers import basis_month_for
+
+    month = basis_month_for(business_date)
+    missing = asset_feed_missing_days(month=month)
+    if not missing:
+        return ""
+    shown = ", ".join(day.isoformat() for day in missing[:5]) + (" …" if len(missing) > 5 else "")
+    return (
+        f"The basis month {month:%Y-%m} has no assets feed for {len(missing)} day(s) ({shown}); "
+        "those days count as 0. Import the missing files, then re-run this date."
+    )
+
+
 def _lifecycle_chunk(business_date: date, run: JobRun, id_range: IdRange) -> dict:
     from members.services import lifecycle_recompute
 
@@ -60,7 +78,7 @@ def _lifecycle_chunk(business_date: date, run: JobRun, id_range: IdRange) -> dic
 
 NIGHTLY_STEPS: list[NightlyStep] = [
     NightlyStep("feed_check", "Feed arrival check", run=_feed_check),
-    NightlyStep("tier_recompute", "Tier recompute", chunk=_tier_chunk),
+    NightlyStep("tier_recompute", "Tier recompute", chunk=_tier_chunk, warn=tier_basis_warning),
     NightlyStep("lifecycle_recompute", "Lifecycle stages", chunk=_lifecycle_chunk),
 ]
 
@@ -105,7 +123,7 @@ def _run_in_process(step: NightlyStep, business_date: date, run: JobRun) -> Step
         jobrun_progress(run=run, progress=f"chunk {index}/{len(ranges)}, {evaluated:,} members")
     counts = sum_counts(parts)
     counts["chunks"] = len(ranges)
-    return counts, ""
+    return counts, step.warn(business_date) if step.warn else ""
 
 
 def nightly_run(

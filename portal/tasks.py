@@ -103,7 +103,10 @@ def nightly_close_task(parts: list[dict], run_id: int) -> int:
     with transaction.atomic():
         run = JobRun.objects.select_for_update().get(pk=run_id)
         run.counts = {**sum_counts(parts), "chunks": len(parts)}
-        run.status = JobStatus.SUCCEEDED
+        step = nightly_step(run.kind)
+        warning = step.warn(run.business_date) if step.warn else ""
+        run.status = JobStatus.WARNING if warning else JobStatus.SUCCEEDED
+        run.message = warning
         run.progress = f"{len(parts)}/{len(parts)} chunks done"
         run.finished_at = timezone.now()
         run.save()
