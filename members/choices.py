@@ -81,6 +81,7 @@ class IndicatorKind(models.TextChoices):
     ACTIVE_DAYS = "ACTIVE_DAYS", _("Active days 活跃天数")
     PRODUCTS_HELD = "PRODUCTS_HELD", _("Products held 持有产品数")
     PAYROLL = "PAYROLL", _("Payroll credits 代发工资")
+    TENURE = "TENURE", _("Whole years as a customer 客户年限")
 
 
 class TierChangeCause(models.TextChoices):

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import calendar
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
+
+from django.db import connection
 
 from portal.money import fen_to_decimal
 
@@ -29,6 +31,7 @@ from .choices import (
     TierChangeCause,
     TierMethod,
 )
+from .feeds import SHANGHAI
 from .models import Member, MemberMonthlyStat, PointsIndicator, Tier, TierScheme
 
 
@@ -65,6 +68,8 @@ class IndicatorRule:
 
     #: money day-sums are averaged over the month's days; other measures are not.
     averaged = False
+    #: measured on the member row (m), not on the monthly stat row (s)
+    member_level = False
 
     def points_sql(self, indicator: PointsIndicator, days: int) -> str:
         divisor = indicator.per_unit * (days if self.averaged else 1)
@@ -116,6 +121,48 @@ class ProductsHeld(IndicatorRule):
         return stat.products_held
 
 
+class Tenure(IndicatorRule):
+    """Whole years since registration at the end of the month (a member-level measure)."""
+
+    member_level = True
+    MAX_YEARS = 40
+
+    @staticmethod
+    def boundaries(month: date) -> list[datetime]:
+        """Registration before boundary k means at least k whole years by the month's end."""
+        end = add_months(month, 1)
+        return [
+            datetime(end.year - k, end.month, 1, tzinfo=SHANGHAI)
+            for k in range(1, Tenure.MAX_YEARS + 1)
+        ]
+
+    def member_points_sql(self, indicator, month: date) -> str:
+        years = " + ".join(
+            f"(CASE WHEN m.registered_at < {_timestamp_literal(b)} THEN 1 ELSE 0 END)"
+            for b in self.boundaries(month)
+        )
+        expression = f"((({years}) * {indicator.points}) / {indicator.per_unit})"
+        if indicator.cap is not None:
+            expression = (
+                f"(CASE WHEN {expression} > {indicator.cap} THEN {indicator.cap} "
+                f"ELSE {expression} END)"
+            )
+        return expression
+
+    def member_points(self, indicator, member: Member, month: date) -> int:
+        years = sum(1 for b in self.boundaries(month) if member.registered_at < b)
+        value = years * indicator.points // indicator.per_unit
+        return min(value, indicator.cap) if indicator.cap is not None else value
+
+
+def _timestamp_literal(moment: datetime) -> str:
+    """A timestamp constant as the database stores DateTimeFields (UTC)."""
+    utc = moment.astimezone(UTC)
+    if connection.vendor == "sqlite":
+        return f"'{utc:%Y-%m-%d %H:%M:%S}'"
+    return f"'{utc.isoformat()}'"
+
+
 INDICATORS: dict[str, IndicatorRule] = {
     IndicatorKind.CATEGORY_BALANCE: CategoryBalance(),
     IndicatorKind.FUND_PURCHASE: ColumnMeasure("fund_purchase_fen"),
@@ -123,6 +170,7 @@ INDICATORS: dict[str, IndicatorRule] = {
     IndicatorKind.ACTIVE_DAYS: ColumnMeasure("active_days"),
     IndicatorKind.PRODUCTS_HELD: ProductsHeld(),
     IndicatorKind.PAYROLL: ColumnMeasure("payroll_fen"),
+    IndicatorKind.TENURE: Tenure(),
 }
 
 
@@ -135,8 +183,14 @@ class MethodRule:
     def month_sql(self, plan: TierPlan, month: date) -> str:
         raise NotImplementedError
 
-    def month_value(self, plan: TierPlan, stat: MemberMonthlyStat | None, month: date) -> int:
+    def month_value(
+        self, plan: TierPlan, stat: MemberMonthlyStat | None, month: date, member: Member
+    ) -> int:
         raise NotImplementedError
+
+    def member_month_sql(self, plan: TierPlan, month: date) -> str | None:
+        """Part of a month's value measured on the member row itself (None: no such part)."""
+        return None
 
     def window_sql(self, total: str, months: int) -> str:
         raise NotImplementedError
@@ -144,7 +198,7 @@ class MethodRule:
     def window_value(self, total: int, months: int) -> int:
         raise NotImplementedError
 
-    def breakdown(self, plan, stat, month) -> list[tuple[str, int]]:
+    def breakdown(self, plan, stat, month, member) -> list[tuple[str, int]]:
         return []
 
 
@@ -155,7 +209,7 @@ class MadaMethod(MethodRule):
         days = days_in(month)
         return f"(2 * s.financial_day_sum_fen + {days}) / {2 * days}"
 
-    def month_value(self, plan, stat, month):
+    def month_value(self, plan, stat, month, member):
         days = days_in(month)
         return 0 if stat is None else (2 * stat.financial_day_sum_fen + days) // (2 * days)
 
@@ -171,18 +225,34 @@ class PointsMethod(MethodRule):
 
     def month_sql(self, plan, month):
         days = days_in(month)
-        parts = [INDICATORS[i.kind].points_sql(i, days) for i in plan.indicators]
+        parts = [
+            INDICATORS[i.kind].points_sql(i, days)
+            for i in plan.indicators
+            if not INDICATORS[i.kind].member_level
+        ]
         return " + ".join(parts) if parts else "0"
 
-    def month_value(self, plan, stat, month):
-        return sum(points for _label, points in self.breakdown(plan, stat, month))
-
-    def breakdown(self, plan, stat, month):
-        days = days_in(month)
-        return [
-            (str(indicator), INDICATORS[indicator.kind].points(indicator, stat, days))
-            for indicator in plan.indicators
+    def member_month_sql(self, plan, month):
+        parts = [
+            INDICATORS[i.kind].member_points_sql(i, month)
+            for i in plan.indicators
+            if INDICATORS[i.kind].member_level
         ]
+        return " + ".join(parts) if parts else None
+
+    def month_value(self, plan, stat, month, member):
+        return sum(points for _label, points in self.breakdown(plan, stat, month, member))
+
+    def breakdown(self, plan, stat, month, member):
+        days = days_in(month)
+        rows = []
+        for indicator in plan.indicators:
+            rule = INDICATORS[indicator.kind]
+            if rule.member_level:
+                rows.append((str(indicator), rule.member_points(indicator, member, month)))
+            else:
+                rows.append((str(indicator), rule.points(indicator, stat, days)))
+        return rows
 
     def window_sql(self, total, months):
         return total if months == 1 else f"(({total}) / {months})"
@@ -313,8 +383,8 @@ def tier_explain(*, member: Member, plan: TierPlan) -> TierExplanation:
     months = [
         MonthBasis(
             month=month,
-            value=method.month_value(plan, stats.get(month), month),
-            breakdown=method.breakdown(plan, stats.get(month), month),
+            value=method.month_value(plan, stats.get(month), month, member),
+            breakdown=method.breakdown(plan, stats.get(month), month, member),
         )
         for month in plan.months
     ]
@@ -399,9 +469,14 @@ def evaluation_sql(plan: TierPlan, *, id_range: tuple[int, int] | None = None) -
         f"ELSE 0 END) AS x{i}"
         for i, month in enumerate(months)
     )
+
+    def month_total(i: int) -> str:
+        member_part = method.member_month_sql(plan, months[i])
+        return f"COALESCE(x.x{i}, 0)" + (f" + {member_part}" if member_part else "")
+
     windows = ",\n        ".join(
         method.window_sql(
-            " + ".join(f"COALESCE(x.x{i}, 0)" for i in range(j, j + plan.window)), plan.window
+            " + ".join(month_total(i) for i in range(j, j + plan.window)), plan.window
         )
         + f" AS v{j}"
         for j in range(plan.protection_months)
