@@ -144,8 +144,33 @@ def member_centre(*, member: Member) -> dict:
         "lifecycle_stage": member.lifecycle_stage,
         "points_balance": member.points_balance,
         "tasks": [],
-        "grants": [],
+        "grants": member_grants(member=member),
     }
+
+
+def member_grants(*, member: Member) -> list[dict]:
+    """The member's benefits: redeemable ones, and those used or closed in the last 90 days."""
+    from datetime import timedelta
+
+    from benefits.models import BenefitGrant
+
+    from .feeds import today_in_shanghai
+
+    since = today_in_shanghai() - timedelta(days=90)
+    grants = (
+        BenefitGrant.objects.filter(member=member, expires_on__gte=since)
+        .select_related("benefit")
+        .order_by("expires_on", "id")
+    )
+    return [
+        {
+            "id": grant.pk,
+            "benefit": grant.benefit.code,
+            "status": grant.status,
+            "expires_at": grant.expires_on,
+        }
+        for grant in grants
+    ]
 
 
 def member_tier_explanation(*, member: Member):

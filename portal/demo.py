@@ -121,11 +121,10 @@ class DemoMember:
 
 
 def _months_back(as_of: date, months: int) -> date:
-    year, month = as_of.year, as_of.month - months
-    while month <= 0:
-        month += 12
-        year -= 1
-    return date(year, month, 1)
+    """First day of the month `months` before `as_of`'s month (negative: after)."""
+    from members.tiers import add_months
+
+    return add_months(as_of.replace(day=1), -months)
 
 
 def _draw_wealth(rng: random.Random) -> float:
@@ -288,6 +287,8 @@ def seed_demo_bank(
         if day.day == calendar.monthrange(day.year, day.month)[1] or day + timedelta(1) == as_of:
             say(f"feeds: up to {day.isoformat()}, {total_rows:,} rows")
         day += timedelta(days=1)
+    demo_benefits(as_of=as_of)
+    say("benefits: catalogue, tier entitlements and budgets")
     # Grade the bank as if it had run every month of the feed window, so that tier history,
     # upgrades and downgrade protection are there to see on day one.
     month = _months_back(as_of, months - 1)
@@ -296,3 +297,105 @@ def seed_demo_bank(
         say(f"tiers as of {month + timedelta(days=1)}: {graded['changed']:,} changes")
         month = _months_back(month, -1)
     return {"staff": staff, "members": members, "feed_rows": total_rows, "first_day": start}
+
+
+# code, zh-Hans, en, category, provider, unit cost (fen), validity days
+BENEFITS = [
+    (
+        "TRANSFER_FEE",
+        "跨行转账免手续费",
+        "Free interbank transfer",
+        "FEE_WAIVER",
+        "本行",
+        200,
+        None,
+    ),
+    ("CASHBACK_10", "消费返现10元", "10 CNY cashback", "CASHBACK", "银联", 1_000, 30),
+    ("DINING_HALF", "精选餐厅5折", "Half-price dining", "DINING", "美团", 4_000, None),
+    ("LOUNGE", "机场贵宾厅", "Airport lounge", "LOUNGE", "龙腾出行", 15_000, None),
+    ("HEALTH_CHECK", "年度体检", "Annual health check", "HEALTH", "美年大健康", 30_000, None),
+    ("AIRPORT_CAR", "机场接送", "Airport transfer", "TRAVEL", "首汽约车", 20_000, None),
+    ("BIRTHDAY_GIFT", "生日礼品", "Birthday gift", "GIFT", "本行", 5_000, None),
+]
+# tier code -> [(benefit code, quantity, period)]
+ENTITLEMENTS = {
+    "STANDARD": [("TRANSFER_FEE", 2, "MONTH")],
+    "GOLD": [
+        ("TRANSFER_FEE", 5, "MONTH"),
+        ("CASHBACK_10", 1, "MONTH"),
+        ("DINING_HALF", 1, "QUARTER"),
+    ],
+    "SUNFLOWER": [
+        ("TRANSFER_FEE", 10, "MONTH"),
+        ("DINING_HALF", 2, "QUARTER"),
+        ("LOUNGE", 2, "QUARTER"),
+        ("HEALTH_CHECK", 1, "YEAR"),
+    ],
+    "PRIVATE": [
+        ("TRANSFER_FEE", 20, "MONTH"),
+        ("LOUNGE", 6, "QUARTER"),
+        ("HEALTH_CHECK", 2, "YEAR"),
+        ("AIRPORT_CAR", 4, "YEAR"),
+        ("BIRTHDAY_GIFT", 1, "YEAR"),
+    ],
+}
+
+
+@transaction.atomic
+def demo_benefits(*, as_of: date) -> None:
+    """A year budget of the retail department with a quarterly child budget, the benefit
+    catalogue and an entitlement matrix that differs from tier to tier (idempotent)."""
+    from benefits.models import Benefit, Budget, TierEntitlement
+    from members.models import Tier
+
+    retail = Department.objects.get(code="RETAIL")
+    year_start, year_end = date(as_of.year, 1, 1), date(as_of.year, 12, 31)
+    quarter = (as_of.month - 1) // 3
+    q_start = date(as_of.year, 3 * quarter + 1, 1)
+    q_end = _months_back(q_start, -3) - timedelta(days=1)
+    annual, _ = Budget.objects.update_or_create(
+        code=f"RETAIL-{as_of.year}",
+        defaults={
+            "name": f"零售权益年度预算 {as_of.year}",
+            "department": retail,
+            "period_start": year_start,
+            "period_end": year_end,
+            "amount_fen": 500_000_000,
+            "alert_percents": [80, 95],
+        },
+    )
+    quarterly, _ = Budget.objects.update_or_create(
+        code=f"RETAIL-{as_of.year}Q{quarter + 1}",
+        defaults={
+            "name": f"零售权益季度预算 {as_of.year}Q{quarter + 1}",
+            "department": retail,
+            "parent": annual,
+            "period_start": q_start,
+            "period_end": q_end,
+            "amount_fen": 150_000_000,
+            "alert_percents": [80, 95],
+        },
+    )
+    benefits = {}
+    for code, name, name_en, category, provider, cost, validity in BENEFITS:
+        benefits[code], _ = Benefit.objects.update_or_create(
+            code=code,
+            defaults={
+                "name": name,
+                "name_en": name_en,
+                "category": category,
+                "provider": provider,
+                "unit_cost_fen": cost,
+                "department": retail,
+                "budget": quarterly,
+                "validity_days": validity,
+            },
+        )
+    tiers = {t.code: t for t in Tier.objects.filter(scheme__code="DEFAULT_MADA")}
+    for tier_code, rows in ENTITLEMENTS.items():
+        for benefit_code, quantity, period in rows:
+            TierEntitlement.objects.update_or_create(
+                benefit=benefits[benefit_code],
+                tier=tiers[tier_code],
+                defaults={"quantity": quantity, "period": period},
+            )

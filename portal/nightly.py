@@ -76,10 +76,42 @@ def _lifecycle_chunk(business_date: date, run: JobRun, id_range: IdRange) -> dic
     return lifecycle_recompute(business_date=business_date, id_range=id_range)
 
 
+def _entitlement_grants(business_date: date, run: JobRun) -> StepResult:
+    from benefits.services import entitlement_grants_run
+
+    counts = entitlement_grants_run(business_date=business_date)
+    shortfalls = counts.pop("shortfalls")
+    warning = ""
+    if shortfalls:
+        warning = (
+            "Budget exhausted, some entitlements were not granted: "
+            + "; ".join(shortfalls)
+            + ". Raise the budget (with approval), then re-run this date to grant the rest."
+        )
+    return counts, warning
+
+
+def _grants_expire(business_date: date, run: JobRun) -> StepResult:
+    from benefits.services import grants_expire
+
+    return grants_expire(business_date=business_date), ""
+
+
+def _budget_alerts(business_date: date, run: JobRun) -> StepResult:
+    from benefits.services import budget_alerts_raise
+
+    counts = budget_alerts_raise(business_date=business_date)
+    alerts = counts.pop("alerts")
+    return counts, ("New budget alerts: " + ", ".join(alerts)) if alerts else ""
+
+
 NIGHTLY_STEPS: list[NightlyStep] = [
     NightlyStep("feed_check", "Feed arrival check", run=_feed_check),
     NightlyStep("tier_recompute", "Tier recompute", chunk=_tier_chunk, warn=tier_basis_warning),
     NightlyStep("lifecycle_recompute", "Lifecycle stages", chunk=_lifecycle_chunk),
+    NightlyStep("entitlement_grants", "Periodic entitlement grants", run=_entitlement_grants),
+    NightlyStep("grants_expire", "Expiry of grants", run=_grants_expire),
+    NightlyStep("budget_alerts", "Budget alerts", run=_budget_alerts),
 ]
 
 

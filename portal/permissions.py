@@ -40,6 +40,12 @@ PERMISSION_MATRIX: dict[str, frozenset[Role]] = {
     "members.simulate_tier_scheme": frozenset({PO, AD}),
     "members.configure_tier_schemes": frozenset({PO, AD}),
     "members.approve_tier_scheme": frozenset({PO, AD}),
+    # Benefits and budgets
+    "benefits.redeem_grant": frozenset({AM, BM, SYS}),
+    "benefits.view_benefits": frozenset({PO, BA, RA, AD, BM}),
+    "benefits.configure_benefits": frozenset({PO, AD}),
+    "benefits.view_budgets": frozenset({PO, BA, RA, AD}),
+    "benefits.configure_budgets": frozenset({BA, AD}),
     # Feeds from the data warehouse
     "members.view_feeds": frozenset({PO, RA, AD}),
     "members.import_feed": frozenset({PO, AD}),

@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "rules.apps.AutodiscoverRulesConfig",
     "portal",
     "members",
+    "benefits",
 ]
 
 MIDDLEWARE = [

@@ -1,0 +1,45 @@
+"""Enumerations of the benefits app."""
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class BenefitCategory(models.TextChoices):
+    FEE_WAIVER = "FEE_WAIVER", _("Fee waiver 费用减免")
+    CASHBACK = "CASHBACK", _("Cashback 返现")
+    LOUNGE = "LOUNGE", _("Airport lounge 机场贵宾厅")
+    HEALTH = "HEALTH", _("Health 健康")
+    TRAVEL = "TRAVEL", _("Travel 出行")
+    GIFT = "GIFT", _("Gift 礼品")
+    DINING = "DINING", _("Dining 餐饮")
+
+
+class EntitlementPeriod(models.TextChoices):
+    MONTH = "MONTH", _("Per month 每月")
+    QUARTER = "QUARTER", _("Per quarter 每季")
+    YEAR = "YEAR", _("Per year 每年")
+
+
+class GrantSource(models.TextChoices):
+    ENTITLEMENT = "ENTITLEMENT", _("Tier entitlement 等级权益")
+    TASK_REWARD = "TASK_REWARD", _("Task reward 任务奖励")
+    MANUAL = "MANUAL", _("Manual 人工发放")
+
+
+class GrantStatus(models.TextChoices):
+    GRANTED = "GRANTED", _("Granted 已发放")
+    REDEEMED = "REDEEMED", _("Redeemed 已使用")
+    EXPIRED = "EXPIRED", _("Expired 已过期")
+    REVOKED = "REVOKED", _("Revoked 已撤销")
+
+
+class BudgetEntryKind(models.TextChoices):
+    CONSUME = "CONSUME", _("Consume 占用")
+    RELEASE = "RELEASE", _("Release 释放")
+    ADJUST = "ADJUST", _("Adjust 调整")
+
+
+class RequestStatus(models.TextChoices):
+    PENDING = "PENDING", _("Pending approval 待审批")
+    APPROVED = "APPROVED", _("Approved 已批准")
+    REJECTED = "REJECTED", _("Rejected 驳回")

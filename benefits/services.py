@@ -1,0 +1,392 @@
+"""Writes of the benefits app: budgets, grants, redemption, nightly entitlement grants,
+expiry and budget alerts."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from django.core.mail import mail_admins
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F, Sum
+from django.utils import timezone
+
+from members.feeds import today_in_shanghai
+from members.tiers import add_months, month_start
+from portal.services import audit_record
+
+from .choices import BudgetEntryKind, EntitlementPeriod, GrantSource, GrantStatus
+from .models import Benefit, BenefitGrant, Budget, BudgetAlert, BudgetEntry, TierEntitlement
+
+
+class BudgetExhausted(Exception):
+    """The budget (or one of its parents) has no room for this amount; nothing was written."""
+
+    def __init__(self, budget: Budget | int, amount_fen: int, reason: str = "") -> None:
+        code = budget.code if isinstance(budget, Budget) else f"#{budget}"
+        super().__init__(reason or f"Budget {code} has no room for {amount_fen / 100:.2f} CNY.")
+        self.budget = budget
+        self.amount_fen = amount_fen
+
+
+class GrantNotRedeemable(Exception):
+    """The grant is already redeemed, expired or revoked."""
+
+
+def _budget_chain(budget_id: int) -> list[int]:
+    """The budget and its parents, leaf first (the lock order every consumer follows)."""
+    chain, current = [], budget_id
+    while current is not None:
+        chain.append(current)
+        current = Budget.objects.filter(pk=current).values_list("parent_id", flat=True).first()
+    return chain
+
+
+@transaction.atomic
+def budget_consume(
+    *, budget: Budget, amount_fen: int, source: str, grant: BenefitGrant | None = None
+) -> None:
+    """Consume `amount_fen` from the budget and every parent, each with ONE conditional
+    UPDATE (consumed + amount ≤ amount, inside the period), leaf first. If any level has no
+    room, `BudgetExhausted` is raised and the transaction leaves nothing written."""
+    if amount_fen <= 0:
+        return
+    today = today_in_shanghai()
+    for level_id in _budget_chain(budget.pk):
+        updated = Budget.objects.filter(
+            pk=level_id,
+            consumed_fen__lte=F("amount_fen") - amount_fen,
+            period_start__lte=today,
+            period_end__gte=today,
+        ).update(consumed_fen=F("consumed_fen") + amount_fen)
+        if not updated:
+            level = Budget.objects.get(pk=level_id)
+            if not level.period_start <= today <= level.period_end:
+                raise BudgetExhausted(
+                    level,
+                    amount_fen,
+                    f"Budget {level.code} is not open today ({level.period_start} to "
+                    f"{level.period_end}).",
+                )
+            raise BudgetExhausted(level, amount_fen)
+        BudgetEntry.objects.create(
+            budget_id=level_id,
+            kind=BudgetEntryKind.CONSUME,
+            amount_fen=amount_fen,
+            source=source[:100],
+            grant=grant,
+        )
+
+
+@transaction.atomic
+def budget_release(
+    *, budget: Budget, amount_fen: int, source: str, grant: BenefitGrant | None = None
+) -> None:
+    """Give `amount_fen` back to the budget and its parents (revoked or expired grants)."""
+    for level_id in _budget_chain(budget.pk):
+        Budget.objects.filter(pk=level_id).update(consumed_fen=F("consumed_fen") - amount_fen)
+        BudgetEntry.objects.create(
+            budget_id=level_id,
+            kind=BudgetEntryKind.RELEASE,
+            amount_fen=-amount_fen,
+            source=source[:100],
+            grant=grant,
+        )
+
+
+def grant_create(
+    *,
+    member,
+    benefit: Benefit,
+    budget: Budget,
+    source: str,
+    idempotency_key: str,
+    expires_on: date,
+    actor=None,
+    period_key: str = "",
+) -> BenefitGrant:
+    """Grant a benefit once per idempotency key, charging its unit cost to the budget in the
+    same transaction. The same key again returns the first grant; an exhausted budget raises
+    `BudgetExhausted` and writes nothing."""
+    existing = BenefitGrant.objects.filter(idempotency_key=idempotency_key).first()
+    if existing is not None:
+        return existing
+    try:
+        with transaction.atomic():
+            grant = BenefitGrant.objects.create(
+                member=member,
+                benefit=benefit,
+                source=source,
+                budget=budget,
+                cost_fen=benefit.unit_cost_fen,
+                idempotency_key=idempotency_key,
+                period_key=period_key,
+                expires_on=expires_on,
+                granted_by=actor if getattr(actor, "pk", None) else None,
+            )
+            budget_consume(
+                budget=budget,
+                amount_fen=benefit.unit_cost_fen,
+                source=f"{source} {benefit.code}",
+                grant=grant,
+            )
+            audit_record(
+                actor=actor,
+                action="grant.create",
+                obj=grant,
+                changes={"benefit": benefit.code, "cost": f"{grant.cost:.2f}"},
+            )
+    except IntegrityError:
+        # Another request created the same key first (unique constraint): that one counts.
+        return BenefitGrant.objects.get(idempotency_key=idempotency_key)
+    return grant
+
+
+def grant_redeem(*, grant: BenefitGrant, actor=None) -> BenefitGrant:
+    """GRANTED and not expired → REDEEMED, exactly once; otherwise `GrantNotRedeemable`."""
+    today = today_in_shanghai()
+    with transaction.atomic():
+        updated = BenefitGrant.objects.filter(
+            pk=grant.pk, status=GrantStatus.GRANTED, expires_on__gte=today
+        ).update(status=GrantStatus.REDEEMED, redeemed_at=timezone.now())
+        grant.refresh_from_db()
+        if not updated:
+            state = grant.get_status_display() if grant.status != GrantStatus.GRANTED else None
+            raise GrantNotRedeemable(
+                f"Grant #{grant.pk} is {state}." if state else f"Grant #{grant.pk} has expired."
+            )
+        audit_record(actor=actor, action="grant.redeem", obj=grant)
+    return grant
+
+
+def grant_revoke(*, grant: BenefitGrant, actor, reason: str) -> BenefitGrant:
+    """GRANTED → REVOKED; the cost goes back to the budget."""
+    with transaction.atomic():
+        updated = BenefitGrant.objects.filter(pk=grant.pk, status=GrantStatus.GRANTED).update(
+            status=GrantStatus.REVOKED, closed_at=timezone.now()
+        )
+        grant.refresh_from_db()
+        if not updated:
+            raise GrantNotRedeemable(f"Grant #{grant.pk} is {grant.get_status_display()}.")
+        budget_release(budget=grant.budget, amount_fen=grant.cost_fen, source="revoke", grant=grant)
+        audit_record(actor=actor, action="grant.revoke", obj=grant, reason=reason)
+    return grant
+
+
+# --- nightly steps ----------------------------------------------------------------------------
+
+
+def period_of(kind: str, day: date) -> tuple[str, date, date]:
+    """(period key, first day, last day) of the entitlement period containing `day`."""
+    if kind == EntitlementPeriod.MONTH:
+        start, months = month_start(day), 1
+        key = f"{start:%Y-%m}"
+    elif kind == EntitlementPeriod.QUARTER:
+        start, months = date(day.year, 3 * ((day.month - 1) // 3) + 1, 1), 3
+        key = f"{day.year}-Q{(day.month - 1) // 3 + 1}"
+    else:
+        start, months = date(day.year, 1, 1), 12
+        key = f"{day.year}"
+    return key, start, add_months(start, months) - timedelta(days=1)
+
+
+def entitlement_grants_run(*, business_date: date) -> dict:
+    """Grant every member the entitlements of their current tier for the period containing
+    the business date, once per member, benefit, period and unit (idempotency key). Per
+    entitlement, candidates are found with one statement, the budget is consumed for as many
+    as it has room for (one conditional UPDATE per budget level) and the grants inserted in
+    one statement; a shortfall is reported, never overspent."""
+    granted = skipped = 0
+    shortfalls = []
+    entitlements = TierEntitlement.objects.select_related("benefit__budget", "tier").filter(
+        benefit__active=True
+    )
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    for entitlement in entitlements:
+        benefit = entitlement.benefit
+        key, _start, end = period_of(entitlement.period, business_date)
+        expires = end
+        if benefit.validity_days:
+            expires = min(end, business_date + timedelta(days=benefit.validity_days))
+        prefix = f"ENT:{benefit.code}:{key}:"
+        units = " UNION ALL ".join(
+            f"SELECT {i} AS unit" for i in range(1, entitlement.quantity + 1)
+        )
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("DROP TABLE IF EXISTS ent_candidates")
+            cursor.execute(
+                f"""
+CREATE TEMP TABLE ent_candidates AS
+SELECT m.id AS member_id,
+    CAST(%(prefix)s AS varchar(60)) || m.id || ':' || u.unit AS grant_key
+FROM members_member m CROSS JOIN ({units}) u
+WHERE m.tier_id = %(tier)s AND m.status = 'ACTIVE'
+  AND NOT EXISTS (SELECT 1 FROM benefits_benefitgrant g
+                  WHERE g.idempotency_key
+                      = CAST(%(prefix)s AS varchar(60)) || m.id || ':' || u.unit)
+""",
+                {"prefix": prefix, "tier": entitlement.tier_id},
+            )
+            cursor.execute("SELECT COUNT(*) FROM ent_candidates")
+            wanted = cursor.fetchone()[0]
+            affordable = _consume_up_to(
+                budget=benefit.budget,
+                unit_fen=benefit.unit_cost_fen,
+                wanted=wanted,
+                source=f"entitlement {benefit.code} {key}",
+            )
+            if affordable:
+                cursor.execute(
+                    """
+INSERT INTO benefits_benefitgrant
+    (member_id, benefit_id, source, budget_id, cost_fen, status, idempotency_key, period_key,
+     granted_at, expires_on)
+SELECT c.member_id, %(benefit)s, %(source)s, %(budget)s, %(cost)s, %(status)s, c.grant_key,
+    %(period)s, %(now)s, %(expires)s
+FROM ent_candidates c
+ORDER BY c.member_id, c.grant_key
+LIMIT %(limit)s
+""",
+                    {
+                        "benefit": benefit.pk,
+                        "source": GrantSource.ENTITLEMENT,
+                        "budget": benefit.budget_id,
+                        "cost": benefit.unit_cost_fen,
+                        "status": GrantStatus.GRANTED,
+                        "period": key,
+                        "now": now,
+                        "expires": expires.isoformat(),
+                        "limit": affordable,
+                    },
+                )
+                # One ledger entry per grant on the benefit's own budget.
+                cursor.execute(
+                    """
+INSERT INTO benefits_budgetentry (budget_id, kind, amount_fen, source, grant_id, created_at)
+SELECT g.budget_id, %(kind)s, g.cost_fen, %(source)s, g.id, %(now)s
+FROM benefits_benefitgrant g JOIN ent_candidates c ON c.grant_key = g.idempotency_key
+""",
+                    {
+                        "kind": BudgetEntryKind.CONSUME,
+                        "source": f"entitlement {benefit.code} {key}"[:100],
+                        "now": now,
+                    },
+                )
+            cursor.execute("DROP TABLE ent_candidates")
+        granted += affordable
+        if affordable < wanted:
+            skipped += wanted - affordable
+            shortfalls.append(f"{benefit.code}: {wanted - affordable} not granted")
+    return {"granted": granted, "not_granted_budget": skipped, "shortfalls": shortfalls}
+
+
+def _consume_up_to(*, budget: Budget, unit_fen: int, wanted: int, source: str) -> int:
+    """Consume room for as many units (≤ wanted) as the budget chain has; return how many.
+    Parents get one aggregate entry; the caller writes the per-grant entries of the leaf."""
+    if wanted == 0:
+        return 0
+    if unit_fen == 0:
+        return wanted
+    today = today_in_shanghai()
+    chain = _budget_chain(budget.pk)
+    for _attempt in range(5):
+        levels = list(
+            Budget.objects.filter(pk__in=chain).values("pk", "amount_fen", "consumed_fen")
+        )
+        open_levels = Budget.objects.filter(
+            pk__in=chain, period_start__lte=today, period_end__gte=today
+        ).count()
+        if open_levels < len(chain):
+            return 0
+        room = min((lvl["amount_fen"] - lvl["consumed_fen"]) // unit_fen for lvl in levels)
+        count = max(0, min(wanted, room))
+        if count == 0:
+            return 0
+        amount = count * unit_fen
+        try:
+            with transaction.atomic():
+                for position, level_id in enumerate(chain):
+                    updated = Budget.objects.filter(
+                        pk=level_id, consumed_fen__lte=F("amount_fen") - amount
+                    ).update(consumed_fen=F("consumed_fen") + amount)
+                    if not updated:
+                        raise BudgetExhausted(level_id, amount)
+                    if position > 0:
+                        BudgetEntry.objects.create(
+                            budget_id=level_id,
+                            kind=BudgetEntryKind.CONSUME,
+                            amount_fen=amount,
+                            source=source[:100],
+                        )
+        except BudgetExhausted:
+            continue  # someone consumed concurrently: read again and retry with less
+        return count
+    return 0
+
+
+def grants_expire(*, business_date: date) -> dict:
+    """GRANTED grants whose expiry date has passed → EXPIRED; their cost is released."""
+    expired = released = 0
+    candidates = (
+        BenefitGrant.objects.filter(status=GrantStatus.GRANTED, expires_on__lt=business_date)
+        .values("budget_id")
+        .annotate(total=Sum("cost_fen"))
+    )
+    now = timezone.now()
+    for row in candidates:
+        with transaction.atomic():
+            grants = BenefitGrant.objects.select_for_update().filter(
+                status=GrantStatus.GRANTED,
+                expires_on__lt=business_date,
+                budget_id=row["budget_id"],
+            )
+            ids = list(grants.values_list("id", "cost_fen"))
+            if not ids:
+                continue
+            total = sum(cost for _id, cost in ids)
+            BenefitGrant.objects.filter(pk__in=[i for i, _c in ids]).update(
+                status=GrantStatus.EXPIRED, closed_at=now
+            )
+            chain = _budget_chain(row["budget_id"])
+            for position, level_id in enumerate(chain):
+                Budget.objects.filter(pk=level_id).update(consumed_fen=F("consumed_fen") - total)
+                if position == 0:
+                    BudgetEntry.objects.bulk_create(
+                        BudgetEntry(
+                            budget_id=level_id,
+                            kind=BudgetEntryKind.RELEASE,
+                            amount_fen=-cost,
+                            source="expiry",
+                            grant_id=grant_id,
+                        )
+                        for grant_id, cost in ids
+                    )
+                else:
+                    BudgetEntry.objects.create(
+                        budget_id=level_id,
+                        kind=BudgetEntryKind.RELEASE,
+                        amount_fen=-total,
+                        source="expiry of child budget grants",
+                    )
+            expired += len(ids)
+            released += total
+    return {"expired": expired, "released_fen": released}
+
+
+def budget_alerts_raise(*, business_date: date | None = None) -> dict:
+    """Record (once) every alert threshold a budget has crossed and tell the admins."""
+    raised = []
+    for budget in Budget.objects.exclude(alert_percents=[]):
+        for percent in sorted(budget.alert_percents):
+            if budget.consumed_fen * 100 < budget.amount_fen * int(percent):
+                continue
+            _alert, created = BudgetAlert.objects.get_or_create(
+                budget=budget, percent=int(percent), defaults={"consumed_fen": budget.consumed_fen}
+            )
+            if created:
+                raised.append(f"{budget.code} ≥ {percent}%")
+                mail_admins(
+                    f"Budget {budget.code} has reached {percent}%",
+                    f"{budget.name}: {budget.consumed:.2f} of {budget.amount:.2f} CNY consumed.",
+                    fail_silently=True,
+                )
+    return {"raised": len(raised), "alerts": raised}
