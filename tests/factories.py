@@ -107,3 +107,33 @@ __all__ = [
     "Role",
     "UserFactory",
 ]
+
+
+# --- benefits ------------------------------------------------------------------------------
+
+
+class BudgetFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "benefits.Budget"
+
+    code = factory.Sequence(lambda n: f"BUD{n:03d}")
+    name = factory.LazyAttribute(lambda o: f"Budget {o.code}")
+    department = factory.SubFactory(DepartmentFactory)
+    period_start = factory.LazyFunction(lambda: datetime.now(SHANGHAI).date().replace(day=1))
+    period_end = factory.LazyFunction(
+        lambda: datetime.now(SHANGHAI).date().replace(month=12, day=31)
+    )
+    amount_fen = 100_000_00
+
+
+class BenefitFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "benefits.Benefit"
+
+    code = factory.Sequence(lambda n: f"BEN{n:03d}")
+    name = factory.Sequence(lambda n: f"权益{n}")
+    name_en = factory.Sequence(lambda n: f"Benefit {n}")
+    category = "GIFT"
+    unit_cost_fen = 10_000
+    department = factory.SubFactory(DepartmentFactory)
+    budget = factory.SubFactory(BudgetFactory)

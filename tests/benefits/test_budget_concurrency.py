@@ -1,0 +1,120 @@
+"""Budgets can never overspend, and a grant is issued once per idempotency key, even under
+many concurrent requests (PostgreSQL row locks; DESIGN.md "Budget")."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.db.models import Sum
+
+from benefits.choices import GrantSource
+from benefits.models import BenefitGrant, Budget, BudgetEntry
+from benefits.services import BudgetExhausted, grant_create
+from members.feeds import today_in_shanghai
+from tests.factories import BenefitFactory, BudgetFactory, MemberFactory
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+THREADS = 12
+ATTEMPTS_PER_THREAD = 4
+COST_FEN = 12_345  # 123.45 CNY
+
+
+def _race(budget: Budget, benefit, members, *, same_key: bool = False) -> dict:
+    """Every thread tries ATTEMPTS_PER_THREAD grants at once; returns what happened."""
+    barrier = threading.Barrier(THREADS)
+    outcome = {"granted": [], "exhausted": 0, "errors": []}
+    lock = threading.Lock()
+    expires = today_in_shanghai() + timedelta(days=30)
+
+    def worker(index: int) -> None:
+        try:
+            barrier.wait(timeout=30)
+            for attempt in range(ATTEMPTS_PER_THREAD):
+                key = "same-key" if same_key else f"race-{index}-{attempt}"
+                try:
+                    grant = grant_create(
+                        member=members[(index * ATTEMPTS_PER_THREAD + attempt) % len(members)],
+                        benefit=benefit,
+                        budget=budget,
+                        source=GrantSource.MANUAL,
+                        idempotency_key=key,
+                        expires_on=expires,
+                    )
+                except BudgetExhausted:
+                    with lock:
+                        outcome["exhausted"] += 1
+                else:
+                    with lock:
+                        outcome["granted"].append(grant.pk)
+        except Exception as exc:  # a crash in a thread must fail the test, not vanish
+            with lock:
+                outcome["errors"].append(repr(exc))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(THREADS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    return outcome
+
+
+def _ledger_sum(budget: Budget) -> int:
+    return BudgetEntry.objects.filter(budget=budget).aggregate(s=Sum("amount_fen"))["s"] or 0
+
+
+@pytest.fixture
+def members(db):
+    return [MemberFactory() for _ in range(5)]
+
+
+def test_exactly_n_grants_succeed_against_a_budget_with_room_for_n(members):
+    room_for = 17
+    budget = BudgetFactory(amount_fen=room_for * COST_FEN + COST_FEN - 1)  # 17.99 grants of room
+    benefit = BenefitFactory(unit_cost_fen=COST_FEN, budget=budget)
+
+    outcome = _race(budget, benefit, members)
+
+    budget.refresh_from_db()
+    assert outcome["errors"] == []
+    assert len(outcome["granted"]) == room_for
+    assert outcome["exhausted"] == THREADS * ATTEMPTS_PER_THREAD - room_for
+    assert budget.consumed_fen == room_for * COST_FEN
+    assert BenefitGrant.objects.filter(budget=budget).count() == room_for
+    assert _ledger_sum(budget) == budget.consumed_fen
+
+
+def test_a_child_budget_is_bounded_by_its_parent(members):
+    room_for = 9
+    parent = BudgetFactory(amount_fen=room_for * COST_FEN)
+    child = BudgetFactory(amount_fen=1_000 * COST_FEN, parent=parent)
+    benefit = BenefitFactory(unit_cost_fen=COST_FEN, budget=child)
+
+    outcome = _race(child, benefit, members)
+
+    parent.refresh_from_db()
+    child.refresh_from_db()
+    assert outcome["errors"] == []
+    assert len(outcome["granted"]) == room_for
+    assert parent.consumed_fen == child.consumed_fen == room_for * COST_FEN
+    assert _ledger_sum(parent) == parent.consumed_fen
+    assert _ledger_sum(child) == child.consumed_fen
+
+
+def test_concurrent_requests_with_one_idempotency_key_grant_once(members):
+    budget = BudgetFactory(amount_fen=1_000 * COST_FEN)
+    benefit = BenefitFactory(unit_cost_fen=COST_FEN, budget=budget)
+
+    outcome = _race(budget, benefit, members, same_key=True)
+
+    budget.refresh_from_db()
+    assert outcome["errors"] == []
+    assert len(set(outcome["granted"])) == 1  # every caller got the same grant back
+    assert BenefitGrant.objects.filter(idempotency_key="same-key").count() == 1
+    assert budget.consumed_fen == COST_FEN
+    assert _ledger_sum(budget) == COST_FEN
