@@ -246,3 +246,22 @@ class ManualGrantRequest(models.Model):
 
     def __str__(self) -> str:
         return f"{self.benefit_id} → {self.member_id} ({self.status})"
+
+
+class BenefitFeedback(models.Model):
+    """An account manager's note on whether a benefit suits a customer (demand report)."""
+
+    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="+")
+    benefit = models.ForeignKey(Benefit, on_delete=models.CASCADE, related_name="feedback")
+    useful = models.BooleanField(_("useful"))
+    reason = models.CharField(_("reason"), max_length=255, blank=True)
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(_("at"), auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = _("benefit feedback")
+        verbose_name_plural = _("benefit feedback")
+
+    def __str__(self) -> str:
+        return f"{self.benefit_id} {self.member_id} {'+' if self.useful else '-'}"

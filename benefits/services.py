@@ -390,3 +390,88 @@ def budget_alerts_raise(*, business_date: date | None = None) -> dict:
                     fail_silently=True,
                 )
     return {"raised": len(raised), "alerts": raised}
+
+
+# --- manual grants and feedback -------------------------------------------------------------
+
+
+def manual_grant(*, member, benefit: Benefit, reason: str, actor):
+    """An account manager grants a benefit by hand. Up to BENEFIT_MANUAL_GRANT_LIMIT_FEN it is
+    granted at once; above it a budget approver must approve (returns the pending request)."""
+    from django.conf import settings
+
+    from portal.permissions import user_can
+
+    from .models import ManualGrantRequest
+
+    if not user_can(actor, "benefits.grant_manually"):
+        raise PermissionError("Your role cannot grant benefits by hand.")
+    if not reason.strip():
+        raise ValueError("A reason is required for a manual grant.")
+    if benefit.unit_cost_fen > settings.BENEFIT_MANUAL_GRANT_LIMIT_FEN:
+        with transaction.atomic():
+            request = ManualGrantRequest.objects.create(
+                member=member,
+                benefit=benefit,
+                budget=benefit.budget,
+                reason=reason,
+                requested_by=actor,
+            )
+            audit_record(actor=actor, action="manual_grant.request", obj=request, reason=reason)
+        return request
+    return grant_create(
+        member=member,
+        benefit=benefit,
+        budget=benefit.budget,
+        source=GrantSource.MANUAL,
+        idempotency_key=f"MAN:{member.pk}:{benefit.pk}:{timezone.now().timestamp()}",
+        expires_on=today_in_shanghai() + timedelta(days=benefit.validity_days or 90),
+        actor=actor,
+    )
+
+
+def manual_grant_decide(*, request, approve: bool, actor):
+    """A budget approver (never the requester) approves — the grant is made, charged to the
+    budget — or rejects a manual grant request."""
+    from portal.permissions import user_can
+
+    from .choices import RequestStatus
+    from .models import ManualGrantRequest
+
+    with transaction.atomic():
+        request = ManualGrantRequest.objects.select_for_update().get(pk=request.pk)
+        if request.status != RequestStatus.PENDING:
+            raise ValueError("This request has already been decided.")
+        if request.requested_by_id == actor.pk:
+            raise PermissionError("You cannot decide your own request.")
+        if not user_can(actor, "benefits.approve_manual_grant"):
+            raise PermissionError("Only a budget approver can decide manual grants.")
+        if approve:
+            request.grant = grant_create(
+                member=request.member,
+                benefit=request.benefit,
+                budget=request.budget,
+                source=GrantSource.MANUAL,
+                idempotency_key=f"MANREQ:{request.pk}",
+                expires_on=today_in_shanghai()
+                + timedelta(days=request.benefit.validity_days or 90),
+                actor=actor,
+            )
+        request.status = RequestStatus.APPROVED if approve else RequestStatus.REJECTED
+        request.decided_by, request.decided_at = actor, timezone.now()
+        request.save()
+        audit_record(
+            actor=actor,
+            action="manual_grant.approve" if approve else "manual_grant.reject",
+            obj=request,
+        )
+    return request
+
+
+def benefit_feedback_record(*, member, benefit: Benefit, useful: bool, reason: str, actor):
+    """An account manager records whether a benefit suits their customer."""
+    from .models import BenefitFeedback
+
+    return BenefitFeedback.objects.create(
+        member=member, benefit=benefit, useful=useful, reason=reason, author=actor
+    )

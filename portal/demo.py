@@ -296,6 +296,8 @@ def seed_demo_bank(
         graded = tier_recompute(business_date=month + timedelta(days=1))
         say(f"tiers as of {month + timedelta(days=1)}: {graded['changed']:,} changes")
         month = _months_back(month, -1)
+    granted = _demo_grants_and_redemptions(rng, as_of)
+    say(f"benefits: {granted:,} entitlement grants for this period, some already redeemed")
     return {"staff": staff, "members": members, "feed_rows": total_rows, "first_day": start}
 
 
@@ -399,3 +401,39 @@ def demo_benefits(*, as_of: date) -> None:
                 tier=tiers[tier_code],
                 defaults={"quantity": quantity, "period": period},
             )
+
+
+#: share of each benefit's grants the demo marks as redeemed (low ones show in the demand
+#: report as benefits nobody wants)
+DEMO_REDEMPTION = {
+    "TRANSFER_FEE": 0.7,
+    "CASHBACK_10": 0.85,
+    "DINING_HALF": 0.5,
+    "LOUNGE": 0.35,
+    "HEALTH_CHECK": 0.6,
+    "AIRPORT_CAR": 0.1,
+    "BIRTHDAY_GIFT": 0.05,
+}
+
+
+def _demo_grants_and_redemptions(rng: random.Random, as_of: date) -> int:
+    """Grant this period's entitlements through the nightly service, then mark a share of
+    them redeemed. (Demo history only: real redemptions go through `grant_redeem`.)"""
+    from django.utils import timezone
+
+    from benefits.models import BenefitGrant
+    from benefits.services import entitlement_grants_run
+
+    counts = entitlement_grants_run(business_date=as_of)
+    for code, share in DEMO_REDEMPTION.items():
+        ids = list(
+            BenefitGrant.objects.filter(benefit__code=code, status="GRANTED")
+            .order_by("id")
+            .values_list("id", flat=True)
+        )
+        chosen = [grant_id for grant_id in ids if rng.random() < share]
+        for start in range(0, len(chosen), 5_000):
+            BenefitGrant.objects.filter(pk__in=chosen[start : start + 5_000]).update(
+                status="REDEEMED", redeemed_at=timezone.now()
+            )
+    return counts["granted"]

@@ -42,6 +42,9 @@ PERMISSION_MATRIX: dict[str, frozenset[Role]] = {
     "members.approve_tier_scheme": frozenset({PO, AD}),
     # Benefits and budgets
     "benefits.redeem_grant": frozenset({AM, BM, SYS}),
+    "benefits.grant_manually": frozenset({AM, BM}),
+    "benefits.approve_manual_grant": frozenset({BA}),
+    "benefits.leave_feedback": frozenset({AM, BM}),
     "benefits.view_benefits": frozenset({PO, BA, RA, AD, BM}),
     "benefits.configure_benefits": frozenset({PO, AD}),
     "benefits.view_budgets": frozenset({PO, BA, RA, AD}),

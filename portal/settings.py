@@ -202,6 +202,12 @@ TIER_RECOMPUTE_CHUNKS = env.int("TIER_RECOMPUTE_CHUNKS", default=1)
 #: Lifecycle thresholds (API.md defaults in members.services.LIFECYCLE_DEFAULTS).
 LIFECYCLE_RULES: dict = {}
 
+# --- Benefits ----------------------------------------------------------------------------
+#: Manual grants above this unit cost (fen) need a budget approver's approval.
+BENEFIT_MANUAL_GRANT_LIMIT_FEN = env.int("BENEFIT_MANUAL_GRANT_LIMIT_FEN", default=50_000)
+#: A benefit whose redemption rate is below this share (%) is flagged in the demand report.
+BENEFIT_LOW_DEMAND_PERCENT = env.int("BENEFIT_LOW_DEMAND_PERCENT", default=20)
+
 # --- Feeds ------------------------------------------------------------------------------
 FEED_STAGING_CHUNK_ROWS = env.int("FEED_STAGING_CHUNK_ROWS", default=20_000)
 

@@ -1,0 +1,136 @@
+"""Reads of the benefits app: the differentiation, demand and budget burn reports."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models.functions import TruncDate
+
+from members.models import Tier
+from portal.money import fen_to_decimal
+
+from .choices import EntitlementPeriod, GrantStatus
+from .models import BenefitGrant, Budget, BudgetEntry, TierEntitlement
+
+PER_YEAR = {EntitlementPeriod.MONTH: 12, EntitlementPeriod.QUARTER: 4, EntitlementPeriod.YEAR: 1}
+
+
+@dataclass
+class TierStep:
+    """What a member gains by moving from `lower` to `higher`."""
+
+    lower: Tier
+    higher: Tier
+    new_benefits: list[str] = field(default_factory=list)
+    larger_quantities: list[str] = field(default_factory=list)
+    added_cost_per_member_year: Decimal = Decimal("0.00")
+
+    @property
+    def flagged(self) -> bool:
+        """A step that adds no new benefit, only more of the same (or nothing)."""
+        return not self.new_benefits
+
+
+def differentiation_report(*, scheme_id: int) -> list[TierStep]:
+    """For each step up the tiers: benefits new at that tier, those only given in larger
+    quantities, and the added yearly cost per member; flagged when nothing new is added."""
+    tiers = list(Tier.objects.filter(scheme_id=scheme_id).order_by("rank"))
+    per_tier: dict[int, dict[str, tuple[int, int]]] = {tier.pk: {} for tier in tiers}
+    for entitlement in TierEntitlement.objects.filter(tier__in=tiers).select_related("benefit"):
+        yearly = entitlement.quantity * PER_YEAR[entitlement.period]
+        per_tier[entitlement.tier_id][entitlement.benefit.code] = (
+            yearly,
+            yearly * entitlement.benefit.unit_cost_fen,
+        )
+    steps = []
+    for lower, higher in zip(tiers, tiers[1:], strict=False):
+        below, above = per_tier[lower.pk], per_tier[higher.pk]
+        step = TierStep(lower=lower, higher=higher)
+        step.new_benefits = sorted(set(above) - set(below))
+        step.larger_quantities = sorted(
+            code for code in set(above) & set(below) if above[code][0] > below[code][0]
+        )
+        added = sum(cost for _q, cost in above.values()) - sum(cost for _q, cost in below.values())
+        step.added_cost_per_member_year = fen_to_decimal(added)
+        steps.append(step)
+    return steps
+
+
+@dataclass
+class DemandRow:
+    key: str
+    granted: int
+    redeemed: int
+
+    @property
+    def rate(self) -> Decimal:
+        if not self.granted:
+            return Decimal("0.0")
+        return (Decimal(self.redeemed) * 100 / Decimal(self.granted)).quantize(Decimal("0.1"))
+
+    @property
+    def flagged(self) -> bool:
+        return self.granted > 0 and self.rate < settings.BENEFIT_LOW_DEMAND_PERCENT
+
+
+def demand_report(*, start: date, end: date, by: str = "benefit") -> list[DemandRow]:
+    """Grant → redemption rate over grants made in [start, end], per benefit, or per benefit
+    and tier (`by="tier"`) or lifecycle stage (`by="stage"`); low rates are flagged."""
+    group = {
+        "benefit": ["benefit__code"],
+        "tier": ["benefit__code", "member__tier__code"],
+        "stage": ["benefit__code", "member__lifecycle_stage"],
+    }[by]
+    rows = (
+        BenefitGrant.objects.filter(granted_at__date__gte=start, granted_at__date__lte=end)
+        .values(*group)
+        .annotate(granted=Count("id"), redeemed=Count("id", filter=Q(status=GrantStatus.REDEEMED)))
+        .order_by(*group)
+    )
+    return [
+        DemandRow(
+            key=" / ".join(str(row[g] or "—") for g in group),
+            granted=row["granted"],
+            redeemed=row["redeemed"],
+        )
+        for row in rows
+    ]
+
+
+@dataclass
+class BudgetBurn:
+    budget: Budget
+    by_day: list[tuple[date, Decimal]]  # net consumption per day
+    daily_rate: Decimal  # average over the last 30 days with entries
+    projected_exhaustion: date | None
+
+
+def budget_burn(*, budget: Budget, today: date) -> BudgetBurn:
+    """Consumption per day and, at the recent rate, the day the budget runs out."""
+    days = (
+        BudgetEntry.objects.filter(budget=budget)
+        .annotate(day=TruncDate("created_at"))
+        .values("day")
+        .annotate(net=Sum("amount_fen"))
+        .order_by("day")
+    )
+    by_day = [(row["day"], fen_to_decimal(row["net"])) for row in days]
+    since = today - timedelta(days=30)
+    recent = sum(
+        (amount for day, amount in by_day if day >= since),
+        Decimal("0.00"),
+    )
+    window = max(1, min(30, (today - max(budget.period_start, since)).days + 1))
+    rate = (recent / window).quantize(Decimal("0.01"))
+    projected = None
+    if rate > 0:
+        projected = today + timedelta(days=int(budget.remaining / rate))
+    return BudgetBurn(budget=budget, by_day=by_day, daily_rate=rate, projected_exhaustion=projected)
+
+
+def budget_list() -> QuerySet[Budget]:
+    return Budget.objects.select_related("department", "parent").order_by("code")
