@@ -1,0 +1,227 @@
+"""Admin for the product team and budget approvers: catalogue, the entitlement matrix
+(tiers as columns), budgets, and read-only grants and ledger."""
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.shortcuts import redirect, render
+from django.urls import path
+from django.utils.translation import gettext_lazy as _
+
+from members.models import Tier
+from members.selectors import member_scope
+from portal.admin_base import MatrixModelAdmin
+from portal.permissions import user_can
+from portal.services import audit_record
+
+from .choices import EntitlementPeriod
+from .models import (
+    Benefit,
+    BenefitFeedback,
+    BenefitGrant,
+    Budget,
+    BudgetAlert,
+    BudgetEntry,
+    ManualGrantRequest,
+    TierEntitlement,
+)
+
+
+@admin.register(Benefit)
+class BenefitAdmin(MatrixModelAdmin):
+    view_action = "benefits.view_benefits"
+    change_action = "benefits.configure_benefits"
+    list_display = [
+        "code",
+        "name",
+        "name_en",
+        "category",
+        "provider",
+        "unit_cost",
+        "budget",
+        "active",
+    ]
+    list_filter = ["category", "active", "department"]
+    search_fields = ["code", "name", "name_en", "provider"]
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # deactivate instead: grants keep pointing at the benefit
+
+
+@admin.register(TierEntitlement)
+class TierEntitlementAdmin(MatrixModelAdmin):
+    """Entitlements, edited as one matrix: benefits as rows, tiers of the active scheme as
+    columns (quantity and period per cell)."""
+
+    view_action = "benefits.view_benefits"
+    change_action = "benefits.configure_benefits"
+    list_display = ["tier", "benefit", "quantity", "period"]
+    list_filter = ["tier__scheme", "tier", "period"]
+
+    def get_urls(self):
+        return [
+            path(
+                "matrix/",
+                self.admin_site.admin_view(self.matrix_view),
+                name="benefits_tierentitlement_matrix",
+            ),
+            *super().get_urls(),
+        ]
+
+    def changelist_view(self, request, extra_context=None):
+        return redirect("admin:benefits_tierentitlement_matrix")
+
+    def matrix_view(self, request):
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        tiers = list(Tier.objects.filter(scheme__status="ACTIVE").order_by("rank"))
+        benefits = list(Benefit.objects.filter(active=True).order_by("code"))
+        cells = {
+            (e.benefit_id, e.tier_id): e
+            for e in TierEntitlement.objects.filter(tier__in=tiers, benefit__in=benefits)
+        }
+        editable = self.has_change_permission(request)
+        if request.method == "POST":
+            if not editable:
+                raise PermissionDenied
+            changes = self._save_matrix(request, tiers, benefits, cells)
+            self.message_user(request, _("Entitlement matrix saved (%d changes).") % changes)
+            return redirect("admin:benefits_tierentitlement_matrix")
+        rows = [
+            (benefit, [(tier, cells.get((benefit.pk, tier.pk))) for tier in tiers])
+            for benefit in benefits
+        ]
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Tier entitlements"),
+            "tiers": tiers,
+            "rows": rows,
+            "periods": EntitlementPeriod.choices,
+            "editable": editable,
+            "opts": self.model._meta,
+        }
+        return render(request, "benefits/entitlement_matrix.html", context)
+
+    @transaction.atomic
+    def _save_matrix(self, request, tiers, benefits, cells) -> int:
+        changes = 0
+        for benefit in benefits:
+            for tier in tiers:
+                raw = request.POST.get(f"q_{benefit.pk}_{tier.pk}", "").strip()
+                period = request.POST.get(f"p_{benefit.pk}_{tier.pk}", EntitlementPeriod.MONTH)
+                current = cells.get((benefit.pk, tier.pk))
+                quantity = int(raw) if raw.isdigit() else 0
+                if period not in EntitlementPeriod.values:
+                    messages.error(request, f"{benefit.code}/{tier.code}: unknown period")
+                    continue
+                if quantity == 0 and current is not None:
+                    current.delete()
+                elif quantity and current is None:
+                    TierEntitlement.objects.create(
+                        benefit=benefit, tier=tier, quantity=quantity, period=period
+                    )
+                elif quantity and (current.quantity, current.period) != (quantity, period):
+                    current.quantity, current.period = quantity, period
+                    current.save()
+                else:
+                    continue
+                changes += 1
+                audit_record(
+                    actor=request.user,
+                    action="entitlement.change",
+                    changes={
+                        "benefit": benefit.code,
+                        "tier": tier.code,
+                        "quantity": quantity,
+                        "period": period,
+                    },
+                )
+        return changes
+
+
+@admin.register(Budget)
+class BudgetAdmin(MatrixModelAdmin):
+    view_action = "benefits.view_budgets"
+    change_action = "benefits.configure_budgets"
+    list_display = [
+        "code",
+        "name",
+        "department",
+        "parent",
+        "period_start",
+        "period_end",
+        "amount",
+        "consumed",
+        "consumed_percent",
+    ]
+    list_filter = ["department"]
+    readonly_fields = ["consumed_fen"]
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(BudgetEntry)
+class BudgetEntryAdmin(MatrixModelAdmin):
+    view_action = "benefits.view_budgets"
+    list_display = ["created_at", "budget", "kind", "amount_fen", "source", "grant"]
+    list_filter = ["kind", "budget"]
+    show_full_result_count = False
+    readonly_fields = [f.name for f in BudgetEntry._meta.fields]
+
+
+@admin.register(BudgetAlert)
+class BudgetAlertAdmin(MatrixModelAdmin):
+    view_action = "benefits.view_budgets"
+    list_display = ["raised_at", "budget", "percent", "consumed_fen"]
+    readonly_fields = [f.name for f in BudgetAlert._meta.fields]
+
+
+@admin.register(BenefitGrant)
+class BenefitGrantAdmin(MatrixModelAdmin):
+    view_action = "benefits.view_benefits"
+    list_display = ["id", "member", "benefit", "source", "status", "cost", "expires_on"]
+    list_filter = ["status", "source", "benefit"]
+    search_fields = ["member__member_no", "idempotency_key"]
+    list_select_related = ["member", "benefit"]
+    show_full_result_count = False
+    readonly_fields = [f.name for f in BenefitGrant._meta.fields]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).filter(member__in=member_scope(user=request.user))
+
+
+@admin.register(ManualGrantRequest)
+class ManualGrantRequestAdmin(MatrixModelAdmin):
+    view_action = "benefits.view_budgets"
+    list_display = ["requested_at", "member", "benefit", "status", "requested_by", "decided_by"]
+    list_filter = ["status"]
+    readonly_fields = [f.name for f in ManualGrantRequest._meta.fields]
+    actions = ["approve", "reject"]
+
+    def _decide(self, request, queryset, approve: bool) -> None:
+        from .services import BudgetExhausted, manual_grant_decide
+
+        if not user_can(request.user, "benefits.approve_manual_grant"):
+            raise PermissionDenied
+        for grant_request in queryset:
+            try:
+                manual_grant_decide(request=grant_request, approve=approve, actor=request.user)
+            except (BudgetExhausted, PermissionError, ValueError) as exc:
+                self.message_user(request, f"#{grant_request.pk}: {exc}", messages.ERROR)
+
+    @admin.action(description=_("Approve (grant and charge the budget)"))
+    def approve(self, request, queryset):
+        self._decide(request, queryset, True)
+
+    @admin.action(description=_("Reject"))
+    def reject(self, request, queryset):
+        self._decide(request, queryset, False)
+
+
+@admin.register(BenefitFeedback)
+class BenefitFeedbackAdmin(MatrixModelAdmin):
+    view_action = "benefits.view_benefits"
+    list_display = ["created_at", "benefit", "member", "useful", "reason", "author"]
+    list_filter = ["useful", "benefit"]
+    readonly_fields = [f.name for f in BenefitFeedback._meta.fields]
