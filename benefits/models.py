@@ -155,6 +155,8 @@ class Benefit(models.Model):
     def unit_cost(self) -> Decimal:
         return fen_to_decimal(self.unit_cost_fen)
 
+    unit_cost_decimal = unit_cost
+
 
 class TierEntitlement(models.Model):
     """Benefit × tier → quantity per period, granted by the nightly job at period start."""

@@ -8,7 +8,7 @@ Every view and API endpoint names one action from this table.
 from __future__ import annotations
 
 import rules
-from rest_framework.permissions import BasePermission
+from rest_framework.permissions import SAFE_METHODS, BasePermission
 
 from .choices import Role
 
@@ -93,8 +93,10 @@ _register_rules()
 
 
 class MatrixPermission(BasePermission):
-    """DRF permission: the view's `action_required` must be allowed by the matrix."""
+    """DRF permission: reads need the view's `action_required`; writes need
+    `write_action_required` (a view without one is read-only)."""
 
     def has_permission(self, request, view) -> bool:
-        action = view.action_required
-        return user_can(request.user, action)
+        if request.method in SAFE_METHODS or not hasattr(view, "write_action_required"):
+            return user_can(request.user, view.action_required)
+        return user_can(request.user, view.write_action_required)

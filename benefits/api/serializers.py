@@ -1,6 +1,10 @@
 from rest_framework import serializers
 
-from ..models import BenefitGrant
+from members.models import Tier
+from portal.models import Department
+from portal.money import decimal_to_fen
+
+from ..models import Benefit, BenefitGrant, Budget, TierEntitlement
 
 
 class GrantSerializer(serializers.ModelSerializer):
@@ -11,3 +15,69 @@ class GrantSerializer(serializers.ModelSerializer):
     class Meta:
         model = BenefitGrant
         fields = ["id", "member_no", "benefit", "source", "status", "expires_at", "redeemed_at"]
+
+
+class BenefitSerializer(serializers.ModelSerializer):
+    unit_cost = serializers.DecimalField(
+        max_digits=14, decimal_places=2, source="unit_cost_decimal"
+    )
+    budget = serializers.SlugRelatedField(slug_field="code", queryset=Budget.objects.all())
+    department = serializers.SlugRelatedField(slug_field="code", queryset=Department.objects.all())
+
+    class Meta:
+        model = Benefit
+        fields = [
+            "id",
+            "code",
+            "name",
+            "name_en",
+            "category",
+            "provider",
+            "unit_cost",
+            "department",
+            "budget",
+            "validity_days",
+            "active",
+        ]
+
+    def to_internal_value(self, data):
+        values = super().to_internal_value(data)
+        cost = values.pop("unit_cost_decimal", None)
+        if cost is not None:
+            values["unit_cost_fen"] = decimal_to_fen(cost)
+        return values
+
+
+class TierEntitlementSerializer(serializers.ModelSerializer):
+    benefit = serializers.SlugRelatedField(slug_field="code", queryset=Benefit.objects.all())
+    tier = serializers.SlugRelatedField(
+        slug_field="code", queryset=Tier.objects.filter(scheme__status="ACTIVE")
+    )
+
+    class Meta:
+        model = TierEntitlement
+        fields = ["id", "benefit", "tier", "quantity", "period"]
+
+
+class BudgetSerializer(serializers.ModelSerializer):
+    amount = serializers.DecimalField(max_digits=16, decimal_places=2, read_only=True)
+    consumed = serializers.DecimalField(max_digits=16, decimal_places=2, read_only=True)
+    remaining = serializers.DecimalField(max_digits=16, decimal_places=2, read_only=True)
+    department = serializers.CharField(source="department.code", read_only=True)
+    parent = serializers.CharField(source="parent.code", default=None, read_only=True)
+
+    class Meta:
+        model = Budget
+        fields = [
+            "id",
+            "code",
+            "name",
+            "department",
+            "parent",
+            "period_start",
+            "period_end",
+            "amount",
+            "consumed",
+            "remaining",
+            "alert_percents",
+        ]

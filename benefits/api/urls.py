@@ -1,6 +1,12 @@
 from django.urls import path
+from rest_framework.routers import SimpleRouter
 
 from . import views
+
+router = SimpleRouter()
+router.register("benefits", views.BenefitViewSet, basename="api-benefit")
+router.register("entitlements", views.TierEntitlementViewSet, basename="api-entitlement")
+router.register("budgets", views.BudgetViewSet, basename="api-budget")
 
 urlpatterns = [
     path(
@@ -8,4 +14,5 @@ urlpatterns = [
         views.GrantRedeemView.as_view(),
         name="api-grant-redeem",
     ),
+    *router.urls,
 ]

@@ -2,16 +2,21 @@
 
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
-from rest_framework import status
+from rest_framework import status, viewsets
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from members.selectors import member_get
 from portal.permissions import MatrixPermission
 
-from ..models import BenefitGrant
+from ..models import Benefit, BenefitGrant, Budget, TierEntitlement
 from ..services import GrantNotRedeemable, grant_redeem
-from .serializers import GrantSerializer
+from .serializers import (
+    BenefitSerializer,
+    BudgetSerializer,
+    GrantSerializer,
+    TierEntitlementSerializer,
+)
 
 
 class GrantRedeemView(APIView):
@@ -33,3 +38,33 @@ class GrantRedeemView(APIView):
                 {"detail": str(exc), "code": "not_redeemable"}, status=status.HTTP_409_CONFLICT
             )
         return Response(GrantSerializer(grant).data)
+
+
+class BenefitViewSet(viewsets.ModelViewSet):
+    """The benefit catalogue (product team writes; benefits are deactivated, not deleted)."""
+
+    queryset = Benefit.objects.select_related("budget", "department").order_by("code")
+    serializer_class = BenefitSerializer
+    permission_classes = [MatrixPermission]
+    action_required = "benefits.view_benefits"
+    write_action_required = "benefits.configure_benefits"
+    http_method_names = ["get", "post", "patch", "head", "options"]
+
+
+class TierEntitlementViewSet(viewsets.ModelViewSet):
+    queryset = TierEntitlement.objects.select_related("benefit", "tier").order_by(
+        "tier__rank", "benefit__code"
+    )
+    serializer_class = TierEntitlementSerializer
+    permission_classes = [MatrixPermission]
+    action_required = "benefits.view_benefits"
+    write_action_required = "benefits.configure_benefits"
+
+
+class BudgetViewSet(viewsets.ReadOnlyModelViewSet):
+    """Budgets with consumption; creating or raising one goes through approval (admin)."""
+
+    queryset = Budget.objects.select_related("department", "parent").order_by("code")
+    serializer_class = BudgetSerializer
+    permission_classes = [MatrixPermission]
+    action_required = "benefits.view_budgets"
