@@ -148,7 +148,7 @@ def member_centre(*, member: Member) -> dict:
     }
 
 
-def member_grants(*, member: Member) -> list[dict]:
+def member_grant_list(*, member: Member):
     """The member's benefits: redeemable ones, and those used or closed in the last 90 days."""
     from datetime import timedelta
 
@@ -157,11 +157,16 @@ def member_grants(*, member: Member) -> list[dict]:
     from .feeds import today_in_shanghai
 
     since = today_in_shanghai() - timedelta(days=90)
-    grants = (
+    return list(
         BenefitGrant.objects.filter(member=member, expires_on__gte=since)
         .select_related("benefit")
         .order_by("expires_on", "id")
     )
+
+
+def member_grants(*, member: Member) -> list[dict]:
+    """The grants of the member centre payload (API.md)."""
+    grants = member_grant_list(member=member)
     return [
         {
             "id": grant.pk,

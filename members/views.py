@@ -15,6 +15,7 @@ from .selectors import (
     MemberFilters,
     feed_batch_list,
     member_get,
+    member_grant_list,
     member_list,
     member_monthly_stats,
     member_scope,
@@ -60,6 +61,7 @@ def member_detail_view(request, member_no: str):
             "overrides": member_tier_overrides(member=member),
             "override_form": TierOverrideForm() if can_request else None,
             "can_decide": user_can(request.user, "members.approve_tier_override"),
+            "grants": member_grant_list(member=member),
         },
     )
 
