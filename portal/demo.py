@@ -127,6 +127,12 @@ def _months_back(as_of: date, months: int) -> date:
     return add_months(as_of.replace(day=1), -months)
 
 
+def _same_day_months_back(as_of: date, months: int) -> date:
+    """The same day of the month `months` earlier (clamped to that month's length)."""
+    first = _months_back(as_of, months)
+    return first.replace(day=min(as_of.day, calendar.monthrange(first.year, first.month)[1]))
+
+
 def _draw_wealth(rng: random.Random) -> float:
     roll = rng.random()
     if roll < 0.002:
@@ -257,8 +263,8 @@ def seed_demo_bank(
     months: int = 3,
     progress: Callable[[str], None] | None = None,
 ) -> dict:
-    """Create the demo bank; feeds cover the `months` complete months before `as_of`'s month
-    and that month up to the day before `as_of`."""
+    """Create the demo bank with `months` months of daily feeds, up to the day before
+    `as_of`, graded as if the nightly chain had run on the 2nd of every complete month."""
     say = progress or (lambda message: None)
     rng = random.Random(seed)
     if connection.vendor == "sqlite":
@@ -274,7 +280,7 @@ def seed_demo_bank(
         file_name=f"members_{as_of:%Y%m%d}.csv",
     )
     say(f"members: {batch.accepted:,} accepted, {batch.duplicates:,} already there")
-    start = _months_back(as_of, months)
+    start = _same_day_months_back(as_of, months)
     day, total_rows, month_index = start, 0, 0
     while day < as_of:
         month_index = (day.year - start.year) * 12 + day.month - start.month
@@ -291,11 +297,12 @@ def seed_demo_bank(
     say("benefits: catalogue, tier entitlements and budgets")
     # Grade the bank as if it had run every month of the feed window, so that tier history,
     # upgrades and downgrade protection are there to see on day one.
-    month = _months_back(as_of, months - 1)
-    while month <= as_of:
-        graded = tier_recompute(business_date=month + timedelta(days=1))
-        say(f"tiers as of {month + timedelta(days=1)}: {graded['changed']:,} changes")
-        month = _months_back(month, -1)
+    basis = start if start.day == 1 else _months_back(start, -1)  # first complete month
+    while _months_back(basis, -1) <= as_of:
+        business_date = _months_back(basis, -1) + timedelta(days=1)
+        graded = tier_recompute(business_date=business_date)
+        say(f"tiers as of {business_date}: {graded['changed']:,} changes")
+        basis = _months_back(basis, -1)
     granted = _demo_grants_and_redemptions(rng, as_of)
     say(f"benefits: {granted:,} entitlement grants for this period, some already redeemed")
     return {"staff": staff, "members": members, "feed_rows": total_rows, "first_day": start}
