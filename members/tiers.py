@@ -503,9 +503,11 @@ def evaluation_sql(plan: TierPlan, *, id_range: tuple[int, int] | None = None) -
              WHEN e.target_rank >= e.cur_rank THEN e.target_rank
              WHEN e.months_below >= {plan.protection_months} THEN {downgrade_to}
              ELSE e.cur_rank END"""
-    range_filter = ""
+    range_filter = stat_range = ""
     if id_range is not None:
-        range_filter = f"WHERE m.id BETWEEN {int(id_range[0])} AND {int(id_range[1])}"
+        lo, hi = int(id_range[0]), int(id_range[1])
+        range_filter = f"WHERE m.id BETWEEN {lo} AND {hi}"
+        stat_range = f"AND s.member_id BETWEEN {lo} AND {hi}"
     business = plan.business_date.isoformat()
     return f"""
 CREATE TEMP TABLE tier_eval AS
@@ -529,6 +531,7 @@ FROM (
                     {sums}
                 FROM members_membermonthlystat s
                 WHERE s.month >= '{months[-1].isoformat()}' AND s.month <= '{months[0].isoformat()}'
+                    {stat_range}
                 GROUP BY s.member_id
             ) x ON x.member_id = m.id
             LEFT JOIN members_tier ct
