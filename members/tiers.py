@@ -73,20 +73,25 @@ class IndicatorRule:
 
     def points_sql(self, indicator: PointsIndicator, days: int) -> str:
         divisor = indicator.per_unit * (days if self.averaged else 1)
-        expression = f"(({self.measure_sql(indicator)}) * {indicator.points}) / {divisor}"
-        if indicator.cap is not None:
-            expression = (
-                f"(CASE WHEN {expression} > {indicator.cap} THEN {indicator.cap} "
-                f"ELSE {expression} END)"
-            )
-        return expression
+        return _capped_sql(
+            f"(({self.measure_sql(indicator)}) * {indicator.points}) / {divisor}", indicator.cap
+        )
 
     def points(self, indicator: PointsIndicator, stat: MemberMonthlyStat | None, days: int) -> int:
         if stat is None:
             return 0
         divisor = indicator.per_unit * (days if self.averaged else 1)
-        value = self.measure(indicator, stat) * indicator.points // divisor
-        return min(value, indicator.cap) if indicator.cap is not None else value
+        return _capped(self.measure(indicator, stat) * indicator.points // divisor, indicator.cap)
+
+
+def _capped_sql(expression: str, cap: int | None) -> str:
+    if cap is None:
+        return expression
+    return f"(CASE WHEN {expression} > {cap} THEN {cap} ELSE {expression} END)"
+
+
+def _capped(value: int, cap: int | None) -> int:
+    return value if cap is None else min(value, cap)
 
 
 class CategoryBalance(IndicatorRule):
@@ -141,18 +146,13 @@ class Tenure(IndicatorRule):
             f"(CASE WHEN m.registered_at < {_timestamp_literal(b)} THEN 1 ELSE 0 END)"
             for b in self.boundaries(month)
         )
-        expression = f"((({years}) * {indicator.points}) / {indicator.per_unit})"
-        if indicator.cap is not None:
-            expression = (
-                f"(CASE WHEN {expression} > {indicator.cap} THEN {indicator.cap} "
-                f"ELSE {expression} END)"
-            )
-        return expression
+        return _capped_sql(
+            f"((({years}) * {indicator.points}) / {indicator.per_unit})", indicator.cap
+        )
 
     def member_points(self, indicator, member: Member, month: date) -> int:
         years = sum(1 for b in self.boundaries(month) if member.registered_at < b)
-        value = years * indicator.points // indicator.per_unit
-        return min(value, indicator.cap) if indicator.cap is not None else value
+        return _capped(years * indicator.points // indicator.per_unit, indicator.cap)
 
 
 def _timestamp_literal(moment: datetime) -> str:
