@@ -38,10 +38,10 @@ class Member(models.Model):
     (`masked_phone`, `masked_id_number`); only an audited reveal shows them.
     """
 
-    member_no = models.CharField(_("member no."), max_length=32, unique=True)
+    member_no = models.CharField(_("member no."), max_length=32)
     name = models.CharField(_("name"), max_length=100)
     phone = models.CharField(_("phone"), max_length=32, blank=True)
-    id_number = models.CharField(_("ID number"), max_length=32, blank=True, db_index=True)
+    id_number = models.CharField(_("ID number"), max_length=32, blank=True)
     birth_date = models.DateField(_("birth date"), null=True, blank=True)
     registered_at = models.DateTimeField(_("registered at"))
     branch = models.ForeignKey(
@@ -54,6 +54,7 @@ class Member(models.Model):
         on_delete=models.PROTECT,
         related_name="customers",
         verbose_name=_("account manager"),
+        db_index=False,  # the (account_manager, member_no) index serves it
     )
     status = models.CharField(
         _("status"), max_length=16, choices=MemberStatus.choices, default=MemberStatus.ACTIVE
@@ -65,7 +66,6 @@ class Member(models.Model):
         max_length=16,
         choices=LifecycleStage.choices,
         default=LifecycleStage.NEW,
-        db_index=True,
     )
     stage_since = models.DateField(_("stage since"), null=True, blank=True)
     last_active_on = models.DateField(_("last active on"), null=True, blank=True)
@@ -86,6 +86,7 @@ class Member(models.Model):
         blank=True,
         on_delete=models.PROTECT,
         related_name="+",
+        db_index=False,
         verbose_name=_("computed tier"),
         help_text=_("What the tier engine gives, before any override."),
     )
@@ -104,7 +105,13 @@ class Member(models.Model):
         ordering = ["member_no"]
         verbose_name = _("member")
         verbose_name_plural = _("members")
-        indexes = [models.Index(fields=["account_manager", "member_no"])]
+        # Few, plain indexes: the nightly recompute rewrites many member rows, and every
+        # index is written again on each non-HOT update (see bench/README.md).
+        constraints = [models.UniqueConstraint(fields=["member_no"], name="member_no_unique")]
+        indexes = [
+            models.Index(fields=["account_manager", "member_no"]),
+            models.Index(fields=["id_number"], name="member_id_number_idx"),
+        ]
 
     def __str__(self) -> str:
         return self.member_no
