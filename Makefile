@@ -48,7 +48,7 @@ beat: install
 	$(BIN)/celery -A portal beat --loglevel=INFO
 
 messages: install
-	$(BIN)/python manage.py makemessages -l zh_Hans --ignore=.venv --ignore=bench --ignore=tests
+	$(BIN)/python manage.py makemessages -l zh_Hans -l en --ignore=.venv --ignore=bench --ignore=tests --ignore=var
 	$(BIN)/python manage.py compilemessages --ignore=.venv
 
 bench: install
