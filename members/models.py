@@ -312,8 +312,9 @@ class MemberMonthlyStat(models.Model):
 
     @property
     def mada(self) -> Decimal:
-        """Monthly average daily financial assets, CNY, rounded to the cent."""
-        return average_fen(self.financial_day_sum_fen, self.days_in_month)
+        """Monthly average daily financial assets, CNY, to the cent (rounded down, as the
+        tier engine grades it)."""
+        return fen_to_decimal(self.financial_day_sum_fen // self.days_in_month)
 
     def category_day_sum_fen(self, category: str) -> int:
         return getattr(self, f"{category.lower()}_day_sum_fen")

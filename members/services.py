@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from portal.models import Branch, User
@@ -137,9 +138,7 @@ def feed_import(
                 imported_by=actor,
                 started_at=started_at,
             )
-            earlier = FeedBatch.objects.filter(
-                kind=kind, checksum=checksum, status=FeedStatus.LOADED
-            ).first()
+            earlier = _same_file_loaded_last(kind=kind, checksum=checksum)
             if earlier is not None:
                 _count_as_duplicate_file(batch=batch, earlier=earlier, file=file)
             elif kind == FeedKind.MEMBERS:
@@ -172,6 +171,19 @@ def feed_import(
         )
         raise
     return batch
+
+
+def _same_file_loaded_last(*, kind: str, checksum: str) -> FeedBatch | None:
+    """The earlier batch of this very file, if no other file of the kind was loaded since.
+
+    Then importing it again changes nothing and every row counts as a duplicate. If other
+    files came in between (say a members file that set a flag this one clears), its rows
+    are compared with the data as it is now instead, so nothing is silently ignored.
+    """
+    latest = FeedBatch.objects.filter(kind=kind, status=FeedStatus.LOADED).order_by("-id").first()
+    if latest is not None and latest.checksum == checksum:
+        return latest
+    return None
 
 
 def _count_as_duplicate_file(*, batch: FeedBatch, earlier: FeedBatch, file: BinaryIO) -> None:
@@ -604,7 +616,10 @@ def tier_recompute(
 
     plan = TierPlan.active(business_date)
     with transaction.atomic(), connection.cursor() as cursor:
-        expired = TierOverride.objects.filter(status="ACTIVE", expires_on__lt=business_date)
+        # Past their date, or for a tier of a scheme that is no longer active.
+        expired = TierOverride.objects.filter(status="ACTIVE").filter(
+            Q(expires_on__lt=business_date) | ~Q(tier__scheme=plan.scheme)
+        )
         if id_range is not None:
             expired = expired.filter(member_id__gte=id_range[0], member_id__lte=id_range[1])
         expired.update(status="EXPIRED")
@@ -783,10 +798,8 @@ def lifecycle_recompute(*, business_date, id_range: tuple[int, int] | None = Non
         )
 
     latest, previous = basis_month_for(day), add_months(basis_month_for(day), -1)
-    mada_latest = f"(2 * s1.financial_day_sum_fen + {days_in(latest)}) / {2 * days_in(latest)}"
-    mada_previous = (
-        f"(2 * s0.financial_day_sum_fen + {days_in(previous)}) / {2 * days_in(previous)}"
-    )
+    mada_latest = f"(s1.financial_day_sum_fen / {days_in(latest)})"
+    mada_previous = f"(s0.financial_day_sum_fen / {days_in(previous)})"
     drop = rules["at_risk_mada_drop_percent"]
     mada_fell = (
         f"(s0.member_id IS NOT NULL AND {mada_previous} >= {rules['at_risk_mada_floor_fen']} "

@@ -7,8 +7,10 @@ protection rule. From it come both the set-based SQL that grades the whole popul
 so the explanation always matches what the engine did.
 
 Integer arithmetic only (exact on PostgreSQL and SQLite alike):
-- a month's MADA in fen = round_half_up(financial_day_sum_fen / days_in_month);
-- a window's MADA = round_half_up(sum of the monthly MADAs / window months);
+- a month's MADA in fen = floor(financial_day_sum_fen / days_in_month): the cent amount
+  shown, and `MADA ≥ threshold` exactly as for the unrounded quotient (thresholds are whole
+  fen, so flooring never lifts a member over one);
+- a window's MADA = floor(sum of the monthly MADAs / window months);
 - POINTS: per indicator floor(measure × points / unit), capped, then summed; a window's
   points = floor(sum of the monthly points / window months).
 """
@@ -207,17 +209,17 @@ class MadaMethod(MethodRule):
 
     def month_sql(self, plan, month):
         days = days_in(month)
-        return f"(2 * s.financial_day_sum_fen + {days}) / {2 * days}"
+        return f"s.financial_day_sum_fen / {days}"
 
     def month_value(self, plan, stat, month, member):
         days = days_in(month)
-        return 0 if stat is None else (2 * stat.financial_day_sum_fen + days) // (2 * days)
+        return 0 if stat is None else stat.financial_day_sum_fen // days
 
     def window_sql(self, total, months):
-        return total if months == 1 else f"((2 * ({total}) + {months}) / {2 * months})"
+        return total if months == 1 else f"(({total}) / {months})"
 
     def window_value(self, total, months):
-        return total if months == 1 else (2 * total + months) // (2 * months)
+        return total if months == 1 else total // months
 
 
 class PointsMethod(MethodRule):
@@ -421,7 +423,7 @@ def tier_explain(*, member: Member, plan: TierPlan) -> TierExplanation:
         rank, rule = current.rank, "protected"
     override = None
     active = member.tier_overrides.filter(
-        status="ACTIVE", expires_on__gte=plan.business_date
+        status="ACTIVE", expires_on__gte=plan.business_date, tier__scheme=plan.scheme
     ).first()
     if active is not None and not member.credit_risk:
         override = active.tier
@@ -465,8 +467,9 @@ def evaluation_sql(plan: TierPlan, *, id_range: tuple[int, int] | None = None) -
     method = plan.method
     months = plan.months
     sums = ",\n        ".join(
-        f"SUM(CASE WHEN s.month = '{month.isoformat()}' THEN {method.month_sql(plan, month)} "
-        f"ELSE 0 END) AS x{i}"
+        # CAST: on PostgreSQL SUM(bigint) is numeric, and the window division must stay integer
+        f"CAST(SUM(CASE WHEN s.month = '{month.isoformat()}' THEN {method.month_sql(plan, month)} "
+        f"ELSE 0 END) AS BIGINT) AS x{i}"
         for i, month in enumerate(months)
     )
 
@@ -538,6 +541,8 @@ FROM (
                 ON ct.id = m.computed_tier_id AND ct.scheme_id = {plan.scheme.pk}
             LEFT JOIN members_tieroverride o ON o.member_id = m.id AND o.status = 'ACTIVE'
                 AND o.expires_on >= '{business}'
+                AND o.tier_id IN (
+                    SELECT t.id FROM members_tier t WHERE t.scheme_id = {plan.scheme.pk})
             {range_filter}
         ) v
     ) e
@@ -553,14 +558,13 @@ def _differs(a: str, b: str) -> str:
 def change_cause_sql() -> str:
     c = TierChangeCause
     return f"""CASE
-        WHEN e.credit_risk AND e.cur_rank IS NOT NULL AND e.new_rank < e.cur_rank
-            THEN '{c.CREDIT_RISK}'
         WHEN e.override_tier_id IS NOT NULL AND NOT e.credit_risk
             AND e.new_tier_id = e.override_tier_id THEN '{c.OVERRIDE}'
+        WHEN e.old_tier_id IS NULL THEN '{c.INITIAL}'
+        WHEN e.credit_risk THEN '{c.CREDIT_RISK}'
         WHEN e.old_tier_id IS NOT NULL AND e.old_computed_id IS NOT NULL
             AND e.old_tier_id <> e.old_computed_id AND e.override_tier_id IS NULL
             THEN '{c.OVERRIDE_EXPIRY}'
-        WHEN e.old_tier_id IS NULL THEN '{c.INITIAL}'
         WHEN e.cur_rank IS NULL THEN '{c.SCHEME_CHANGE}'
         WHEN e.new_rank > e.cur_rank THEN '{c.UPGRADE}'
         ELSE '{c.DOWNGRADE}' END"""
