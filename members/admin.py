@@ -65,6 +65,14 @@ class MemberAdmin(MatrixModelAdmin):
     def get_queryset(self, request):
         return member_scope(user=request.user).select_related("branch", "account_manager")
 
+    #: Query-string lookups that would let someone recover personal data digit by digit.
+    PERSONAL_FIELDS = ("phone", "id_number", "name", "birth_date")
+
+    def lookup_allowed(self, lookup, value, request=None):
+        if lookup.split("__")[0] in self.PERSONAL_FIELDS:
+            return False
+        return super().lookup_allowed(lookup, value, request)
+
     @admin.display(description=_("phone"))
     def phone_masked(self, member: Member) -> str:
         return member.masked_phone

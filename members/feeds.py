@@ -63,6 +63,10 @@ def parse_registered_at(text: str) -> datetime:
     return moment
 
 
+def looks_like_id_number(text: str) -> bool:
+    return bool(_ID_NUMBER.match(text.strip()))
+
+
 def today_in_shanghai() -> date:
     return datetime.now(SHANGHAI).date()
 

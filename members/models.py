@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import calendar
-import csv
-import io
 from decimal import Decimal
 
 from django.conf import settings
@@ -13,7 +11,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
-from portal.masking import mask_id_number, mask_phone
+from portal.masking import mask_id_number, mask_personal_numbers, mask_phone
 from portal.models import Branch
 from portal.money import average_fen, fen_to_decimal
 
@@ -117,6 +115,11 @@ class Member(models.Model):
         return self.member_no
 
     @property
+    def account_manager_display(self) -> str:
+        manager = self.account_manager
+        return (manager.get_full_name() or manager.username) if manager else ""
+
+    @property
     def masked_phone(self) -> str:
         return mask_phone(self.phone)
 
@@ -181,19 +184,10 @@ class FeedRejection(models.Model):
         return f"line {self.line_no}: {self.reason}"
 
     def masked_raw(self) -> str:
-        """The row for display: in a members feed, phone and ID number are masked."""
-        if self.batch.kind != FeedKind.MEMBERS:
-            return self.raw
-        try:
-            fields = next(csv.reader([self.raw]))
-        except (csv.Error, StopIteration):
-            return "***"
-        if len(fields) > 3:
-            fields[2] = mask_phone(fields[2])
-            fields[3] = mask_id_number(fields[3])
-        out = io.StringIO()
-        csv.writer(out, lineterminator="").writerow(fields)
-        return out.getvalue()
+        """The row for display, with anything shaped like an ID or phone number masked
+        wherever it stands (a row may have shifted columns; that is often why it was
+        refused)."""
+        return mask_personal_numbers(self.raw, broad=self.batch.kind == FeedKind.MEMBERS)
 
 
 class AssetBalance(models.Model):

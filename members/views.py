@@ -9,6 +9,7 @@ from django.views.decorators.http import require_POST
 from portal.decorators import action_required
 from portal.permissions import user_can
 
+from .feeds import looks_like_id_number
 from .forms import DecisionForm, MemberFilterForm, TierOverrideForm
 from .models import TierOverride, TierScheme
 from .selectors import (
@@ -33,11 +34,17 @@ PAGE_SIZE = 25
 def member_list_view(request):
     form = MemberFilterForm(request.GET or None)
     filters = MemberFilters(**form.cleaned_data) if form.is_valid() else MemberFilters()
+    if looks_like_id_number(filters.q):
+        # Matched, never shown: the search box is not refilled with an ID number.
+        form = MemberFilterForm({**request.GET.dict(), "q": ""})
+        form.is_valid()
     page = Paginator(member_list(user=request.user, filters=filters), PAGE_SIZE).get_page(
         request.GET.get("page")
     )
     query = request.GET.copy()
     query.pop("page", None)
+    if looks_like_id_number(query.get("q", "")):
+        query.pop("q")  # an exact ID match fits on one page; links never carry the number
     return render(
         request,
         "members/member_list.html",

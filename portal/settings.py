@@ -34,7 +34,9 @@ DEBUG = env.bool("DEBUG", default=not PRODUCTION)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
 
 INSTALLED_APPS = [
-    "unfold",
+    # BasicAppConfig: the theme without replacing admin.site, so PortalAdminSite (entry by
+    # the permission matrix) stays the admin site.
+    "unfold.apps.BasicAppConfig",
     "unfold.contrib.filters",
     "portal.apps.PortalAdminConfig",
     "django.contrib.auth",
