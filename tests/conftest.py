@@ -38,9 +38,13 @@ def org(db):
     """A head office with two branches, each with one sub-branch."""
     head = BranchFactory(code="HO", name="总行", level=BranchLevel.HEAD_OFFICE)
     north = BranchFactory(code="B01", name="北京分行", parent=head)
-    north_sub = BranchFactory(code="B01S1", name="朝阳支行", level=BranchLevel.SUB_BRANCH, parent=north)
+    north_sub = BranchFactory(
+        code="B01S1", name="朝阳支行", level=BranchLevel.SUB_BRANCH, parent=north
+    )
     south = BranchFactory(code="B02", name="上海分行", parent=head)
-    south_sub = BranchFactory(code="B02S1", name="浦东支行", level=BranchLevel.SUB_BRANCH, parent=south)
+    south_sub = BranchFactory(
+        code="B02S1", name="浦东支行", level=BranchLevel.SUB_BRANCH, parent=south
+    )
     return {"HO": head, "B01": north, "B01S1": north_sub, "B02": south, "B02S1": south_sub}
 
 
