@@ -582,10 +582,11 @@ def feed_arrival_check(*, business_date) -> dict:
             first_date__lte=day,
             last_date__gte=day,
         )
-        rows = batches.filter(status=FeedStatus.LOADED).aggregate(n=Sum("accepted"))["n"] or 0
+        totals = batches.aggregate(accepted=Sum("accepted"), duplicates=Sum("duplicates"))
+        rows = totals["accepted"] or 0
         counts[f"{kind}_batches"] = batches.count()
         counts[f"{kind}_rows"] = rows
-        if not batches.exists():
+        if rows + (totals["duplicates"] or 0) == 0:  # no file, or every row refused
             missing.append(str(kind))
     counts["missing"] = missing
     return counts

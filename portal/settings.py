@@ -21,7 +21,11 @@ DJANGO_ENV = env.str("DJANGO_ENV", default="development")
 PRODUCTION = DJANGO_ENV == "production"
 
 if PRODUCTION:
-    missing = [name for name in ("SECRET_KEY", "ALLOWED_HOSTS", "DATABASE_URL") if name not in env]
+    missing = [
+        name
+        for name in ("SECRET_KEY", "ALLOWED_HOSTS", "DATABASE_URL")
+        if not env.str(name, default="").strip()
+    ]
     if missing:
         raise ImproperlyConfigured(
             "Production settings need these environment variables: "

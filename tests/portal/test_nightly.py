@@ -295,7 +295,7 @@ def test_beat_runs_the_nightly_chain_at_0130_shanghai_with_an_expiry():
     assert celery_app.conf.beat_schedule == settings.CELERY_BEAT_SCHEDULE == BEAT_SCHEDULE
 
 
-def _start_django(tmp_path: Path, **variables: str) -> subprocess.CompletedProcess:
+def _start_django(**variables: str) -> subprocess.CompletedProcess:
     env = {
         key: value
         for key, value in os.environ.items()
@@ -324,8 +324,8 @@ PRODUCTION_VARIABLES = {
     [(), ("SECRET_KEY",), ("SECRET_KEY", "ALLOWED_HOSTS"), ("ALLOWED_HOSTS", "DATABASE_URL")],
     ids=["none", "secret-key-only", "no-database-url", "no-secret-key"],
 )
-def test_production_settings_refuse_to_start_without_the_required_variables(tmp_path, given):
-    started = _start_django(tmp_path, **{name: PRODUCTION_VARIABLES[name] for name in given})
+def test_production_settings_refuse_to_start_without_the_required_variables(given):
+    started = _start_django(**{name: PRODUCTION_VARIABLES[name] for name in given})
 
     assert started.returncode != 0
     assert "started" not in started.stdout
@@ -335,8 +335,8 @@ def test_production_settings_refuse_to_start_without_the_required_variables(tmp_
         assert (name in error) == (name not in given), (name, error)
 
 
-def test_production_settings_start_with_the_required_variables(tmp_path):
-    started = _start_django(tmp_path, **PRODUCTION_VARIABLES)
+def test_production_settings_start_with_the_required_variables():
+    started = _start_django(**PRODUCTION_VARIABLES)
 
     assert started.returncode == 0, started.stderr
     assert "started" in started.stdout

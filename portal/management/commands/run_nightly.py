@@ -1,10 +1,8 @@
 """`python manage.py run_nightly [--date YYYY-MM-DD]`: the whole nightly chain, synchronously."""
 
-from datetime import date
-
 from django.core.management.base import BaseCommand, CommandError
 
-from members.feeds import today_in_shanghai
+from members.feeds import parse_date, today_in_shanghai
 from portal.nightly import nightly_run
 
 
@@ -15,10 +13,12 @@ class Command(BaseCommand):
         parser.add_argument("--date", dest="business_date", help="YYYY-MM-DD")
 
     def handle(self, *args, business_date: str | None = None, **options):
-        try:
-            day = date.fromisoformat(business_date) if business_date else today_in_shanghai()
-        except ValueError:
-            raise CommandError(f"--date {business_date!r} is not a YYYY-MM-DD date.") from None
+        if business_date is None:
+            day = today_in_shanghai()
+        else:
+            day = parse_date(business_date)
+            if day is None:
+                raise CommandError(f"--date {business_date!r} is not a YYYY-MM-DD date.")
 
         def report(run) -> None:
             counts = " ".join(f"{key}={value}" for key, value in run.counts.items())
