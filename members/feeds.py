@@ -19,11 +19,11 @@ from portal.money import parse_fen
 from .choices import AssetCategory, FeedKind
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$", re.ASCII)
 _MEMBER_NO = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
-_PHONE = re.compile(r"^\+?\d{7,15}$")
-_ID_NUMBER = re.compile(r"^(\d{17}[\dXx]|\d{15})$")
-_COUNT = re.compile(r"^\d{1,9}$")
+_PHONE = re.compile(r"^\+?\d{7,15}$", re.ASCII)
+_ID_NUMBER = re.compile(r"^(\d{17}[\dXx]|\d{15})$", re.ASCII)
+_COUNT = re.compile(r"^\d{1,9}$", re.ASCII)
 CATEGORIES = frozenset(AssetCategory.values)
 
 

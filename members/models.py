@@ -11,7 +11,12 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
-from portal.masking import mask_id_number, mask_personal_numbers, mask_phone
+from portal.masking import (
+    mask_id_number,
+    mask_members_row,
+    mask_personal_numbers,
+    mask_phone,
+)
 from portal.models import Branch
 from portal.money import average_fen, fen_to_decimal
 
@@ -187,7 +192,9 @@ class FeedRejection(models.Model):
         """The row for display, with anything shaped like an ID or phone number masked
         wherever it stands (a row may have shifted columns; that is often why it was
         refused)."""
-        return mask_personal_numbers(self.raw, broad=self.batch.kind == FeedKind.MEMBERS)
+        if self.batch.kind == FeedKind.MEMBERS:
+            return mask_members_row(self.raw)
+        return mask_personal_numbers(self.raw, broad=False)
 
 
 class AssetBalance(models.Model):

@@ -204,6 +204,9 @@ def _parse_all(batch: FeedBatch, file: BinaryIO, tally: _Tally, progress: Progre
         tally.received += 1
         if progress and tally.received % PROGRESS_EVERY_ROWS == 0:
             progress(f"{batch.kind}: {tally.received:,} rows read")
+        if "\x00" in raw:  # PostgreSQL text cannot hold NUL: keep the row with it escaped
+            tally.reject(line_no, raw.replace("\x00", "\\x00"), "", "the row contains a NUL byte")
+            continue
         if len(fields) != width:
             tally.reject(line_no, raw, "", f"expected {width} columns, found {len(fields)}")
             continue
@@ -364,7 +367,10 @@ SELECT q.*,
               THEN 'D'
          WHEN q.known_batch IS NOT NULL THEN 'R'
          ELSE 'A' END AS status,
-    CASE WHEN q.member_id IS NULL THEN 'member_no' ELSE '{value_field}' END AS field,
+    CASE WHEN q.member_id IS NULL THEN 'member_no'
+         WHEN q.line_no <> q.first_line AND q.amount = q.first_amount THEN 'count'
+         WHEN q.line_no = q.first_line AND q.amount = q.known_amount THEN 'count'
+         ELSE '{value_field}' END AS field,
     CASE WHEN q.member_id IS NULL THEN 'unknown member ' || q.member_no
          WHEN q.line_no <> q.first_line
               THEN 'same member and day as line ' || q.first_line || ' with a different value'

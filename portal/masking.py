@@ -45,3 +45,41 @@ def mask_personal_numbers(text: str, *, broad: bool = True) -> str:
     if broad:
         text = _PHONE_SHAPED.sub(lambda m: mask_phone(m.group(0)), text)
     return text
+
+
+_WHOLE_ID = re.compile(r"^(\d{17}[\dXx]|\d{15})$", re.ASCII)
+_WHOLE_PHONE = re.compile(r"^\+?\d{7,15}$", re.ASCII)
+_DATE_LIKE = re.compile(r"^\d{4}-\d{2}-\d{2}([ T][0-9:.+\-Z]*)?$", re.ASCII)
+
+
+def mask_digits(text: str, *, keep_first: int = 3, keep_last: int = 2) -> str:
+    """Mask every digit of `text` but the first and last few (separators stay as typed)."""
+    positions = [i for i, char in enumerate(text) if char.isdigit() or char in "Xx"]
+    hidden = set(positions[keep_first : len(positions) - keep_last])
+    return "".join("*" if i in hidden else char for i, char in enumerate(text))
+
+
+def mask_members_row(raw: str) -> str:
+    """A raw members-feed row for display: every field with 7 or more digits (a phone or ID
+    number, however mistyped) is masked, except the member number and dates."""
+    import csv
+    import io
+
+    try:
+        fields = next(csv.reader([raw]))
+    except (csv.Error, StopIteration):
+        return mask_personal_numbers(raw)
+    def mask_field(index: int, field: str) -> str:
+        value = field.strip()
+        if index == 0 or _DATE_LIKE.match(value) or sum(c.isdigit() for c in value) < 7:
+            return field
+        if _WHOLE_ID.match(value):
+            return mask_id_number(value)
+        if _WHOLE_PHONE.match(value):
+            return mask_phone(value)
+        return mask_digits(field)
+
+    masked = [mask_field(index, field) for index, field in enumerate(fields)]
+    out = io.StringIO()
+    csv.writer(out, lineterminator="").writerow(masked)
+    return out.getvalue()

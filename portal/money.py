@@ -11,7 +11,7 @@ import re
 from decimal import ROUND_HALF_UP, Decimal
 
 CENT = Decimal("0.01")
-_AMOUNT = re.compile(r"^(\d{1,15})(?:\.(\d{1,2}))?$")
+_AMOUNT = re.compile(r"^(\d{1,15})(?:\.(\d{1,2}))?$", re.ASCII)
 
 
 def parse_fen(text: str) -> int | None:
