@@ -200,7 +200,9 @@ class FeedRejection(models.Model):
 class AssetBalance(models.Model):
     """A member's balance in one asset category at the end of one day (fen)."""
 
-    member = models.ForeignKey(Member, on_delete=models.CASCADE, db_constraint=False)
+    member = models.ForeignKey(
+        Member, on_delete=models.CASCADE, db_constraint=False, db_index=False
+    )  # the unique (member, date…) index serves member lookups
     date = models.DateField(_("date"))
     category = models.CharField(_("category"), max_length=12, choices=AssetCategory.choices)
     balance_fen = models.BigIntegerField(_("balance (fen)"))
@@ -226,7 +228,9 @@ class AssetBalance(models.Model):
 class ConsumptionDay(models.Model):
     """A member's card spending on one day (fen and number of transactions)."""
 
-    member = models.ForeignKey(Member, on_delete=models.CASCADE, db_constraint=False)
+    member = models.ForeignKey(
+        Member, on_delete=models.CASCADE, db_constraint=False, db_index=False
+    )  # the unique (member, date…) index serves member lookups
     date = models.DateField(_("date"))
     amount_fen = models.BigIntegerField(_("amount (fen)"))
     count = models.IntegerField(_("transactions"))
@@ -247,7 +251,9 @@ class MemberActivityDay(models.Model):
     """A day on which the member was active (a consumption row with count > 0, later also
     an accepted member event). One row per member and day, so sources never double count."""
 
-    member = models.ForeignKey(Member, on_delete=models.CASCADE, db_constraint=False)
+    member = models.ForeignKey(
+        Member, on_delete=models.CASCADE, db_constraint=False, db_index=False
+    )  # the unique (member, date…) index serves member lookups
     date = models.DateField(_("date"))
     month = models.DateField(_("month"))
 
@@ -270,7 +276,9 @@ class MemberMonthlyStat(models.Model):
     scan of daily rows. Day-sums are in fen; a day without a feed row contributes 0.
     """
 
-    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="monthly_stats")
+    member = models.ForeignKey(
+        Member, on_delete=models.CASCADE, related_name="monthly_stats", db_index=False
+    )  # the unique (member, month) index serves member lookups
     month = models.DateField(_("month"), help_text=_("First day of the month."))
     demand_day_sum_fen = models.BigIntegerField(default=0, db_default=0)
     time_day_sum_fen = models.BigIntegerField(default=0, db_default=0)
