@@ -69,6 +69,7 @@ def mask_members_row(raw: str) -> str:
         fields = next(csv.reader([raw]))
     except (csv.Error, StopIteration):
         return mask_personal_numbers(raw)
+
     def mask_field(index: int, field: str) -> str:
         value = field.strip()
         if index == 0 or _DATE_LIKE.match(value) or sum(c.isdigit() for c in value) < 7:
