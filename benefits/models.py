@@ -147,6 +147,11 @@ class Benefit(models.Model):
         ordering = ["code"]
         verbose_name = _("benefit")
         verbose_name_plural = _("benefits")
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(unit_cost_fen__gte=0), name="benefit_cost_not_negative"
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.code} {self.name}"

@@ -40,7 +40,10 @@ def differentiation_report(*, scheme_id: int) -> list[TierStep]:
     quantities, and the added yearly cost per member; flagged when nothing new is added."""
     tiers = list(Tier.objects.filter(scheme_id=scheme_id).order_by("rank"))
     per_tier: dict[int, dict[str, tuple[int, int]]] = {tier.pk: {} for tier in tiers}
-    for entitlement in TierEntitlement.objects.filter(tier__in=tiers).select_related("benefit"):
+    entitlements = TierEntitlement.objects.filter(
+        tier__in=tiers, benefit__active=True, quantity__gt=0
+    ).select_related("benefit")
+    for entitlement in entitlements:
         yearly = entitlement.quantity * PER_YEAR[entitlement.period]
         per_tier[entitlement.tier_id][entitlement.benefit.code] = (
             yearly,
@@ -74,7 +77,9 @@ class DemandRow:
 
     @property
     def flagged(self) -> bool:
-        return self.granted > 0 and self.rate < settings.BENEFIT_LOW_DEMAND_PERCENT
+        """Below the threshold, compared exactly (not on the rounded rate shown)."""
+        threshold = settings.BENEFIT_LOW_DEMAND_PERCENT
+        return self.granted > 0 and self.redeemed * 100 < threshold * self.granted
 
 
 def demand_report(*, start: date, end: date, by: str = "benefit") -> list[DemandRow]:
@@ -119,7 +124,7 @@ def budget_burn(*, budget: Budget, today: date) -> BudgetBurn:
         .order_by("day")
     )
     by_day = [(row["day"], fen_to_decimal(row["net"])) for row in days]
-    since = today - timedelta(days=30)
+    since = today - timedelta(days=29)  # the last 30 days, today included
     recent = sum(
         (amount for day, amount in by_day if day >= since),
         Decimal("0.00"),

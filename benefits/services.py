@@ -198,7 +198,7 @@ def entitlement_grants_run(*, business_date: date) -> dict:
     granted = skipped = 0
     shortfalls = []
     entitlements = TierEntitlement.objects.select_related("benefit__budget", "tier").filter(
-        benefit__active=True
+        benefit__active=True, quantity__gt=0
     )
     now = connection.ops.adapt_datetimefield_value(timezone.now())
     for entitlement in entitlements:
@@ -228,7 +228,7 @@ WHERE m.tier_id = %(tier)s AND m.status = 'ACTIVE'
             )
             cursor.execute("SELECT COUNT(*) FROM ent_candidates")
             wanted = cursor.fetchone()[0]
-            affordable = _consume_up_to(
+            affordable, closed = _consume_up_to(
                 budget=benefit.budget,
                 unit_fen=benefit.unit_cost_fen,
                 wanted=wanted,
@@ -275,32 +275,37 @@ FROM benefits_benefitgrant g JOIN ent_candidates c ON c.grant_key = g.idempotenc
         granted += affordable
         if affordable < wanted:
             skipped += wanted - affordable
-            shortfalls.append(f"{benefit.code}: {wanted - affordable} not granted")
+            why = f" (budget {closed} is not open today)" if closed else ""
+            shortfalls.append(f"{benefit.code}: {wanted - affordable} not granted{why}")
     return {"granted": granted, "not_granted_budget": skipped, "shortfalls": shortfalls}
 
 
-def _consume_up_to(*, budget: Budget, unit_fen: int, wanted: int, source: str) -> int:
-    """Consume room for as many units (≤ wanted) as the budget chain has; return how many.
-    Parents get one aggregate entry; the caller writes the per-grant entries of the leaf."""
+def _consume_up_to(*, budget: Budget, unit_fen: int, wanted: int, source: str) -> tuple[int, str]:
+    """Consume room for as many units (≤ wanted) as the budget chain has; return how many,
+    and the code of a budget of the chain that is not open today ("" if all are). Parents
+    get one aggregate entry; the caller writes the per-grant entries of the leaf."""
     if wanted == 0:
-        return 0
-    if unit_fen == 0:
-        return wanted
+        return 0, ""
     today = today_in_shanghai()
     chain = _budget_chain(budget.pk)
+    closed = (
+        Budget.objects.filter(pk__in=chain)
+        .exclude(period_start__lte=today, period_end__gte=today)
+        .values_list("code", flat=True)
+        .first()
+    )
+    if closed:
+        return 0, closed
+    if unit_fen == 0:
+        return wanted, ""
     for _attempt in range(5):
         levels = list(
             Budget.objects.filter(pk__in=chain).values("pk", "amount_fen", "consumed_fen")
         )
-        open_levels = Budget.objects.filter(
-            pk__in=chain, period_start__lte=today, period_end__gte=today
-        ).count()
-        if open_levels < len(chain):
-            return 0
         room = min((lvl["amount_fen"] - lvl["consumed_fen"]) // unit_fen for lvl in levels)
         count = max(0, min(wanted, room))
         if count == 0:
-            return 0
+            return 0, ""
         amount = count * unit_fen
         try:
             with transaction.atomic():
@@ -319,8 +324,8 @@ def _consume_up_to(*, budget: Budget, unit_fen: int, wanted: int, source: str) -
                         )
         except BudgetExhausted:
             continue  # someone consumed concurrently: read again and retry with less
-        return count
-    return 0
+        return count, ""
+    return 0, ""
 
 
 def grants_expire(*, business_date: date) -> dict:
@@ -470,8 +475,12 @@ def manual_grant_decide(*, request, approve: bool, actor):
 
 def benefit_feedback_record(*, member, benefit: Benefit, useful: bool, reason: str, actor):
     """An account manager records whether a benefit suits their customer."""
+    from portal.permissions import user_can
+
     from .models import BenefitFeedback
 
+    if not user_can(actor, "benefits.leave_feedback"):
+        raise PermissionError("Your role cannot leave feedback on benefits.")
     return BenefitFeedback.objects.create(
         member=member, benefit=benefit, useful=useful, reason=reason, author=actor
     )

@@ -83,10 +83,14 @@ def _entitlement_grants(business_date: date, run: JobRun) -> StepResult:
     shortfalls = counts.pop("shortfalls")
     warning = ""
     if shortfalls:
+        if any("not open" in shortfall for shortfall in shortfalls):
+            remedy = "Open a budget for this period (with approval)"
+        else:
+            remedy = "Budget exhausted: raise the budget (with approval)"
         warning = (
-            "Budget exhausted, some entitlements were not granted: "
+            "Some entitlements were not granted: "
             + "; ".join(shortfalls)
-            + ". Raise the budget (with approval), then re-run this date to grant the rest."
+            + f". {remedy}, then re-run this date to grant the rest."
         )
     return counts, warning
 

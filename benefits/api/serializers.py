@@ -1,3 +1,5 @@
+from decimal import Decimal
+
 from rest_framework import serializers
 
 from members.models import Tier
@@ -19,7 +21,7 @@ class GrantSerializer(serializers.ModelSerializer):
 
 class BenefitSerializer(serializers.ModelSerializer):
     unit_cost = serializers.DecimalField(
-        max_digits=14, decimal_places=2, source="unit_cost_decimal"
+        max_digits=14, decimal_places=2, source="unit_cost_decimal", min_value=Decimal("0")
     )
     budget = serializers.SlugRelatedField(slug_field="code", queryset=Budget.objects.all())
     department = serializers.SlugRelatedField(slug_field="code", queryset=Department.objects.all())
@@ -53,6 +55,8 @@ class TierEntitlementSerializer(serializers.ModelSerializer):
     tier = serializers.SlugRelatedField(
         slug_field="code", queryset=Tier.objects.filter(scheme__status="ACTIVE")
     )
+
+    quantity = serializers.IntegerField(min_value=1, max_value=999)
 
     class Meta:
         model = TierEntitlement
