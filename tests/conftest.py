@@ -78,3 +78,38 @@ def import_csv(db):
         )
 
     return run
+
+
+def ensure_reference_data() -> None:
+    """Put back what the data migrations create (role groups, the default tier schemes) when
+    a transactional test elsewhere has flushed the database. Two queries when present."""
+    import importlib
+
+    from django.apps import apps
+    from django.contrib.auth.models import Group
+
+    from members.models import TierScheme
+
+    roles = [str(role) for role in Role]
+    if (
+        Group.objects.filter(name__in=roles).count() == len(roles)
+        and TierScheme.objects.filter(code__in=["DEFAULT_MADA", "DEFAULT_POINTS"]).count() == 2
+    ):
+        return
+    importlib.import_module("portal.migrations.0002_roles").create_roles(apps, None)
+    importlib.import_module("members.migrations.0004_default_tier_schemes").create_defaults(
+        apps, None
+    )
+
+
+@pytest.fixture(autouse=True)
+def _reference_data(request):
+    """Every database test starts with the migrations' reference data, whatever ran before
+    it on the same worker (xdist does not keep pytest-django's transactional-last order)."""
+    uses_db = request.node.get_closest_marker("django_db") is not None or bool(
+        {"db", "transactional_db"} & set(request.fixturenames)
+    )
+    if not uses_db:
+        return
+    request.getfixturevalue("db")
+    ensure_reference_data()
