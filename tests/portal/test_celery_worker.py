@@ -37,9 +37,9 @@ from tests.portal.test_nightly import REGISTERED_TASKS
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.postgres,
-    # serialized_rollback: the chain needs the migrations' data (the active tier scheme),
-    # which an earlier transactional test may have flushed away.
-    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+    # The chain needs the migrations' data (the active tier scheme); conftest's
+    # `_reference_data` puts it back if an earlier transactional test flushed it.
+    pytest.mark.django_db(transaction=True),
 ]
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
