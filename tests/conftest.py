@@ -14,6 +14,7 @@ from members.models import FeedBatch
 from members.services import feed_import
 from portal.choices import BranchLevel, Role
 from tests.factories import BranchFactory, UserFactory
+from tests.reference import ensure_reference_data
 
 
 def pytest_collection_modifyitems(config, items):
@@ -78,28 +79,6 @@ def import_csv(db):
         )
 
     return run
-
-
-def ensure_reference_data() -> None:
-    """Put back what the data migrations create (role groups, the default tier schemes) when
-    a transactional test elsewhere has flushed the database. Two queries when present."""
-    import importlib
-
-    from django.apps import apps
-    from django.contrib.auth.models import Group
-
-    from members.models import TierScheme
-
-    roles = [str(role) for role in Role]
-    if (
-        Group.objects.filter(name__in=roles).count() == len(roles)
-        and TierScheme.objects.filter(code__in=["DEFAULT_MADA", "DEFAULT_POINTS"]).count() == 2
-    ):
-        return
-    importlib.import_module("portal.migrations.0002_roles").create_roles(apps, None)
-    importlib.import_module("members.migrations.0004_default_tier_schemes").create_defaults(
-        apps, None
-    )
 
 
 @pytest.fixture(autouse=True)

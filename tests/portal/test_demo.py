@@ -27,6 +27,7 @@ from members.models import FeedBatch, Member, MemberMonthlyStat
 from portal.choices import BranchLevel, Role
 from portal.models import Branch, User
 from tests.factories import MemberFactory
+from tests.reference import ensure_reference_data
 
 pytestmark = pytest.mark.django_db
 
@@ -90,6 +91,7 @@ def seeded(django_db_setup, django_db_blocker) -> Iterator[str]:
         override_settings(PASSWORD_HASHERS=FAST_HASHERS),
         transaction.atomic(),
     ):
+        ensure_reference_data()  # a transactional test on this worker may have flushed it
         output = seed()
         yield output
         transaction.set_rollback(True)
