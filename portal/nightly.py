@@ -169,13 +169,17 @@ def nightly_run(
     the first failure (its JobRun says what to do next). Returns the JobRuns."""
     runs = []
     for step in NIGHTLY_STEPS:
-        with jobrun_record(kind=step.kind, business_date=business_date, actor=actor) as run:
-            counts, warning = _run_in_process(step, business_date, run)
-            run.counts = counts
-            if warning:
-                run.status = JobStatus.WARNING
-                run.message = warning
+        run = nightly_step_run(step=step, business_date=business_date, actor=actor)
         runs.append(run)
         if report:
             report(run)
     return runs
+
+
+def nightly_step_run(*, step: NightlyStep, business_date: date, actor=None) -> JobRun:
+    """Run one step in this process, recorded as a JobRun (WARNING when it has a message)."""
+    with jobrun_record(kind=step.kind, business_date=business_date, actor=actor) as run:
+        run.counts, warning = _run_in_process(step, business_date, run)
+        if warning:
+            run.status, run.message = JobStatus.WARNING, warning
+    return run

@@ -22,9 +22,10 @@ from .nightly import (
     member_id_ranges,
     nightly_run,
     nightly_step,
+    nightly_step_run,
     sum_counts,
 )
-from .services import jobrun_progress, jobrun_record
+from .services import jobrun_progress
 
 RETRYABLE = (ConnectionError, OperationalError)
 
@@ -61,11 +62,7 @@ def nightly_step_task(self, business_date: str, kind: str):
     """One step of the distributed chain; a chunked step becomes a chord of range tasks."""
     day, step = _day(business_date), nightly_step(kind)
     if step.chunk is None:
-        with jobrun_record(kind=kind, business_date=day) as run:
-            run.counts, message = step.run(day, run)
-            if message:
-                run.status, run.message = JobStatus.WARNING, message
-        return run.pk
+        return nightly_step_run(step=step, business_date=day).pk
     run = JobRun.objects.create(kind=kind, business_date=day)
     ranges = member_id_ranges()
     jobrun_progress(run=run, progress=f"{len(ranges)} chunks queued")
