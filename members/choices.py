@@ -99,3 +99,24 @@ class OverrideStatus(models.TextChoices):
     ACTIVE = "ACTIVE", _("Active 生效")
     REJECTED = "REJECTED", _("Rejected 驳回")
     EXPIRED = "EXPIRED", _("Expired 已到期")
+
+
+class PointsEntryKind(models.TextChoices):
+    EARN = "EARN", _("Earned 获得")
+    SPEND = "SPEND", _("Spent 使用")
+    EXPIRE = "EXPIRE", _("Expired 过期")
+    ADJUST = "ADJUST", _("Adjusted 调整")
+
+
+class SegmentField(models.TextChoices):
+    """Member fields a segment rule may test (see `members.segments`)."""
+
+    TIER = "tier", _("Tier 等级")
+    LIFECYCLE_STAGE = "lifecycle_stage", _("Lifecycle stage 生命周期阶段")
+    STATUS = "status", _("Status 状态")
+    BRANCH = "branch", _("Branch (and sub-branches) 网点")
+    DAYS_SINCE_ACTIVE = "days_since_active", _("Days since last activity 距上次活跃天数")
+    DAYS_SINCE_REGISTERED = "days_since_registered", _("Days since registration 注册天数")
+    POINTS_BALANCE = "points_balance", _("Points balance 积分余额")
+    MADA = "mada", _("Latest graded MADA (CNY) 最近月日均资产")
+    AGE = "age", _("Age in years 年龄")

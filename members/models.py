@@ -8,7 +8,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
 
 from portal.masking import (
@@ -28,6 +28,7 @@ from .choices import (
     LifecycleStage,
     MemberStatus,
     OverrideStatus,
+    PointsEntryKind,
     SchemeStatus,
     TierChangeCause,
     TierMethod,
@@ -512,3 +513,86 @@ class TierOverride(models.Model):
 
     def __str__(self) -> str:
         return f"{self.member_id} → {self.tier_id} ({self.status})"
+
+
+class Segment(models.Model):
+    """A saved rule over member fields (all conditions must hold), with a live size.
+
+    `rules` is a list of `{"field": ..., "op": ..., "value": ...}`; the fields and operators
+    are the small classes of `members.segments`, so a rule is validated before it is saved.
+    """
+
+    code = models.CharField(_("code"), max_length=32, unique=True)
+    name = models.CharField(_("name"), max_length=100)
+    description = models.TextField(_("description"), blank=True)
+    department = models.ForeignKey(
+        "portal.Department", on_delete=models.PROTECT, related_name="segments"
+    )
+    rules = models.JSONField(_("rules"), default=list, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        ordering = ["code"]
+        verbose_name = _("segment")
+        verbose_name_plural = _("segments")
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.name}"
+
+    def member_filter(self, *, on=None) -> Q:
+        from .segments import segment_q
+
+        return segment_q(self.rules, on=on)
+
+
+class PointsEntry(models.Model):
+    """One movement of a member's points: append-only. The balance is the sum of `points`
+    (`Member.points_balance` is that sum, kept in the same transaction). An EARN entry keeps
+    `remaining` (not yet spent or expired) and its `expires_on`; spending and expiry draw
+    down the oldest earnings first."""
+
+    member = models.ForeignKey(
+        Member, on_delete=models.PROTECT, related_name="points_entries", db_index=False
+    )  # the (member, id) index serves member lookups
+    kind = models.CharField(_("kind"), max_length=8, choices=PointsEntryKind.choices)
+    points = models.BigIntegerField(_("points"), help_text=_("Positive earns, negative spends."))
+    remaining = models.BigIntegerField(_("remaining"), default=0)
+    business_date = models.DateField(_("business date"))
+    expires_on = models.DateField(_("expires on"), null=True, blank=True)
+    source = models.CharField(_("source"), max_length=100, blank=True)
+    idempotency_key = models.CharField(_("idempotency key"), max_length=120, unique=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    note = models.CharField(_("note"), max_length=200, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+        verbose_name = _("points entry")
+        verbose_name_plural = _("points entries")
+        indexes = [
+            models.Index(fields=["member", "id"]),
+            models.Index(
+                fields=["expires_on"],
+                name="points_open_earn_idx",
+                condition=Q(kind="EARN", remaining__gt=0),
+            ),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(remaining__gte=0) & (Q(kind="EARN") | Q(remaining=0)),
+                name="points_remaining_only_on_earn",
+            ),
+            models.CheckConstraint(
+                condition=~Q(kind="EARN") | (Q(points__gt=0) & Q(remaining__lte=F("points"))),
+                name="points_earn_positive",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.member_id} {self.kind} {self.points}"

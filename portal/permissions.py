@@ -49,6 +49,15 @@ PERMISSION_MATRIX: dict[str, frozenset[Role]] = {
     "benefits.configure_benefits": frozenset({PO, AD}),
     "benefits.view_budgets": frozenset({PO, BA, RA, AD}),
     "benefits.configure_budgets": frozenset({BA, AD}),
+    # Campaigns, tasks, segments and member events
+    "campaigns.view_campaigns": frozenset({BM, PO, BA, RA, AD}),
+    "campaigns.configure_campaigns": frozenset({PO, AD}),
+    "campaigns.approve_campaign": frozenset({BA}),
+    "campaigns.operate_campaign": frozenset({PO, AD}),
+    "campaigns.post_events": frozenset({SYS}),
+    "campaigns.view_events": frozenset({PO, RA, AD}),
+    "members.view_segments": frozenset({BM, PO, BA, RA, AD}),
+    "members.configure_segments": frozenset({PO, AD}),
     # Feeds from the data warehouse
     "members.view_feeds": frozenset({PO, RA, AD}),
     "members.import_feed": frozenset({PO, AD}),

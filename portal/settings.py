@@ -59,6 +59,7 @@ INSTALLED_APPS = [
     "portal",
     "members",
     "benefits",
+    "campaigns",
 ]
 
 MIDDLEWARE = [
@@ -215,6 +216,21 @@ LIFECYCLE_RULES: dict = {}
 BENEFIT_MANUAL_GRANT_LIMIT_FEN = env.int("BENEFIT_MANUAL_GRANT_LIMIT_FEN", default=50_000)
 #: A benefit whose redemption rate is below this share (%) is flagged in the demand report.
 BENEFIT_LOW_DEMAND_PERCENT = env.int("BENEFIT_LOW_DEMAND_PERCENT", default=20)
+
+# --- Points and campaigns ----------------------------------------------------------------
+#: What one point costs the campaign budget that issues it, in fen (1 point = 0.01 CNY).
+POINT_VALUE_FEN = env.int("POINT_VALUE_FEN", default=1)
+#: When earned points expire (members.points.EXPIRY_POLICIES): "NEXT_YEAR_END" (31 December
+#: of the year after earning, as most Chinese banks do) or "MONTHS" with POINTS_EXPIRY_MONTHS.
+POINTS_EXPIRY_POLICY = env.str("POINTS_EXPIRY_POLICY", default="NEXT_YEAR_END")
+POINTS_EXPIRY_MONTHS = env.int("POINTS_EXPIRY_MONTHS", default=24)
+#: An event stamped further in the future than this (clock skew allowance) is refused.
+EVENT_FUTURE_TOLERANCE_SECONDS = env.int("EVENT_FUTURE_TOLERANCE_SECONDS", default=300)
+#: Events older than this many days are refused (a replay of ancient history is a mistake).
+EVENT_MAX_AGE_DAYS = env.int("EVENT_MAX_AGE_DAYS", default=400)
+#: Events that occurred inside a campaign window still count this many days after it ends
+#: (late deliveries); then the night ends the campaign.
+CAMPAIGN_LATE_EVENT_GRACE_DAYS = env.int("CAMPAIGN_LATE_EVENT_GRACE_DAYS", default=3)
 
 # --- Feeds ------------------------------------------------------------------------------
 FEED_STAGING_CHUNK_ROWS = env.int("FEED_STAGING_CHUNK_ROWS", default=20_000)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import factory
@@ -137,3 +138,61 @@ class BenefitFactory(factory.django.DjangoModelFactory):
     unit_cost_fen = 10_000
     department = factory.SubFactory(DepartmentFactory)
     budget = factory.SubFactory(BudgetFactory)
+
+
+# --- campaigns and segments ------------------------------------------------------------------
+
+
+def _today():
+    return datetime.now(SHANGHAI).date()
+
+
+class SegmentFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "members.Segment"
+
+    code = factory.Sequence(lambda n: f"SEG{n:03d}")
+    name = factory.Sequence(lambda n: f"Segment {n}")
+    department = factory.SubFactory(DepartmentFactory)
+    rules = factory.LazyFunction(list)
+
+
+class CampaignFactory(factory.django.DjangoModelFactory):
+    """An ACTIVE campaign whose window runs from 60 days ago to 60 days ahead."""
+
+    class Meta:
+        model = "campaigns.Campaign"
+
+    code = factory.Sequence(lambda n: f"C{n:04d}")
+    name = factory.Sequence(lambda n: f"活动{n}")
+    department = factory.SubFactory(DepartmentFactory)
+    budget = factory.SubFactory(BudgetFactory)
+    starts_on = factory.LazyFunction(lambda: _today() - timedelta(days=60))
+    ends_on = factory.LazyFunction(lambda: _today() + timedelta(days=60))
+    status = "ACTIVE"
+    created_by = factory.SubFactory(UserFactory)
+
+
+class TaskFactory(factory.django.DjangoModelFactory):
+    """Sign in once: 100 points."""
+
+    class Meta:
+        model = "campaigns.Task"
+
+    campaign = factory.SubFactory(CampaignFactory)
+    name = factory.Sequence(lambda n: f"任务{n}")
+    event_type = "SIGN_IN"
+    measure = "COUNT"
+    target = Decimal("1")
+    recurrence = "ONCE"
+    reward_points = 100
+
+
+class TaskStepFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "campaigns.TaskStep"
+
+    task = factory.SubFactory(TaskFactory)
+    step_no = 1
+    target = Decimal("1")
+    reward_points = 10

@@ -16,9 +16,9 @@ from django.utils import timezone
 from portal.models import Branch, User
 from portal.services import audit_record
 
-from .choices import FINANCIAL_CATEGORIES, AssetCategory, FeedKind, FeedStatus
-from .feeds import FEED_FORMATS, FactRow, MemberRow, RowError, today_in_shanghai
-from .models import FeedBatch, FeedRejection, Member
+from ..choices import FINANCIAL_CATEGORIES, AssetCategory, FeedKind, FeedStatus
+from ..feeds import FEED_FORMATS, FactRow, MemberRow, RowError, today_in_shanghai
+from ..models import FeedBatch, FeedRejection, Member
 
 Progress = Callable[[str], None]
 PROGRESS_EVERY_ROWS = 100_000
@@ -548,7 +548,7 @@ def asset_feed_missing_days(*, month) -> list:
     so grading on an incomplete month would wrongly push members down)."""
     from datetime import timedelta
 
-    from .tiers import add_months
+    from ..tiers import add_months
 
     end = add_months(month, 1)
     covered = set()
@@ -618,8 +618,8 @@ def tier_recompute(
     idempotent for the date (a second run finds nothing to change)."""
     from django.utils import timezone
 
-    from .models import TierOverride
-    from .tiers import COUNT_NAMES, COUNTS_SQL, TierPlan, apply_sql, evaluation_sql
+    from ..models import TierOverride
+    from ..tiers import COUNT_NAMES, COUNTS_SQL, TierPlan, apply_sql, evaluation_sql
 
     plan = TierPlan.active(business_date)
     with transaction.atomic(), connection.cursor() as cursor:
@@ -647,7 +647,7 @@ def tier_recompute(
 def tier_simulate(*, scheme, business_date) -> dict:
     """How the population would be graded by `scheme` (usually a draft) for the business
     date, against the tiers members hold now. Changes nothing."""
-    from .tiers import TierPlan, evaluation_sql
+    from ..tiers import TierPlan, evaluation_sql
 
     plan = TierPlan.for_scheme(scheme, business_date)
     with transaction.atomic(), connection.cursor() as cursor:
@@ -660,7 +660,7 @@ def tier_simulate(*, scheme, business_date) -> dict:
         rows = cursor.fetchall()
         _temp_drop(cursor, "tier_eval")
         transaction.set_rollback(True)
-    from .models import Tier
+    from ..models import Tier
 
     tiers = {tier.pk: tier for tier in Tier.objects.all()}
     names = {pk: tier.code for pk, tier in tiers.items()}
@@ -680,9 +680,9 @@ def tier_override_request(*, member, tier, reason: str, expires_on, actor):
     until a branch manager approves it."""
     from portal.permissions import user_can
 
-    from .models import TierOverride
-    from .selectors import member_scope
-    from .tiers import TierPlan
+    from ..models import TierOverride
+    from ..selectors import member_scope
+    from ..tiers import TierPlan
 
     if not user_can(actor, "members.request_tier_override") or not (
         member_scope(user=actor).filter(pk=member.pk).exists()
@@ -715,9 +715,9 @@ def tier_override_decide(*, override, approve: bool, actor, comment: str = ""):
 
     from portal.permissions import user_can
 
-    from .choices import OverrideStatus, TierChangeCause
-    from .models import TierChange, TierOverride
-    from .selectors import member_scope
+    from ..choices import OverrideStatus, TierChangeCause
+    from ..models import TierChange, TierOverride
+    from ..selectors import member_scope
 
     with transaction.atomic():
         override = TierOverride.objects.select_for_update().get(pk=override.pk)
@@ -783,8 +783,8 @@ def lifecycle_recompute(*, business_date, id_range: tuple[int, int] | None = Non
 
     from django.conf import settings
 
-    from .feeds import SHANGHAI
-    from .tiers import add_months, basis_month_for, days_in
+    from ..feeds import SHANGHAI
+    from ..tiers import add_months, basis_month_for, days_in
 
     rules = {**LIFECYCLE_DEFAULTS, **getattr(settings, "LIFECYCLE_RULES", {})}
     day = business_date
@@ -870,8 +870,8 @@ WHERE members_member.id = e.member_id AND e.new_stage <> e.old_stage
 
 def tier_scheme_request_activation(*, scheme, actor):
     """A product operator proposes a draft scheme for activation; another user decides."""
-    from .choices import SchemeStatus
-    from .models import TierScheme
+    from ..choices import SchemeStatus
+    from ..models import TierScheme
 
     with transaction.atomic():
         scheme = TierScheme.objects.select_for_update().get(pk=scheme.pk)
@@ -893,8 +893,8 @@ def tier_scheme_decide_activation(*, scheme, approve: bool, actor, comment: str 
 
     from portal.models import AuditEntry
 
-    from .choices import SchemeStatus
-    from .models import TierScheme
+    from ..choices import SchemeStatus
+    from ..models import TierScheme
 
     with transaction.atomic():
         scheme = TierScheme.objects.select_for_update().get(pk=scheme.pk)

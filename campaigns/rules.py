@@ -1,0 +1,124 @@
+"""Task rule types: measures and recurrences, each a small class chosen from a map.
+
+A *measure* says how a task's events advance its progress (count them, sum their amounts,
+or count consecutive days) and in which unit (events, fen, days). A *recurrence* says which
+period an event belongs to, by the Asia/Shanghai date it occurred on: `once`, `2026-11-26`,
+`2026-W48` (ISO week, Monday to Sunday) or `2026-11`. A late event belongs to the period it
+occurred in, not the one it arrived in.
+"""
+
+from __future__ import annotations
+
+import calendar
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from decimal import Decimal
+
+from .choices import Measure, Recurrence
+
+# --- measures ---------------------------------------------------------------------------------
+
+
+@dataclass
+class ProgressState:
+    """What a progress row holds, in the measure's unit."""
+
+    value: int = 0
+    best: int = 0
+    days: list[str] = field(default_factory=list)
+
+
+class CountMeasure:
+    """Each counted event adds one."""
+
+    whole_targets = True
+
+    def to_units(self, target: Decimal) -> int:
+        return int(target)
+
+    def display(self, units: int) -> str:
+        return str(units)
+
+    def advance(self, state: ProgressState, events: list[tuple[date, int]]) -> ProgressState:
+        value = state.value + len(events)
+        return ProgressState(value=value, best=max(state.best, value), days=state.days)
+
+
+class AmountSumMeasure(CountMeasure):
+    """Event amounts add up, in fen; the target is in CNY."""
+
+    whole_targets = False
+
+    def to_units(self, target: Decimal) -> int:
+        return int(target * 100)
+
+    def display(self, units: int) -> str:
+        return f"{Decimal(units) / 100:.2f}"
+
+    def advance(self, state: ProgressState, events: list[tuple[date, int]]) -> ProgressState:
+        value = state.value + sum(amount for _, amount in events)
+        return ProgressState(value=value, best=max(state.best, value), days=state.days)
+
+
+class ConsecutiveDaysMeasure(CountMeasure):
+    """Distinct event days of the period: `value` is the streak ending on the latest day (a
+    missed day restarts it at 1), `best` the longest streak. The days are kept as a set, so
+    an event that arrives late or out of order fills its gap and joins two runs."""
+
+    def advance(self, state: ProgressState, events: list[tuple[date, int]]) -> ProgressState:
+        days = sorted(set(state.days) | {day.isoformat() for day, _ in events})
+        best = run = 0
+        previous: date | None = None
+        for text in days:
+            day = date.fromisoformat(text)
+            run = run + 1 if previous is not None and day - previous == timedelta(days=1) else 1
+            best = max(best, run)
+            previous = day
+        return ProgressState(value=run, best=max(best, state.best), days=days)
+
+
+MEASURES = {
+    Measure.COUNT: CountMeasure(),
+    Measure.AMOUNT_SUM: AmountSumMeasure(),
+    Measure.CONSECUTIVE_DAYS: ConsecutiveDaysMeasure(),
+}
+
+
+# --- recurrences ------------------------------------------------------------------------------
+
+Period = tuple[str, date, date]  # key, first day, last day
+
+
+class Once:
+    """One period for the whole campaign window."""
+
+    def period(self, day: date, *, starts_on: date, ends_on: date) -> Period:
+        return "once", starts_on, ends_on
+
+
+class Daily:
+    def period(self, day: date, *, starts_on: date, ends_on: date) -> Period:
+        return day.isoformat(), day, day
+
+
+class Weekly:
+    """ISO weeks: Monday to Sunday; the key uses the ISO year (29 Dec 2025 is 2026-W01)."""
+
+    def period(self, day: date, *, starts_on: date, ends_on: date) -> Period:
+        year, week, weekday = day.isocalendar()
+        monday = day - timedelta(days=weekday - 1)
+        return f"{year}-W{week:02d}", monday, monday + timedelta(days=6)
+
+
+class Monthly:
+    def period(self, day: date, *, starts_on: date, ends_on: date) -> Period:
+        last = calendar.monthrange(day.year, day.month)[1]
+        return f"{day:%Y-%m}", day.replace(day=1), day.replace(day=last)
+
+
+RECURRENCES = {
+    Recurrence.ONCE: Once(),
+    Recurrence.DAILY: Daily(),
+    Recurrence.WEEKLY: Weekly(),
+    Recurrence.MONTHLY: Monthly(),
+}

@@ -1,0 +1,204 @@
+"""Writes of the points ledger: earn, spend, adjust and the nightly expiry.
+
+The ledger (`PointsEntry`) is append-only; a member's balance is the sum of its entries and
+`Member.points_balance` is that sum, moved in the same transaction as each entry. Spending
+and expiry draw down the oldest earnings first (FIFO over EARN entries' `remaining`).
+"""
+
+from __future__ import annotations
+
+import calendar
+from dataclasses import dataclass
+from datetime import date
+
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F
+
+from portal.services import audit_record
+
+from ..choices import PointsEntryKind
+from ..models import Member, PointsEntry
+
+
+class InsufficientPoints(Exception):
+    """The member has fewer points than asked for; nothing was written."""
+
+
+@dataclass(frozen=True)
+class NextYearEnd:
+    """Points earned in year Y expire after 31 December of Y + 1 (积分有效期至次年年底)."""
+
+    def expires_on(self, earned_on: date) -> date:
+        return date(earned_on.year + 1, 12, 31)
+
+
+@dataclass(frozen=True)
+class RollingMonths:
+    """Points expire at the end of the month N months after the month they were earned."""
+
+    months: int
+
+    def expires_on(self, earned_on: date) -> date:
+        index = earned_on.year * 12 + earned_on.month - 1 + self.months
+        year, month = divmod(index, 12)
+        return date(year, month + 1, calendar.monthrange(year, month + 1)[1])
+
+
+def expiry_policy():
+    """The configured policy (settings.POINTS_EXPIRY_POLICY)."""
+    name = settings.POINTS_EXPIRY_POLICY
+    if name == "NEXT_YEAR_END":
+        return NextYearEnd()
+    if name == "MONTHS":
+        return RollingMonths(settings.POINTS_EXPIRY_MONTHS)
+    raise ValueError(f"POINTS_EXPIRY_POLICY={name!r} is not a policy: use NEXT_YEAR_END or MONTHS.")
+
+
+def points_earn(
+    *, member_id: int, points: int, business_date: date, source: str, idempotency_key: str
+) -> PointsEntry | None:
+    """Credit `points` once per idempotency key (the same key again returns None and
+    changes nothing). Runs inside the caller's transaction."""
+    if points <= 0:
+        raise ValueError("points_earn needs a positive number of points.")
+    try:
+        with transaction.atomic():
+            entry = PointsEntry.objects.create(
+                member_id=member_id,
+                kind=PointsEntryKind.EARN,
+                points=points,
+                remaining=points,
+                business_date=business_date,
+                expires_on=expiry_policy().expires_on(business_date),
+                source=source[:100],
+                idempotency_key=idempotency_key,
+            )
+    except IntegrityError:
+        return None
+    Member.objects.filter(pk=member_id).update(points_balance=F("points_balance") + points)
+    return entry
+
+
+def _draw_down(*, member_id: int, points: int) -> None:
+    """Take `points` from the member's oldest open earnings (locked, in expiry order)."""
+    left = points
+    earnings = (
+        PointsEntry.objects.select_for_update()
+        .filter(member_id=member_id, kind=PointsEntryKind.EARN, remaining__gt=0)
+        .order_by("expires_on", "id")
+    )
+    for earning in earnings:
+        take = min(left, earning.remaining)
+        PointsEntry.objects.filter(pk=earning.pk).update(remaining=F("remaining") - take)
+        left -= take
+        if not left:
+            return
+    raise InsufficientPoints(f"The member has fewer than {points} points.")
+
+
+@transaction.atomic
+def points_spend(
+    *, member: Member, points: int, business_date: date, source: str, idempotency_key: str
+) -> PointsEntry:
+    """Spend points (oldest first); `InsufficientPoints` if the balance is short. The same
+    idempotency key again returns the first spend."""
+    existing = PointsEntry.objects.filter(idempotency_key=idempotency_key).first()
+    if existing is not None:
+        return existing
+    if points <= 0:
+        raise ValueError("Spend a positive number of points.")
+    Member.objects.select_for_update().filter(pk=member.pk).first()  # one spender at a time
+    _draw_down(member_id=member.pk, points=points)
+    entry = PointsEntry.objects.create(
+        member=member,
+        kind=PointsEntryKind.SPEND,
+        points=-points,
+        business_date=business_date,
+        source=source[:100],
+        idempotency_key=idempotency_key,
+    )
+    Member.objects.filter(pk=member.pk).update(points_balance=F("points_balance") - points)
+    return entry
+
+
+@transaction.atomic
+def points_adjust(
+    *, member: Member, points: int, business_date: date, reason: str, actor, idempotency_key: str
+) -> PointsEntry:
+    """A staff correction, audited: positive credits new points (with the normal expiry),
+    negative takes points away oldest first."""
+    if not points:
+        raise ValueError("An adjustment needs a non-zero number of points.")
+    if not reason.strip():
+        raise ValueError("An adjustment needs a reason.")
+    existing = PointsEntry.objects.filter(idempotency_key=idempotency_key).first()
+    if existing is not None:
+        return existing
+    Member.objects.select_for_update().filter(pk=member.pk).first()
+    if points < 0:
+        _draw_down(member_id=member.pk, points=-points)
+    entry = PointsEntry.objects.create(
+        member=member,
+        kind=PointsEntryKind.EARN if points > 0 else PointsEntryKind.ADJUST,
+        points=points,
+        remaining=max(points, 0),
+        business_date=business_date,
+        expires_on=expiry_policy().expires_on(business_date) if points > 0 else None,
+        source="adjust",
+        note=reason[:200],
+        idempotency_key=idempotency_key,
+        actor=actor if getattr(actor, "pk", None) else None,
+    )
+    Member.objects.filter(pk=member.pk).update(points_balance=F("points_balance") + points)
+    audit_record(
+        actor=actor, action="points.adjust", obj=member, changes={"points": points}, reason=reason
+    )
+    return entry
+
+
+# The nightly expiry: three statements over every open earning that expired before the
+# business date. One EXPIRE entry per member and date (its key makes a re-run a no-op).
+_EXPIRE_SQL = [
+    """
+INSERT INTO members_pointsentry
+    (member_id, kind, points, remaining, business_date, source, idempotency_key, note, created_at)
+SELECT member_id, 'EXPIRE', -SUM(remaining), 0, %(d)s, 'expiry',
+       'expire:' || CAST(member_id AS VARCHAR(20)) || ':' || %(key)s, '', %(now)s
+FROM members_pointsentry
+WHERE kind = 'EARN' AND remaining > 0 AND expires_on < %(d)s
+GROUP BY member_id
+ON CONFLICT (idempotency_key) DO NOTHING
+""",
+    """
+UPDATE members_member SET points_balance = members_member.points_balance - t.expired
+FROM (SELECT member_id, SUM(remaining) AS expired FROM members_pointsentry
+      WHERE kind = 'EARN' AND remaining > 0 AND expires_on < %(d)s GROUP BY member_id) t
+WHERE members_member.id = t.member_id
+""",
+    """
+UPDATE members_pointsentry SET remaining = 0
+WHERE kind = 'EARN' AND remaining > 0 AND expires_on < %(d)s
+""",
+]
+
+
+@transaction.atomic
+def points_expire(*, business_date: date) -> dict:
+    """Expire every earning whose `expires_on` is before the business date: set-based, one
+    EXPIRE entry per member, idempotent for the date (a second run finds nothing open)."""
+    from django.utils import timezone
+
+    params = {"d": business_date, "key": business_date.isoformat(), "now": timezone.now()}
+    with connection.cursor() as cursor:
+        cursor.execute(_EXPIRE_SQL[0], params)
+        members = cursor.rowcount
+        cursor.execute(
+            "SELECT COALESCE(SUM(points), 0) FROM members_pointsentry "
+            "WHERE kind = 'EXPIRE' AND business_date = %(d)s",
+            params,
+        )
+        points = -int(cursor.fetchone()[0])
+        for sql in _EXPIRE_SQL[1:]:
+            cursor.execute(sql, params)
+    return {"members": max(members, 0), "points_expired": points}
