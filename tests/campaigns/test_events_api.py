@@ -125,8 +125,10 @@ def test_amount_as_json_number_is_exact(api_client_for, system_user):
     member = MemberFactory()
     response = api_client_for(system_user).post(
         "/api/v1/events/",
-        '{"events": [{"event_id": "n1", "member_no": "%s", "type": "FUND_PURCHASE", '
-        '"amount": 0.29, "occurred_at": "%s"}]}' % (member.member_no, at(today())),
+        '{"events": [{"event_id": "n1", "member_no": "MNO", "type": "FUND_PURCHASE", '
+        '"amount": 0.29, "occurred_at": "WHEN"}]}'.replace("MNO", member.member_no).replace(
+            "WHEN", at(today())
+        ),
         content_type="application/json",
     )
     assert response.json()["accepted"] == 1
