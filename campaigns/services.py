@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -31,8 +30,9 @@ from portal.services import audit_record
 
 from .choices import EDITABLE_STATUSES, CampaignStatus, RewardStatus
 from .events import MAX_EVENTS_PER_BATCH, EventRefusal, EventRow, event_parse
-from .models import Campaign, EventBatch, Task, TaskCapCounter, TaskCompletion
-from .rules import MEASURES, RECURRENCES, ProgressState
+from .models import Campaign, EventBatch, TaskCapCounter, TaskCompletion
+from .rules import MEASURES, ProgressState
+from .selectors import Level, LiveTask, live_tasks, segment_members
 
 logger = logging.getLogger(__name__)
 
@@ -180,135 +180,6 @@ def campaign_periods_roll(*, business_date: date) -> dict:
         "periods_closed": closed.count(),
         "periods_closed_completed": closed.filter(completed_at__isnull=False).count(),
     }
-
-
-# --- the tasks events can advance ---------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Level:
-    step_no: int
-    target: int  # in the measure's unit
-    points: int
-    benefit_id: int | None
-
-
-@dataclass(frozen=True)
-class LiveTask:
-    """A task of a live campaign, read once per batch."""
-
-    id: int
-    name: str
-    campaign_id: int
-    campaign_code: str
-    budget_id: int
-    event_type: str
-    min_amount_fen: int
-    measure: str
-    recurrence: str
-    levels: tuple[Level, ...]
-    starts_on: date
-    ends_on: date
-    tiers: frozenset[int]
-    stages: frozenset[str]
-    segment_ids: tuple[int, ...]
-    max_per_member: int | None
-    max_per_period: int | None
-
-    def period(self, day: date):
-        return RECURRENCES[self.recurrence].period(
-            day, starts_on=self.starts_on, ends_on=self.ends_on
-        )
-
-    def offered_to(self, tier_id: int | None, stage: str) -> bool:
-        return (not self.tiers or tier_id in self.tiers) and (
-            not self.stages or stage in self.stages
-        )
-
-
-def _intersect(campaign_values: Iterable, task_values: Iterable) -> frozenset:
-    """Both restrict: empty means everyone; two non-empty lists give only what both allow."""
-    campaign_set, task_set = frozenset(campaign_values), frozenset(task_values)
-    if campaign_set and task_set:
-        both = campaign_set & task_set
-        return both or frozenset({None})  # nobody: the lists do not overlap
-    return campaign_set or task_set
-
-
-def live_tasks(
-    *, on: date | None = None, event_types: Iterable[str] | None = None
-) -> list[LiveTask]:
-    """Tasks of campaigns that count events now: active, or scheduled and begun (the night
-    flips it), until the late-event grace after their window has passed. Paused and ended
-    campaigns count nothing."""
-    today = on or today_in_shanghai()
-    grace = timedelta(days=settings.CAMPAIGN_LATE_EVENT_GRACE_DAYS)
-    tasks = (
-        Task.objects.filter(
-            campaign__status__in=[CampaignStatus.ACTIVE, CampaignStatus.SCHEDULED],
-            campaign__starts_on__lte=today,
-            campaign__ends_on__gte=today - grace,
-        )
-        .select_related("campaign")
-        .prefetch_related("steps", "offered_tiers", "campaign__target_tiers", "campaign__segments")
-        .order_by("id")
-    )
-    if event_types is not None:
-        tasks = tasks.filter(event_type__in=list(event_types))
-    result = []
-    for task in tasks:
-        campaign = task.campaign
-        measure = MEASURES[task.measure]
-        steps = list(task.steps.all())
-        if steps:
-            levels = tuple(
-                Level(s.step_no, measure.to_units(s.target), s.reward_points, s.reward_benefit_id)
-                for s in steps
-            )
-        else:
-            levels = (
-                Level(1, measure.to_units(task.target), task.reward_points, task.reward_benefit_id),
-            )
-        result.append(
-            LiveTask(
-                id=task.pk,
-                name=task.name,
-                campaign_id=campaign.pk,
-                campaign_code=campaign.code,
-                budget_id=campaign.budget_id,
-                event_type=task.event_type,
-                min_amount_fen=int(task.min_event_amount * 100),
-                measure=task.measure,
-                recurrence=task.recurrence,
-                levels=levels,
-                starts_on=campaign.starts_on,
-                ends_on=campaign.ends_on,
-                tiers=_intersect(
-                    (t.pk for t in campaign.target_tiers.all()),
-                    (t.pk for t in task.offered_tiers.all()),
-                ),
-                stages=_intersect(campaign.target_stages, task.offered_stages),
-                segment_ids=tuple(s.pk for s in campaign.segments.all()),
-                max_per_member=task.max_rewards_per_member,
-                max_per_period=task.max_rewards_per_period,
-            )
-        )
-    return result
-
-
-def _segment_members(tasks: list[LiveTask], member_ids: set[int], on: date) -> dict[int, set[int]]:
-    """segment id → the batch's members in it (one query per segment used)."""
-    from members.models import Segment
-
-    wanted = {segment_id for task in tasks for segment_id in task.segment_ids}
-    found: dict[int, set[int]] = {}
-    for segment in Segment.objects.filter(pk__in=wanted):
-        found[segment.pk] = set(
-            Member.objects.filter(pk__in=member_ids)
-            .filter(segment.member_filter(on=on))
-            .values_list("pk", flat=True)
-        )
-    return found
 
 
 # --- event ingestion ----------------------------------------------------------------------------
@@ -530,7 +401,7 @@ def _advance_tasks(rows: list[EventRow], *, members: dict) -> int:
     for task in tasks:
         by_type[task.event_type].append(task)
     member_ids = {members[row.member_no][0] for row in rows}
-    in_segment = _segment_members(tasks, member_ids, today)
+    in_segment = segment_members(tasks, member_ids, today)
 
     # (member, task, period) → the events that count for it
     work: dict[tuple[int, int, str], list[EventRow]] = defaultdict(list)

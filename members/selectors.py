@@ -136,14 +136,15 @@ def member_tier_status(*, member: Member) -> dict:
 
 
 def member_centre(*, member: Member) -> dict:
-    """The member centre payload of API.md; tasks and grants are filled in by campaigns and
-    benefits as they land. No personal data is included."""
+    """The member centre payload of API.md. No personal data is included."""
+    from campaigns.selectors import member_tasks
+
     return {
         "member_no": member.member_no,
         **member_tier_status(member=member),
         "lifecycle_stage": member.lifecycle_stage,
         "points_balance": member.points_balance,
-        "tasks": [],
+        "tasks": member_tasks(member=member),
         "grants": member_grants(member=member),
     }
 

@@ -1,0 +1,199 @@
+"""Reads of the campaigns app, shared by the API, the portal and the nightly jobs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from django.conf import settings
+
+from members.feeds import today_in_shanghai
+from members.models import Member
+
+from .choices import CampaignStatus
+from .models import Task
+from .rules import MEASURES, RECURRENCES
+
+# --- the tasks events can advance  ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Level:
+    step_no: int
+    target: int  # in the measure's unit
+    points: int
+    benefit_id: int | None
+
+
+@dataclass(frozen=True)
+class LiveTask:
+    """A task of a live campaign, read once per batch."""
+
+    id: int
+    name: str
+    campaign_id: int
+    campaign_code: str
+    budget_id: int
+    event_type: str
+    min_amount_fen: int
+    measure: str
+    recurrence: str
+    levels: tuple[Level, ...]
+    starts_on: date
+    ends_on: date
+    tiers: frozenset[int]
+    stages: frozenset[str]
+    segment_ids: tuple[int, ...]
+    max_per_member: int | None
+    max_per_period: int | None
+
+    def period(self, day: date):
+        return RECURRENCES[self.recurrence].period(
+            day, starts_on=self.starts_on, ends_on=self.ends_on
+        )
+
+    def offered_to(self, tier_id: int | None, stage: str) -> bool:
+        return (not self.tiers or tier_id in self.tiers) and (
+            not self.stages or stage in self.stages
+        )
+
+
+def _intersect(campaign_values: Iterable, task_values: Iterable) -> frozenset:
+    """Both restrict: empty means everyone; two non-empty lists give only what both allow."""
+    campaign_set, task_set = frozenset(campaign_values), frozenset(task_values)
+    if campaign_set and task_set:
+        both = campaign_set & task_set
+        return both or frozenset({None})  # nobody: the lists do not overlap
+    return campaign_set or task_set
+
+
+def live_tasks(
+    *, on: date | None = None, event_types: Iterable[str] | None = None
+) -> list[LiveTask]:
+    """Tasks of campaigns that count events now: active, or scheduled and begun (the night
+    flips it), until the late-event grace after their window has passed. Paused and ended
+    campaigns count nothing."""
+    today = on or today_in_shanghai()
+    grace = timedelta(days=settings.CAMPAIGN_LATE_EVENT_GRACE_DAYS)
+    tasks = (
+        Task.objects.filter(
+            campaign__status__in=[CampaignStatus.ACTIVE, CampaignStatus.SCHEDULED],
+            campaign__starts_on__lte=today,
+            campaign__ends_on__gte=today - grace,
+        )
+        .select_related("campaign")
+        .prefetch_related("steps", "offered_tiers", "campaign__target_tiers", "campaign__segments")
+        .order_by("id")
+    )
+    if event_types is not None:
+        tasks = tasks.filter(event_type__in=list(event_types))
+    result = []
+    for task in tasks:
+        campaign = task.campaign
+        measure = MEASURES[task.measure]
+        steps = list(task.steps.all())
+        if steps:
+            levels = tuple(
+                Level(s.step_no, measure.to_units(s.target), s.reward_points, s.reward_benefit_id)
+                for s in steps
+            )
+        else:
+            levels = (
+                Level(1, measure.to_units(task.target), task.reward_points, task.reward_benefit_id),
+            )
+        result.append(
+            LiveTask(
+                id=task.pk,
+                name=task.name,
+                campaign_id=campaign.pk,
+                campaign_code=campaign.code,
+                budget_id=campaign.budget_id,
+                event_type=task.event_type,
+                min_amount_fen=int(task.min_event_amount * 100),
+                measure=task.measure,
+                recurrence=task.recurrence,
+                levels=levels,
+                starts_on=campaign.starts_on,
+                ends_on=campaign.ends_on,
+                tiers=_intersect(
+                    (t.pk for t in campaign.target_tiers.all()),
+                    (t.pk for t in task.offered_tiers.all()),
+                ),
+                stages=_intersect(campaign.target_stages, task.offered_stages),
+                segment_ids=tuple(s.pk for s in campaign.segments.all()),
+                max_per_member=task.max_rewards_per_member,
+                max_per_period=task.max_rewards_per_period,
+            )
+        )
+    return result
+
+
+def segment_members(tasks: list[LiveTask], member_ids: set[int], on: date) -> dict[int, set[int]]:
+    """segment id → the batch's members in it (one query per segment used)."""
+    from members.models import Segment
+
+    wanted = {segment_id for task in tasks for segment_id in task.segment_ids}
+    found: dict[int, set[int]] = {}
+    for segment in Segment.objects.filter(pk__in=wanted):
+        found[segment.pk] = set(
+            Member.objects.filter(pk__in=member_ids)
+            .filter(segment.member_filter(on=on))
+            .values_list("pk", flat=True)
+        )
+    return found
+
+
+# --- the member centre ------------------------------------------------------------------------
+
+
+def member_tasks(*, member: Member, on: date | None = None) -> list[dict]:
+    """The member's current tasks (API.md member centre): every task of a live campaign
+    offered to the member today, and any task the member already has progress on in its
+    current period; with progress, the next step's target and reward."""
+    from .models import TaskProgress
+
+    today = on or today_in_shanghai()
+    tasks = [t for t in live_tasks(on=today) if t.starts_on <= today <= t.ends_on]
+    if not tasks:
+        return []
+    in_segment = segment_members(tasks, {member.pk}, today)
+    current = {task.id: task.period(today) for task in tasks}
+    progress = {
+        (row.task_id, row.period_key): row
+        for row in TaskProgress.objects.filter(
+            member_id=member.pk,
+            task_id__in=list(current),
+            period_key__in={p[0] for p in current.values()},
+        )
+    }
+    result = []
+    for task in tasks:
+        period_key = current[task.id][0]
+        row = progress.get((task.id, period_key))
+        offered = task.offered_to(member.tier_id, member.lifecycle_stage) and (
+            not task.segment_ids
+            or any(member.pk in in_segment.get(s, ()) for s in task.segment_ids)
+        )
+        if row is None and not offered:
+            continue
+        measure = MEASURES[task.measure]
+        steps_reached = row.steps_reached if row else 0
+        completed = steps_reached >= len(task.levels)
+        level = task.levels[min(steps_reached, len(task.levels) - 1)]
+        result.append(
+            {
+                "task_id": task.id,
+                "campaign": task.campaign_code,
+                "name": task.name,
+                "period_key": period_key,
+                "progress": measure.display(row.value if row else 0),
+                "target": measure.display(level.target),
+                "completed": completed,
+                "reward_points": level.points,
+                "step": level.step_no,
+                "steps": len(task.levels),
+                "ends_on": task.ends_on,
+            }
+        )
+    return result
