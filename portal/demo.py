@@ -306,7 +306,16 @@ def seed_demo_bank(
         basis = _months_back(basis, -1)
     granted = _demo_grants_and_redemptions(rng, as_of)
     say(f"benefits: {granted:,} entitlement grants for this period, some already redeemed")
-    return {"staff": staff, "members": members, "feed_rows": total_rows, "first_day": start}
+    from .demo_campaigns import demo_campaigns
+
+    activity = demo_campaigns(rng=rng, as_of=as_of, staff=staff, say=say)
+    return {
+        "staff": staff,
+        "members": members,
+        "feed_rows": total_rows,
+        "first_day": start,
+        "events": activity["events"],
+    }
 
 
 # code, zh-Hans, en, category, provider, unit cost (fen), validity days

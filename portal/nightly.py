@@ -95,6 +95,18 @@ def _entitlement_grants(business_date: date, run: JobRun) -> StepResult:
     return counts, warning
 
 
+def _task_periods(business_date: date, run: JobRun) -> StepResult:
+    from campaigns.services import campaign_periods_roll
+
+    return campaign_periods_roll(business_date=business_date), ""
+
+
+def _points_expire(business_date: date, run: JobRun) -> StepResult:
+    from members.services.points import points_expire
+
+    return points_expire(business_date=business_date), ""
+
+
 def _grants_expire(business_date: date, run: JobRun) -> StepResult:
     from benefits.services import grants_expire
 
@@ -113,7 +125,9 @@ NIGHTLY_STEPS: list[NightlyStep] = [
     NightlyStep("feed_check", "Feed arrival check", run=_feed_check),
     NightlyStep("tier_recompute", "Tier recompute", chunk=_tier_chunk, warn=tier_basis_warning),
     NightlyStep("lifecycle_recompute", "Lifecycle stages", chunk=_lifecycle_chunk),
+    NightlyStep("task_periods", "Task period roll-over", run=_task_periods),
     NightlyStep("entitlement_grants", "Periodic entitlement grants", run=_entitlement_grants),
+    NightlyStep("points_expire", "Expiry of points", run=_points_expire),
     NightlyStep("grants_expire", "Expiry of grants", run=_grants_expire),
     NightlyStep("budget_alerts", "Budget alerts", run=_budget_alerts),
 ]
