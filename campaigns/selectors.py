@@ -197,3 +197,14 @@ def member_tasks(*, member: Member, on: date | None = None) -> list[dict]:
             }
         )
     return result
+
+
+def member_completions(*, member: Member, limit: int = 20):
+    """The member's latest task completions with their reward, or why it was refused."""
+    from .models import TaskCompletion
+
+    return list(
+        TaskCompletion.objects.filter(member_id=member.pk)
+        .select_related("task", "campaign", "grant__benefit")
+        .order_by("-completed_at", "-id")[:limit]
+    )

@@ -6,6 +6,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
+from campaigns.selectors import member_completions, member_tasks
 from portal.decorators import action_required
 from portal.permissions import user_can
 
@@ -19,6 +20,7 @@ from .selectors import (
     member_grant_list,
     member_list,
     member_monthly_stats,
+    member_points_entries,
     member_scope,
     member_tier_explanation,
     member_tier_history,
@@ -69,6 +71,9 @@ def member_detail_view(request, member_no: str):
             "override_form": TierOverrideForm() if can_request else None,
             "can_decide": user_can(request.user, "members.approve_tier_override"),
             "grants": member_grant_list(member=member),
+            "tasks": member_tasks(member=member),
+            "completions": member_completions(member=member),
+            "points_entries": member_points_entries(member=member),
         },
     )
 
