@@ -555,8 +555,8 @@ def reward_issue(*, progress, task: LiveTask, level: Level, on: date) -> TaskCom
     if not level.points and level.benefit_id is None:
         return completion
 
-    refusal = _cap_refusal(
-        task=task, member_id=member_id, period_key=progress.period_key, level=level
+    refusal, took_places = _cap_take_places(
+        task=task, member_id=member_id, period_key=progress.period_key, completion=completion
     )
     if refusal:
         completion.reward_status, completion.refusal_reason = RewardStatus.REFUSED_CAP, refusal
@@ -597,9 +597,13 @@ def reward_issue(*, progress, task: LiveTask, level: Level, on: date) -> TaskCom
                 )
                 cost += grant.cost_fen
     except BudgetExhausted as exc:
-        if task.max_per_member is not None or task.max_per_period is not None:
+        if took_places:  # a reward refused for budget does not use up cap places
             _cap_give_back(
-                task=task, member_id=member_id, period_key=progress.period_key, level=level
+                task=task,
+                scopes=[
+                    (f"member:{member_id}", task.max_per_member),
+                    (f"period:{progress.period_key}", task.max_per_period),
+                ],
             )
         completion.reward_status = RewardStatus.REFUSED_BUDGET
         completion.refusal_reason = str(exc)[:255]
@@ -616,42 +620,36 @@ def reward_issue(*, progress, task: LiveTask, level: Level, on: date) -> TaskCom
     return completion
 
 
-def _cap_refusal(*, task: LiveTask, member_id: int, period_key: str, level: Level) -> str:
-    """Caps count the first reward of a period (a member's rewarded periods, a period's
-    rewarded members); a later ladder step follows what its period's first step got."""
+def _cap_take_places(
+    *, task: LiveTask, member_id: int, period_key: str, completion
+) -> tuple[str, bool]:
+    """Caps count periods, not steps: the first reward a member gets in a period takes one
+    place of the member's cap (rewarded periods) and one of the period's cap (rewarded
+    members); later rewarded steps of that period need no new place. A period refused by a
+    cap stays refused for its later steps. Returns (refusal, whether places were taken)."""
     if task.max_per_member is None and task.max_per_period is None:
-        return ""
-    if level.step_no != task.levels[0].step_no:
-        first = (
-            TaskCompletion.objects.filter(
-                member_id=member_id, task_id=task.id, period_key=period_key,
-                step_no=task.levels[0].step_no,
-            )
-            .values_list("reward_status", "refusal_reason")
-            .first()
-        )  # fmt: skip
-        if first and first[0] == RewardStatus.REFUSED_CAP:
-            return first[1]
-        return ""
+        return "", False
+    earlier = list(
+        TaskCompletion.objects.filter(member_id=member_id, task_id=task.id, period_key=period_key)
+        .exclude(pk=completion.pk)
+        .values_list("reward_status", "refusal_reason")
+    )
+    if any(status == RewardStatus.REWARDED for status, _ in earlier):
+        return "", False  # this period already holds its places
+    for status, reason in earlier:
+        if status == RewardStatus.REFUSED_CAP:
+            return reason, False
     if not _cap_take(task_id=task.id, scope=f"member:{member_id}", cap=task.max_per_member):
-        return f"This member has been rewarded for this task {task.max_per_member} time(s)."
+        return f"This member has been rewarded for this task {task.max_per_member} time(s).", False
     if not _cap_take(task_id=task.id, scope=f"period:{period_key}", cap=task.max_per_period):
-        if task.max_per_member is not None:  # the member's place was not used after all
-            TaskCapCounter.objects.filter(task_id=task.id, scope=f"member:{member_id}").update(
-                used=F("used") - 1
-            )
-        return f"{task.max_per_period} member(s) were already rewarded in {period_key}."
-    return ""
+        _cap_give_back(task=task, scopes=[(f"member:{member_id}", task.max_per_member)])
+        return f"{task.max_per_period} member(s) were already rewarded in {period_key}.", False
+    return "", True
 
 
-def _cap_give_back(*, task: LiveTask, member_id: int, period_key: str, level: Level) -> None:
-    """A reward refused for budget does not use up a cap place."""
-    if level.step_no != task.levels[0].step_no:
-        return
-    for scope, cap in (
-        (f"member:{member_id}", task.max_per_member),
-        (f"period:{period_key}", task.max_per_period),
-    ):
+def _cap_give_back(*, task: LiveTask, scopes: list[tuple[str, int | None]]) -> None:
+    """Give places back (the reward they were taken for was not issued after all)."""
+    for scope, cap in scopes:
         if cap is not None:
             TaskCapCounter.objects.filter(task_id=task.id, scope=scope, used__gt=0).update(
                 used=F("used") - 1
