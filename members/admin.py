@@ -1,25 +1,31 @@
 """Admin for members and feeds. Personal data is never shown unmasked here."""
 
+from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.shortcuts import redirect
 from django.utils.translation import gettext_lazy as _
 from unfold.admin import TabularInline
+from unfold.paginator import InfinitePaginator
 
 from portal.admin_base import MatrixInlineMixin, MatrixModelAdmin
 from portal.permissions import user_can
+from portal.services import audit_record
 
 from .choices import SchemeStatus
 from .models import (
     FeedBatch,
     FeedRejection,
     Member,
+    PointsEntry,
     PointsIndicator,
+    Segment,
     Tier,
     TierChange,
     TierOverride,
     TierScheme,
 )
+from .segments import segment_rules_validate
 from .selectors import member_scope
 from .services import TierRuleError, tier_scheme_decide_activation, tier_scheme_request_activation
 
@@ -224,3 +230,127 @@ class TierOverrideAdmin(MatrixModelAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).filter(member__in=member_scope(user=request.user))
+
+
+# --- segments and the points ledger ------------------------------------------------------------
+
+
+class SegmentForm(forms.ModelForm):
+    class Meta:
+        model = Segment
+        fields = ["code", "name", "description", "department", "rules"]
+        help_texts = {
+            "rules": _(
+                'A list of conditions, all of which must hold, e.g. [{"field": '
+                '"lifecycle_stage", "op": "in", "value": ["DORMANT"]}].'
+            )
+        }
+
+    def clean_rules(self):
+        try:
+            return segment_rules_validate(self.cleaned_data.get("rules"))
+        except ValidationError as exc:
+            raise forms.ValidationError(exc.messages) from None
+
+
+def _segment_launched_campaigns(segment: Segment) -> list[str]:
+    """Codes of submitted or running campaigns targeting the segment: its rules were part of
+    what was approved, so they are frozen while those campaigns are."""
+    from campaigns.choices import EDITABLE_STATUSES, CampaignStatus
+
+    return list(
+        segment.campaigns.exclude(status__in=[*EDITABLE_STATUSES, CampaignStatus.ENDED])
+        .order_by("code")
+        .values_list("code", flat=True)
+    )
+
+
+@admin.register(Segment)
+class SegmentAdmin(MatrixModelAdmin):
+    """Saved member segments. The live size is counted on the change page only (one count
+    per segment would make the list as slow as the member table is large)."""
+
+    view_action = "members.view_segments"
+    change_action = "members.configure_segments"
+    form = SegmentForm
+    list_display = ["code", "name", "department", "created_by", "updated_at"]
+    list_filter = ["department"]
+    search_fields = ["code", "name"]
+    list_select_related = ["department", "created_by"]
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = ["created_by", "created_at", "updated_at"]
+        if obj is None:
+            return fields
+        fields = ["live_size", "used_by", *fields]
+        if _segment_launched_campaigns(obj):
+            fields.insert(0, "rules")
+        return fields
+
+    @admin.display(description=_("members matching now"))
+    def live_size(self, segment: Segment) -> int | str:
+        try:
+            return Member.objects.filter(segment.member_filter()).count()
+        except (KeyError, TypeError, ValueError):  # rules saved before they were validated
+            return _("the rules are not valid; correct them and save")
+
+    @admin.display(description=_("campaigns targeting it"))
+    def used_by(self, segment: Segment) -> str:
+        return ", ".join(segment.campaigns.order_by("code").values_list("code", flat=True)) or "-"
+
+    def save_model(self, request, obj: Segment, form, change) -> None:
+        if not change:
+            obj.created_by = request.user
+        super().save_model(request, obj, form, change)
+        audit_record(
+            actor=request.user,
+            action="segment.change" if change else "segment.create",
+            obj=obj,
+            changes={name: str(form.cleaned_data.get(name)) for name in form.changed_data},
+        )
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        if obj is not None and obj.campaigns.exists():
+            return False  # a campaign targets it: deleting would silently widen the campaign
+        return super().has_delete_permission(request, obj)
+
+
+@admin.register(PointsEntry)
+class PointsEntryAdmin(MatrixModelAdmin):
+    """The points ledger, read-only: it is append-only (earn, spend, expire, adjust); a
+    correction is a new ADJUST entry made by a service, never an edit."""
+
+    view_action = "members.view_members"
+    list_display = [
+        "id",
+        "created_at",
+        "member_no",
+        "kind",
+        "points",
+        "remaining",
+        "business_date",
+        "expires_on",
+        "source",
+    ]
+    list_filter = ["kind"]
+    search_fields = ["=member__member_no", "=idempotency_key"]
+    list_select_related = ["member"]
+    paginator = InfinitePaginator
+    show_full_result_count = False
+    readonly_fields = [f.name for f in PointsEntry._meta.fields]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).filter(member__in=member_scope(user=request.user))
+
+    @admin.display(description=_("member"), ordering="member__member_no")
+    def member_no(self, entry: PointsEntry) -> str:
+        return entry.member.member_no
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
