@@ -28,11 +28,11 @@ from members.models import Member
 from members.services.points import points_earn
 from portal.services import audit_record
 
-from .choices import EDITABLE_STATUSES, CampaignStatus, RewardStatus
-from .events import MAX_EVENTS_PER_BATCH, EventRefusal, EventRow, event_parse
-from .models import Campaign, EventBatch, TaskCapCounter, TaskCompletion
-from .rules import MEASURES, ProgressState
-from .selectors import Level, LiveTask, live_tasks, segment_members
+from ..choices import EDITABLE_STATUSES, CampaignStatus, RewardStatus
+from ..events import MAX_EVENTS_PER_BATCH, EventRefusal, EventRow, event_parse
+from ..models import Campaign, EventBatch, TaskCapCounter, TaskCompletion
+from ..rules import MEASURES, ProgressState
+from ..selectors import Level, LiveTask, live_tasks, segment_members
 
 logger = logging.getLogger(__name__)
 
@@ -171,7 +171,7 @@ def campaign_periods_roll(*, business_date: date) -> dict:
             status__in=[CampaignStatus.ACTIVE, CampaignStatus.PAUSED, CampaignStatus.SCHEDULED],
             ends_on__lt=business_date - grace,
         ).update(status=CampaignStatus.ENDED, updated_at=timezone.now())
-    from .models import TaskProgress
+    from ..models import TaskProgress
 
     closed = TaskProgress.objects.filter(period_end=business_date - timedelta(days=1))
     return {
@@ -391,7 +391,7 @@ def _record_activity(rows: list[EventRow], *, members: dict) -> None:
 def _advance_tasks(rows: list[EventRow], *, members: dict) -> int:
     """Advance every live task each event counts for; issue the rewards of newly reached
     steps. Returns the number of completions recorded."""
-    from .models import TaskProgress
+    from ..models import TaskProgress
 
     today = today_in_shanghai()
     tasks = live_tasks(on=today, event_types={row.type for row in rows})
