@@ -4,18 +4,22 @@ ladder steps on the task's page; approval, pause, resume and end go through the 
 read-only.
 
 A campaign (and its tasks) can be changed only while it is a draft or rejected; after
-that its pages are read-only and its status moves only through the workflow buttons.
+that its pages are read-only and its status moves only through the workflow buttons. The
+forms show the rules of `campaigns.services.config` next to their fields; saving and
+deleting call its services, which enforce them again with the campaign row locked and
+write the audit entries.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
-from django.forms.models import BaseInlineFormSet
+from django.forms.models import BaseInlineFormSet, BaseModelFormSet
 from django.http import HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
@@ -34,9 +38,7 @@ from members.models import Tier
 from members.selectors import member_scope
 from portal.admin_base import MatrixInlineMixin, MatrixModelAdmin
 from portal.permissions import user_can
-from portal.services import audit_record
 
-from .api.serializers import ladder_problems, target_problems
 from .choices import EDITABLE_STATUSES, CampaignStatus
 from .models import Campaign, EventBatch, MemberEvent, Task, TaskCompletion, TaskStep
 from .services import (
@@ -45,6 +47,20 @@ from .services import (
     campaign_launch_problems,
     campaign_operate,
     campaign_submit,
+)
+from .services.config import (
+    CAMPAIGN_CONFIG_FIELDS,
+    STEP_CONFIG_FIELDS,
+    TASK_CONFIG_FIELDS,
+    CampaignNotEditable,
+    campaign_create,
+    campaign_update,
+    ladder_problems,
+    target_problems,
+    task_create,
+    task_delete,
+    task_update,
+    window_problems,
 )
 
 CONFIGURE = "campaigns.configure_campaigns"
@@ -60,33 +76,56 @@ def _stages_field(label: str) -> forms.MultipleChoiceField:
     )
 
 
-def _lock_editable(campaign_id: int) -> Campaign:
-    """The campaign, row-locked in the admin's transaction; refused unless it is editable (a
-    colleague may have submitted it since the page was opened)."""
-    campaign = Campaign.objects.select_for_update().get(pk=campaign_id)
-    if not campaign.is_editable:
-        raise PermissionDenied(
-            f"Campaign {campaign.code} is {campaign.get_status_display()}; it can no longer be "
-            "changed."
-        )
-    return campaign
+def _form_values(form: forms.BaseForm, names: tuple[str, ...]) -> dict:
+    """The cleaned values of the fields among `names` that are on the form."""
+    return {name: form.cleaned_data[name] for name in names if name in form.cleaned_data}
 
 
-def _reopen_if_rejected(campaign: Campaign, *, actor) -> None:
-    """Editing a rejected campaign (or its tasks) makes it a draft again."""
-    if campaign.status == CampaignStatus.REJECTED:
-        Campaign.objects.filter(pk=campaign.pk).update(status=CampaignStatus.DRAFT)
-        campaign.status = CampaignStatus.DRAFT
-        audit_record(
-            actor=actor,
-            action="campaign.reopen",
-            obj=campaign,
-            changes={"status": [CampaignStatus.REJECTED, CampaignStatus.DRAFT]},
-        )
+def _adopt(obj, saved) -> None:
+    """The admin goes on with its own instance (inlines, log entry, redirect): make it the
+    row the service wrote."""
+    obj.pk = saved.pk
+    obj._state.adding = False
+    obj.refresh_from_db()
 
 
-def _form_changes(form: forms.ModelForm) -> dict:
-    return {name: str(form.cleaned_data.get(name)) for name in form.changed_data}
+@contextmanager
+def _refused_when_not_editable() -> Iterator[None]:
+    """A campaign submitted since the page was opened is a 403, as the page itself is for a
+    campaign that is no longer editable."""
+    try:
+        yield
+    except CampaignNotEditable as exc:
+        raise PermissionDenied(str(exc)) from exc
+
+
+def _ladder(formset: BaseModelFormSet | None) -> list[dict] | None:
+    """The ladder the step forms describe, as a whole (None: not on the page, or untouched)."""
+    if formset is None or not formset.has_changed():
+        return None
+    deleted = formset.deleted_forms if formset.can_delete else []
+    return [
+        _form_values(form, STEP_CONFIG_FIELDS)
+        for form in formset.forms
+        if form not in deleted and (form.instance.pk or form.has_changed())
+    ]
+
+
+def _steps_for_log(formset: BaseModelFormSet, *, task: Task) -> None:
+    """What the admin's change message lists of the step forms, whose rows the task service
+    wrote (Django reads these after `save_formset`)."""
+    deleted = formset.deleted_forms if formset.can_delete else []
+    formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
+    for form in formset.forms:
+        form.instance.task_id = task.pk
+        if form in deleted:
+            if form.instance.pk:
+                formset.deleted_objects.append(form.instance)
+        elif form.has_changed():
+            if form.instance.pk:
+                formset.changed_objects.append((form.instance, form.changed_data))
+            else:
+                formset.new_objects.append(form.instance)
 
 
 # --- forms --------------------------------------------------------------------------------------
@@ -112,9 +151,10 @@ class CampaignForm(forms.ModelForm):
 
     def clean(self):
         cleaned = super().clean()
-        starts_on, ends_on = cleaned.get("starts_on"), cleaned.get("ends_on")
-        if starts_on and ends_on and ends_on < starts_on:
-            self.add_error("ends_on", _("The window ends before it starts."))
+        for problem in window_problems(
+            starts_on=cleaned.get("starts_on"), ends_on=cleaned.get("ends_on")
+        ):
+            self.add_error("ends_on", problem)
         return cleaned
 
 
@@ -327,20 +367,49 @@ class CampaignAdmin(_ActiveChoicesMixin, MatrixModelAdmin):
         return super().has_change_permission(request, obj)
 
     def save_model(self, request, obj: Campaign, form, change) -> None:
-        if change:
-            current = _lock_editable(obj.pk)
-            obj.status = current.status
-            _reopen_if_rejected(obj, actor=request.user)
-        else:
-            obj.created_by = request.user
-            obj.status = CampaignStatus.DRAFT
-        super().save_model(request, obj, form, change)
-        audit_record(
-            actor=request.user,
-            action="campaign.change" if change else "campaign.create",
-            obj=obj,
-            changes=_form_changes(form),
-        )
+        values = _form_values(form, CAMPAIGN_CONFIG_FIELDS)
+        with _refused_when_not_editable():
+            if change:
+                saved = campaign_update(campaign=obj, actor=request.user, changes=values)
+            else:
+                saved = campaign_create(actor=request.user, data=values)
+        _adopt(obj, saved)
+
+    def save_related(self, request, form, formsets, change) -> None:
+        # the service set the many-to-many fields with the row: only the inlines are left
+        for formset in formsets:
+            self.save_formset(request, form, formset, change=change)
+
+    def save_formset(self, request, form, formset, change) -> None:
+        """Each task added, changed or deleted on the campaign page goes through its
+        service (the saved ladder must still fit a changed measure)."""
+        if formset.model is not Task:
+            return super().save_formset(request, form, formset, change)
+        deleted = formset.deleted_forms if formset.can_delete else []
+        formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
+        with _refused_when_not_editable():
+            for task_form in formset.forms:
+                task = task_form.instance
+                if task_form in deleted:
+                    if task.pk:
+                        task_delete(task=task, actor=request.user)
+                        formset.deleted_objects.append(task)
+                elif not task_form.has_changed():
+                    continue
+                elif task.pk:
+                    task = task_update(
+                        task=task,
+                        actor=request.user,
+                        changes=_form_values(task_form, TASK_CONFIG_FIELDS),
+                    )
+                    formset.changed_objects.append((task, task_form.changed_data))
+                else:
+                    task = task_create(
+                        campaign=form.instance,
+                        actor=request.user,
+                        data=_form_values(task_form, TASK_CONFIG_FIELDS),
+                    )
+                    formset.new_objects.append(task)
 
     # --- the workflow: every move goes through a service ---
 
@@ -567,27 +636,36 @@ class TaskAdmin(_ActiveChoicesMixin, MatrixModelAdmin):
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def save_model(self, request, obj: Task, form, change) -> None:
-        campaign_ids = {obj.campaign_id}
-        if change:
-            campaign_ids.add(Task.objects.values_list("campaign_id", flat=True).get(pk=obj.pk))
-        for campaign_id in sorted(campaign_ids):  # lock in id order, like every other writer
-            _reopen_if_rejected(_lock_editable(campaign_id), actor=request.user)
-        super().save_model(request, obj, form, change)
-        audit_record(
-            actor=request.user,
-            action="task.change" if change else "task.create",
-            obj=obj,
-            changes=_form_changes(form),
-        )
+        """Nothing yet: the task and its ladder are written together, by one service, in
+        `save_related` (the only hook that sees both the form and the step forms)."""
+
+    def save_related(self, request, form, formsets, change) -> None:
+        obj = form.instance
+        steps_formset = next((fs for fs in formsets if fs.model is TaskStep), None)
+        steps = _ladder(steps_formset)
+        values = _form_values(form, TASK_CONFIG_FIELDS)
+        with _refused_when_not_editable():
+            if change:
+                if "campaign" in form.cleaned_data:  # the task may move to another draft
+                    values["campaign"] = form.cleaned_data["campaign"]
+                saved = task_update(task=obj, actor=request.user, changes=values, steps=steps)
+            else:
+                saved = task_create(
+                    campaign=form.cleaned_data["campaign"],
+                    actor=request.user,
+                    data=values,
+                    steps=steps or [],
+                )
+        _adopt(obj, saved)
+        for formset in formsets:
+            _steps_for_log(formset, task=saved)
 
     def delete_model(self, request, obj: Task) -> None:
-        with transaction.atomic():
-            _reopen_if_rejected(_lock_editable(obj.campaign_id), actor=request.user)
-            audit_record(actor=request.user, action="task.delete", obj=obj)
-            super().delete_model(request, obj)
+        with _refused_when_not_editable():
+            task_delete(task=obj, actor=request.user)
 
     def delete_queryset(self, request, queryset) -> None:
-        for task in queryset.select_related("campaign"):
+        for task in queryset.order_by("pk"):
             self.delete_model(request, task)
 
 

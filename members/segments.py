@@ -46,13 +46,20 @@ class ChoiceField:
 
 class TierField(ChoiceField):
     def clean(self, op: str, value) -> list[str]:
+        from .choices import SchemeStatus
         from .models import Tier
 
         value = super().clean(op, value)
-        known = set(Tier.objects.filter(code__in=value).values_list("code", flat=True))
+        # Members are graded by the active scheme only: a code that exists just in a draft or
+        # retired scheme (e.g. STAR3 of DEFAULT_POINTS) would match nobody.
+        known = set(
+            Tier.objects.filter(scheme__status=SchemeStatus.ACTIVE, code__in=value).values_list(
+                "code", flat=True
+            )
+        )
         unknown = sorted(set(value) - known)
         if unknown:
-            raise ValidationError(_("Unknown tier code(s): %s.") % ", ".join(unknown))
+            raise ValidationError(_("Not a tier of the active scheme: %s.") % ", ".join(unknown))
         return value
 
 

@@ -1,32 +1,46 @@
 """Configuration API of the product team (API.md, "Configuration endpoints"): campaigns with
 their maker-checker workflow, their tasks, and member segments.
 
-A campaign and its tasks are edited only while the campaign is a draft (or rejected, which
-sends it back to draft); anything later was approved as it is, so an edit answers 409. The
-edit locks the campaign row first, so it cannot slip in between a colleague's submit and
-its approval. Workflow moves (submit, approve, reject, pause, resume, end) go through
-`campaigns.services`, which enforce the states and the self-approval rule.
+The views parse the request with the serializers, call one service of
+`campaigns.services.config` (the configuration writes: editability, row locks, target and
+ladder checks, segment protection, audit) or of `campaigns.services` (the workflow moves),
+and answer: 409 when the campaign may no longer be edited or the segment is in use, 400
+with field errors when a check fails.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import django_filters
-from django.db import transaction
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Count, Prefetch
-from django.utils import timezone
 from drf_spectacular.utils import extend_schema
-from rest_framework import status, viewsets
+from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import APIException
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 
 from members.models import Member, Segment
 from portal.permissions import MatrixPermission
-from portal.services import audit_record
 
-from ..choices import EDITABLE_STATUSES, CampaignStatus
 from ..models import Campaign, Task, TaskStep
 from ..services import CampaignStateError, campaign_decide, campaign_operate, campaign_submit
+from ..services.config import (
+    CampaignNotEditable,
+    SegmentInUse,
+    campaign_create,
+    campaign_editable_check,
+    campaign_update,
+    segment_create,
+    segment_delete,
+    segment_update,
+    task_create,
+    task_delete,
+    task_update,
+)
 from .serializers import (
     CampaignDecisionSerializer,
     CampaignOperationSerializer,
@@ -35,12 +49,6 @@ from .serializers import (
     TaskSerializer,
 )
 from .views import DecimalJSONParser
-
-#: statuses of a campaign that was submitted and not yet ended: its segments are part of
-#: what was (or is being) approved.
-LAUNCHED_STATUSES = tuple(
-    s for s in CampaignStatus.values if s not in EDITABLE_STATUSES and s != CampaignStatus.ENDED
-)
 
 
 class Conflict(APIException):
@@ -51,44 +59,21 @@ class Conflict(APIException):
     default_code = "conflict"
 
 
-def _locked_editable_campaign(campaign_id: int) -> Campaign:
-    """The campaign, row-locked for this transaction, or 409 when it may not be edited."""
-    campaign = Campaign.objects.select_for_update().get(pk=campaign_id)
-    if not campaign.is_editable:
-        raise Conflict(
-            f"Campaign {campaign.code} is {campaign.get_status_display()}; only a draft or a "
-            "rejected campaign can be edited.",
-            code="campaign_not_editable",
-        )
-    return campaign
-
-
-def _reopen_if_rejected(campaign: Campaign, *, actor) -> None:
-    """Editing a rejected campaign (or its tasks) makes it a draft again."""
-    if campaign.status != CampaignStatus.REJECTED:
-        return
-    campaign.status = CampaignStatus.DRAFT
-    Campaign.objects.filter(pk=campaign.pk).update(
-        status=CampaignStatus.DRAFT, updated_at=timezone.now()
-    )
-    audit_record(
-        actor=actor,
-        action="campaign.reopen",
-        obj=campaign,
-        changes={"status": [CampaignStatus.REJECTED, CampaignStatus.DRAFT]},
-    )
-
-
-def _diff(before: dict, after: dict, *, skip: tuple[str, ...] = ()) -> dict:
-    """Field-level changes as the audit trail keeps them: {field: [before, after]}."""
-    return {
-        name: [before.get(name), value]
-        for name, value in after.items()
-        if name not in skip and before.get(name) != value
-    }
-
-
-_NOT_AUDITED = ("tasks", "created_at", "updated_at", "size")
+@contextmanager
+def _answered() -> Iterator[None]:
+    """The configuration services' refusals as the API answers them."""
+    try:
+        yield
+    except CampaignNotEditable as exc:
+        raise Conflict(str(exc), code="campaign_not_editable") from exc
+    except SegmentInUse as exc:
+        raise Conflict(str(exc), code="segment_in_use") from exc
+    except DjangoValidationError as exc:
+        if hasattr(exc, "error_dict"):
+            raise serializers.ValidationError(exc.message_dict) from exc
+        raise serializers.ValidationError(
+            {api_settings.NON_FIELD_ERRORS_KEY: exc.messages}
+        ) from exc
 
 
 # --- campaigns -----------------------------------------------------------------------------------
@@ -133,32 +118,25 @@ class CampaignViewSet(viewsets.ModelViewSet):
     def _read(self, pk: int) -> dict:
         return self.get_serializer(self.get_queryset().get(pk=pk)).data
 
-    def perform_create(self, serializer: CampaignSerializer) -> None:
-        with transaction.atomic():
-            campaign = serializer.save(created_by=self.request.user, status=CampaignStatus.DRAFT)
-            audit_record(
-                actor=self.request.user,
-                action="campaign.create",
-                obj=campaign,
-                changes=_diff({}, dict(serializer.data), skip=_NOT_AUDITED),
-            )
+    def create(self, request, *args, **kwargs):
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        with _answered():
+            campaign = campaign_create(actor=request.user, data=serializer.validated_data)
+        return Response(self._read(campaign.pk), status=status.HTTP_201_CREATED)
 
     def update(self, request, *args, **kwargs):
-        pk = self.get_object().pk
-        with transaction.atomic():
-            campaign = _locked_editable_campaign(pk)
-            before = dict(CampaignSerializer(campaign).data)
-            serializer = self.get_serializer(campaign, data=request.data, partial=True)
-            serializer.is_valid(raise_exception=True)
-            _reopen_if_rejected(campaign, actor=request.user)
-            serializer.save()
-            audit_record(
-                actor=request.user,
-                action="campaign.change",
-                obj=campaign,
-                changes=_diff(before, dict(CampaignSerializer(campaign).data), skip=_NOT_AUDITED),
+        campaign = self.get_object()
+        with _answered():
+            # a submitted campaign is 409 whatever the body says (read before parsing it)
+            campaign_editable_check(campaign=campaign)
+        serializer = self.get_serializer(campaign, data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        with _answered():
+            campaign = campaign_update(
+                campaign=campaign, actor=request.user, changes=serializer.validated_data
             )
-        return Response(self._read(pk))
+        return Response(self._read(campaign.pk))
 
     # --- the workflow ---
 
@@ -281,53 +259,31 @@ class TaskViewSet(viewsets.ModelViewSet):
     def create(self, request, *args, **kwargs):
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        with transaction.atomic():
-            campaign = _locked_editable_campaign(serializer.validated_data["campaign"].pk)
-            _reopen_if_rejected(campaign, actor=request.user)
-            task = serializer.save()
-            audit_record(
-                actor=request.user,
-                action="task.create",
-                obj=task,
-                changes=_diff({}, dict(TaskSerializer(task).data)),
-            )
+        data = dict(serializer.validated_data)
+        campaign, steps = data.pop("campaign"), data.pop("steps", [])
+        with _answered():
+            task = task_create(campaign=campaign, actor=request.user, data=data, steps=steps)
         return Response(self._read(task.pk), status=status.HTTP_201_CREATED)
 
     def update(self, request, *args, **kwargs):
         task = self.get_object()
-        with transaction.atomic():
-            campaign = _locked_editable_campaign(task.campaign_id)
-            task = Task.objects.select_related("campaign").get(pk=task.pk)
-            before = dict(TaskSerializer(task).data)
-            serializer = self.get_serializer(
-                task, data=request.data, partial=kwargs.get("partial", False)
-            )
-            serializer.is_valid(raise_exception=True)
-            target = serializer.validated_data.get("campaign", campaign)
-            if target.pk != campaign.pk:  # moved: the receiving campaign must be editable too
-                _reopen_if_rejected(_locked_editable_campaign(target.pk), actor=request.user)
-            _reopen_if_rejected(campaign, actor=request.user)
-            task = serializer.save()
-            audit_record(
-                actor=request.user,
-                action="task.change",
-                obj=task,
-                changes=_diff(before, dict(TaskSerializer(task).data)),
-            )
+        with _answered():
+            # a task of a submitted campaign is 409 whatever the body says
+            campaign_editable_check(campaign=task.campaign)
+        serializer = self.get_serializer(
+            task, data=request.data, partial=kwargs.get("partial", False)
+        )
+        serializer.is_valid(raise_exception=True)
+        changes = dict(serializer.validated_data)
+        steps = changes.pop("steps", None)
+        with _answered():
+            task = task_update(task=task, actor=request.user, changes=changes, steps=steps)
         return Response(self._read(task.pk))
 
     def destroy(self, request, *args, **kwargs):
         task = self.get_object()
-        with transaction.atomic():
-            campaign = _locked_editable_campaign(task.campaign_id)
-            _reopen_if_rejected(campaign, actor=request.user)
-            audit_record(
-                actor=request.user,
-                action="task.delete",
-                obj=task,
-                changes={name: [value, None] for name, value in TaskSerializer(task).data.items()},
-            )
-            task.delete()
+        with _answered():
+            task_delete(task=task, actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -369,65 +325,29 @@ class SegmentViewSet(viewsets.ModelViewSet):
             return self.get_paginated_response(data)
         return Response(data)
 
-    def perform_create(self, serializer: SegmentSerializer) -> None:
-        with transaction.atomic():
-            segment = serializer.save(created_by=self.request.user)
-            audit_record(
-                actor=self.request.user,
-                action="segment.create",
-                obj=segment,
-                changes=_diff({}, dict(serializer.data), skip=_NOT_AUDITED),
-            )
-
-    def _launched_campaign_codes(self, segment: Segment) -> list[str]:
-        return list(
-            segment.campaigns.filter(status__in=LAUNCHED_STATUSES)
-            .order_by("code")
-            .values_list("code", flat=True)
-        )
+    def create(self, request, *args, **kwargs):
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        with _answered():
+            segment = segment_create(actor=request.user, data=serializer.validated_data)
+        return Response(self.get_serializer(segment).data, status=status.HTTP_201_CREATED)
 
     def update(self, request, *args, **kwargs):
         segment = self.get_object()
-        with transaction.atomic():
-            segment = Segment.objects.select_for_update().get(pk=segment.pk)
-            before = dict(SegmentSerializer(segment, context={"sizes": {segment.pk: None}}).data)
-            serializer = self.get_serializer(
-                segment, data=request.data, partial=kwargs.get("partial", False)
-            )
-            serializer.is_valid(raise_exception=True)
-            rules = serializer.validated_data.get("rules", segment.rules)
-            if rules != segment.rules and (codes := self._launched_campaign_codes(segment)):
-                raise Conflict(
-                    f"Campaign(s) {', '.join(codes)} were submitted with this segment's rules; "
-                    "make a new segment instead.",
-                    code="segment_in_use",
-                )
-            segment = serializer.save()
-            after = dict(SegmentSerializer(segment, context={"sizes": {segment.pk: None}}).data)
-            audit_record(
-                actor=request.user,
-                action="segment.change",
-                obj=segment,
-                changes=_diff(before, after, skip=_NOT_AUDITED),
+        serializer = self.get_serializer(
+            segment, data=request.data, partial=kwargs.get("partial", False)
+        )
+        serializer.is_valid(raise_exception=True)
+        with _answered():
+            segment = segment_update(
+                segment=segment, actor=request.user, changes=serializer.validated_data
             )
         return Response(self.get_serializer(segment).data)
 
     def destroy(self, request, *args, **kwargs):
         segment = self.get_object()
-        codes = list(segment.campaigns.order_by("code").values_list("code", flat=True))
-        if codes:
-            raise Conflict(
-                f"Campaign(s) {', '.join(codes)} target this segment; it is kept.",
-                code="segment_in_use",
-            )
-        with transaction.atomic():
-            audit_record(
-                actor=request.user,
-                action="segment.delete",
-                obj=segment,
-                changes={"rules": [segment.rules, None]},
-            )
-            segment.delete()
+        with _answered():
+            segment_delete(segment=segment, actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
