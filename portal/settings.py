@@ -6,6 +6,7 @@ DJANGO_ENV=production the process refuses to start without SECRET_KEY, ALLOWED_H
 and DATABASE_URL.
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -56,6 +57,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_htmx",
     "rules.apps.AutodiscoverRulesConfig",
+    "axes",
     "portal",
     "members",
     "benefits",
@@ -72,6 +74,9 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as django-axes requires: turns a lockout flagged during the request into the
+    # lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "portal.urls"
@@ -117,12 +122,22 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "portal.User"
 AUTHENTICATION_BACKENDS = [
+    # First: refuses every attempt while the username + address is locked out, before a
+    # password is checked. It also refuses authenticate() calls without a request (they
+    # would escape throttling); tests log in with force_login or pass request=HttpRequest().
+    "axes.backends.AxesStandaloneBackend",
     "rules.permissions.ObjectPermissionBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
+#: Bank policy: at least PASSWORD_MIN_LENGTH characters (never fewer than 10, whatever the
+#: environment says), not like the user's name or e-mail, not common, not only digits.
+PASSWORD_MIN_LENGTH = env.int("PASSWORD_MIN_LENGTH", default=10)
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": max(PASSWORD_MIN_LENGTH, 10)},
+    },
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
@@ -143,8 +158,13 @@ STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 MEDIA_ROOT = env.path("MEDIA_ROOT", default=BASE_DIR / "var" / "media")
 
+# --- Sessions and cookies -----------------------------------------------------------------
+#: Inactivity timeout: every request saves the session and pushes its expiry this many
+#: seconds ahead, so a session idle for longer is gone (the next page asks to log in).
 SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=30 * 60)
 SESSION_SAVE_EVERY_REQUEST = True
+#: The cookie dies with the browser too; the server-side expiry above still applies.
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = True
 if PRODUCTION:
@@ -155,6 +175,25 @@ if PRODUCTION:
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# --- Login throttling (django-axes) ------------------------------------------------------
+# Every login form (/login/ and /admin/login/) authenticates through AxesStandaloneBackend.
+# Failures are counted per username *and* client address, so a user mistyping cannot lock
+# out a colleague at the same branch, and an attacker at one address is stopped after
+# AXES_FAILURE_LIMIT tries on an account. Attempts are kept in the database (AccessAttempt,
+# visible in the admin) and are lifted by the cool-off, `manage.py axes_reset_username`, or
+# deleting the attempt in the admin.
+#: Not read from the environment: no deployment may switch throttling off.
+AXES_ENABLED = True
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+#: Minutes a lockout lasts; 0 keeps the account locked until an administrator resets it.
+AXES_COOLOFF_MINUTES = env.int("AXES_COOLOFF_MINUTES", default=15)
+AXES_COOLOFF_TIME = timedelta(minutes=AXES_COOLOFF_MINUTES) if AXES_COOLOFF_MINUTES > 0 else None
+AXES_RESET_ON_SUCCESS = True
+#: 429 Too Many Requests with the lockout page (how long the lock lasts, whom to contact).
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 
 # --- REST API -------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -180,6 +219,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Campaign targeting and task offers both use the lifecycle stage choices: one enum name.
+    "ENUM_NAME_OVERRIDES": {"LifecycleStageEnum": "members.choices.LifecycleStage"},
 }
 
 # --- Celery -----------------------------------------------------------------------------

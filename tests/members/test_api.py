@@ -6,6 +6,7 @@ import json
 from datetime import date, timedelta
 
 import pytest
+from django.http import HttpRequest
 from rest_framework.test import APIClient
 
 from benefits.choices import GrantSource
@@ -214,7 +215,8 @@ def test_member_centre_accepts_token_authentication(api_client_for, staff, membe
 
 
 def test_member_centre_accepts_the_browser_session(client, staff, members):
-    assert client.login(username="am_a", password="Pass-word-123")
+    # django-axes needs the request that carries the credentials (it throttles per IP).
+    assert client.login(request=HttpRequest(), username="am_a", password="Pass-word-123")
 
     response = _centre(client, "M0000123")
 

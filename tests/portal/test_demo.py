@@ -19,6 +19,7 @@ from django.contrib.auth import authenticate
 from django.core.management import call_command
 from django.db import transaction
 from django.db.models import Count, Sum
+from django.http import HttpRequest
 from django.test import override_settings
 from rest_framework.authtoken.models import Token
 
@@ -191,8 +192,9 @@ class TestSeededBank:
         roles = {group.name for user in staff for group in user.groups.all()}
         assert roles == set(Role.values)
         for user in staff:
-            assert authenticate(username=user.username, password=password) == user, user.username
-            assert client.login(username=user.username, password=password), user.username
+            credentials = {"username": user.username, "password": password}
+            assert authenticate(HttpRequest(), **credentials) == user, user.username
+            assert client.login(request=HttpRequest(), **credentials), user.username
             client.logout()
 
     def test_seed_demo_places_account_managers_in_sub_branches_and_branch_managers_in_branches(
