@@ -2,15 +2,25 @@
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.actions import delete_selected as django_delete_selected
+from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
 from django.shortcuts import redirect
 from django.utils.translation import gettext_lazy as _
 from unfold.admin import TabularInline
 from unfold.paginator import InfinitePaginator
 
+from campaigns.services.config import (
+    SEGMENT_CONFIG_FIELDS,
+    SegmentInUse,
+    segment_create,
+    segment_delete,
+    segment_launched_campaign_codes,
+    segment_update,
+)
 from portal.admin_base import MatrixInlineMixin, MatrixModelAdmin
 from portal.permissions import user_can
-from portal.services import audit_record
 
 from .choices import SchemeStatus
 from .models import (
@@ -236,6 +246,13 @@ class TierOverrideAdmin(MatrixModelAdmin):
 
 
 class SegmentForm(forms.ModelForm):
+    """The rules are checked here, next to their field, with the function the segment
+    services use; the services check them again when they write (`refusal`)."""
+
+    #: the reasons a segment service refused the posted values (set by `SegmentAdmin` when it
+    #: shows the form again); they become the form's errors
+    refusal: ValidationError | None = None
+
     class Meta:
         model = Segment
         fields = ["code", "name", "description", "department", "rules"]
@@ -252,23 +269,59 @@ class SegmentForm(forms.ModelForm):
         except ValidationError as exc:
             raise forms.ValidationError(exc.messages) from None
 
+    def clean(self):
+        cleaned = super().clean()
+        if self.refusal is not None:
+            reasons = (
+                self.refusal.message_dict
+                if hasattr(self.refusal, "error_dict")
+                else {None: self.refusal.messages}
+            )
+            for field, messages_ in reasons.items():
+                # a field not on the form (the rules, read-only once campaigns use them)
+                self.add_error(field if field in self.fields else None, messages_)
+        return cleaned
 
-def _segment_launched_campaigns(segment: Segment) -> list[str]:
-    """Codes of submitted or running campaigns targeting the segment: its rules were part of
-    what was approved, so they are frozen while those campaigns are."""
-    from campaigns.choices import EDITABLE_STATUSES, CampaignStatus
 
-    return list(
-        segment.campaigns.exclude(status__in=[*EDITABLE_STATUSES, CampaignStatus.ENDED])
-        .order_by("code")
-        .values_list("code", flat=True)
+class _SegmentRefused(Exception):
+    """A segment service refused the save; `SegmentAdmin.changeform_view` shows the form
+    again with the reasons."""
+
+    def __init__(self, reasons: ValidationError):
+        self.reasons = reasons
+        super().__init__(reasons)
+
+
+def _campaigns_targeting(segments) -> dict[str, list[str]]:
+    """{segment code: codes of the campaigns targeting it} for those of `segments` (a
+    queryset) that any campaign targets, in one query."""
+    targeted: dict[str, list[str]] = {}
+    rows = (
+        segments.filter(campaigns__isnull=False)
+        .order_by("code", "campaigns__code")
+        .values_list("code", "campaigns__code")
     )
+    for segment_code, campaign_code in rows:
+        targeted.setdefault(segment_code, []).append(campaign_code)
+    return targeted
+
+
+def _kept(segment_code: str, campaign_codes: list[str]) -> str:
+    return _(
+        "Segment %(segment)s is kept: campaign(s) %(campaigns)s target it, and deleting it "
+        "would widen them."
+    ) % {"segment": segment_code, "campaigns": ", ".join(campaign_codes)}
 
 
 @admin.register(Segment)
 class SegmentAdmin(MatrixModelAdmin):
     """Saved member segments. The live size is counted on the change page only (one count
-    per segment would make the list as slow as the member table is large)."""
+    per segment would make the list as slow as the member table is large).
+
+    Creating, changing and deleting go through `campaigns.services.config` (the author, the
+    audit entry, the rules validated and frozen while launched campaigns use them); what the
+    services refuse is shown as form errors or as a message, never as an error page.
+    """
 
     view_action = "members.view_segments"
     change_action = "members.configure_segments"
@@ -277,14 +330,15 @@ class SegmentAdmin(MatrixModelAdmin):
     list_filter = ["department"]
     search_fields = ["code", "name"]
     list_select_related = ["department", "created_by"]
+    actions = ["delete_selected"]
 
     def get_readonly_fields(self, request, obj=None):
         fields = ["created_by", "created_at", "updated_at"]
         if obj is None:
             return fields
         fields = ["live_size", "used_by", *fields]
-        if _segment_launched_campaigns(obj):
-            fields.insert(0, "rules")
+        if segment_launched_campaign_codes(segment=obj):
+            fields.insert(0, "rules")  # part of what was approved: `segment_update` refuses
         return fields
 
     @admin.display(description=_("members matching now"))
@@ -298,21 +352,95 @@ class SegmentAdmin(MatrixModelAdmin):
     def used_by(self, segment: Segment) -> str:
         return ", ".join(segment.campaigns.order_by("code").values_list("code", flat=True)) or "-"
 
-    def save_model(self, request, obj: Segment, form, change) -> None:
-        if not change:
-            obj.created_by = request.user
-        super().save_model(request, obj, form, change)
-        audit_record(
-            actor=request.user,
-            action="segment.change" if change else "segment.create",
-            obj=obj,
-            changes={name: str(form.cleaned_data.get(name)) for name in form.changed_data},
-        )
+    # --- create and change: the services write, their refusals are form errors ---
 
-    def has_delete_permission(self, request, obj=None) -> bool:
-        if obj is not None and obj.campaigns.exists():
-            return False  # a campaign targets it: deleting would silently widen the campaign
-        return super().has_delete_permission(request, obj)
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        refusal = getattr(request, "_segment_refusal", None)
+        if refusal is None:
+            return form
+        return type(form)(form.__name__, (form,), {"refusal": refusal})
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except _SegmentRefused as refused:
+            # The view's transaction is rolled back (nothing was written, no log entry);
+            # the same POST is shown again with the service's reasons as the form's errors,
+            # which keep it from being saved.
+            request._segment_refusal = refused.reasons
+            return super().changeform_view(request, object_id, form_url, extra_context)
+
+    def save_model(self, request, obj: Segment, form, change) -> None:
+        values = {
+            name: form.cleaned_data[name]
+            for name in SEGMENT_CONFIG_FIELDS
+            if name in form.cleaned_data
+        }
+        try:
+            if change:
+                saved = segment_update(segment=obj, actor=request.user, changes=values)
+            else:
+                saved = segment_create(actor=request.user, data=values)
+        except SegmentInUse as exc:
+            raise _SegmentRefused(ValidationError({"rules": [str(exc)]})) from exc
+        except ValidationError as exc:
+            raise _SegmentRefused(exc) from exc
+        # the admin goes on with its own instance (log entry, redirect): make it the row the
+        # service wrote
+        obj.pk = saved.pk
+        obj._state.adding = False
+        obj.refresh_from_db()
+
+    # --- delete: through `segment_delete`, refused with a message while campaigns target it ---
+
+    def delete_view(self, request, object_id, extra_context=None):
+        segment = self.get_object(request, unquote(object_id))
+        if segment is not None and self.has_delete_permission(request, segment):
+            targeted = _campaigns_targeting(Segment.objects.filter(pk=segment.pk))
+            if targeted:
+                return self._refuse_delete(
+                    request, segment, _kept(segment.code, targeted[segment.code])
+                )
+        try:
+            return super().delete_view(request, object_id, extra_context)
+        except SegmentInUse as exc:  # a campaign took it up meanwhile; the log entry is undone
+            return self._refuse_delete(request, segment, f"{segment.code}: {exc}")
+
+    def _refuse_delete(self, request, segment: Segment, message: str):
+        self.message_user(request, message, messages.ERROR)
+        return redirect("admin:members_segment_change", segment.pk)
+
+    def delete_model(self, request, obj: Segment) -> None:
+        segment_delete(segment=obj, actor=request.user)
+
+    def delete_queryset(self, request, queryset) -> None:
+        for segment in queryset.order_by("pk"):
+            segment_delete(segment=segment, actor=request.user)
+
+    @admin.action(description=django_delete_selected.short_description, permissions=["delete"])
+    def delete_selected(self, request, queryset):
+        """Django's "delete selected" (a confirmation page, then the deletion) with each
+        segment deleted by `segment_delete`; when any selected segment is targeted by a
+        campaign, nothing is deleted and the message says which."""
+        targeted = _campaigns_targeting(queryset)
+        if targeted:
+            for segment_code, campaign_codes in targeted.items():
+                self.message_user(request, _kept(segment_code, campaign_codes), messages.ERROR)
+            self.message_user(
+                request,
+                _("Nothing was deleted; select only segments no campaign targets."),
+                messages.WARNING,
+            )
+            return None
+        try:
+            with transaction.atomic():  # the log entries and deletions stand or fall together
+                return django_delete_selected(self, request, queryset)
+        except SegmentInUse as exc:  # a campaign took one up meanwhile
+            self.message_user(
+                request, _("Nothing was deleted: %(reason)s") % {"reason": exc}, messages.ERROR
+            )
+            return None
 
 
 @admin.register(PointsEntry)
