@@ -78,6 +78,37 @@ def budget_consume(
 
 
 @transaction.atomic
+def budget_consume_many(*, budget_id: int, charges: list[tuple[int, str]]) -> None:
+    """Consume many charges (amount in fen, source) at once: ONE conditional UPDATE per level
+    of the chain for their total, leaf first, and one ledger entry per charge and level. All
+    or nothing: if the total does not fit, `BudgetExhausted` is raised and nothing is written
+    (the caller may then try the charges one by one with `budget_consume`)."""
+    total = sum(amount for amount, _ in charges)
+    if total <= 0:
+        return
+    today = today_in_shanghai()
+    for level_id in _budget_chain(budget_id):
+        updated = Budget.objects.filter(
+            pk=level_id,
+            consumed_fen__lte=F("amount_fen") - total,
+            period_start__lte=today,
+            period_end__gte=today,
+        ).update(consumed_fen=F("consumed_fen") + total)
+        if not updated:
+            raise BudgetExhausted(level_id, total)
+        BudgetEntry.objects.bulk_create(
+            BudgetEntry(
+                budget_id=level_id,
+                kind=BudgetEntryKind.CONSUME,
+                amount_fen=amount,
+                source=source[:100],
+            )
+            for amount, source in charges
+            if amount
+        )
+
+
+@transaction.atomic
 def budget_release(
     *, budget: Budget, amount_fen: int, source: str, grant: BenefitGrant | None = None
 ) -> None:

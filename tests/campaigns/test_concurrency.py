@@ -158,3 +158,25 @@ def test_the_per_member_cap_is_never_passed_under_concurrency(token):
     assert TaskCapCounter.objects.get(task=task, scope=f"member:{member.pk}").used == cap
     member.refresh_from_db()
     assert member.points_balance == _ledger_points(member=member) == cap * 100
+
+
+def test_different_events_of_one_member_posted_at_once_all_count_towards_the_same_period(
+    token,
+):
+    """Each batch starts the member's period (no progress row yet): the batches that lose the
+    race to insert it add their events to the winner's row, none is lost or counted twice."""
+    members = [MemberFactory() for _ in range(3)]
+    task = TaskFactory(target=THREADS, reward_points=100)  # every thread's event is needed
+
+    outcome = _race(
+        token, [[event(member, event_id=f"app-{n}-{member.pk}") for member in members]
+                for n in range(THREADS)],
+    )  # fmt: skip
+
+    assert outcome["errors"] == []
+    assert sum(body["accepted"] for body in outcome["bodies"]) == THREADS * len(members)
+    for member in members:
+        assert TaskProgress.objects.get(member=member, task=task).value == THREADS
+        member.refresh_from_db()
+        assert member.points_balance == _ledger_points(member=member) == 100
+    assert _statuses(task) == ["REWARDED"] * len(members)

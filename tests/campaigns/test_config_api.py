@@ -737,6 +737,7 @@ def test_segment_with_an_unknown_code_is_400_naming_the_condition(api_client_for
             ],
         },
         format="json",
+        HTTP_ACCEPT_LANGUAGE="en",  # the messages come in the client's language
     )
 
     assert response.status_code == 400
@@ -751,6 +752,7 @@ def test_segment_rules_that_are_not_a_list_are_400(api_client_for, staff, budget
         SEGMENTS,
         {"code": "S", "name": "S", "department": budget.department.code, "rules": {"a": 1}},
         format="json",
+        HTTP_ACCEPT_LANGUAGE="en",
     )
 
     assert response.status_code == 400
