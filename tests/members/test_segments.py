@@ -7,6 +7,7 @@ from datetime import date, datetime
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.utils import translation
 
 from members.models import Member
 from members.segments import segment_q, segment_rules_validate
@@ -84,7 +85,7 @@ def test_mada_is_compared_in_cny():
     ],
 )
 def test_bad_rules_are_refused_naming_the_condition(rules, message):
-    with pytest.raises(ValidationError) as caught:
+    with translation.override("en"), pytest.raises(ValidationError) as caught:
         segment_rules_validate(rules)
     assert message in " ".join(caught.value.messages)
 
