@@ -305,7 +305,11 @@ class TaskProgress(models.Model):
                 fields=["member", "task", "period_key"], name="progress_one_per_period"
             )
         ]
-        indexes = [models.Index(fields=["task", "period_key"])]
+        # Reports find a task's rows through the task_id index; the night counts the periods
+        # that closed. No second index on (task, period_key): without statistics (a new or
+        # never-analysed table) the planner would pick it over the unique index for the
+        # batch's key lookups and scan every member of a period.
+        indexes = [models.Index(fields=["period_end"], name="progress_period_end_idx")]
 
     def __str__(self) -> str:
         return f"{self.member_id} {self.task_id} {self.period_key}"

@@ -377,7 +377,8 @@ def _advance_tasks(rows: list[EventRow], *, members: dict, today: date) -> list[
             reached.append(Reached(key[0], key[2], stage, task, level))
         if steps == len(task.levels) and done is None:
             done = now
-        return state.value, state.best, json.dumps(state.days), steps, done
+        days = json.dumps(state.days) if state.days else "[]"  # only streaks keep days
+        return state.value, state.best, days, steps, done
 
     # The rows that exist, locked in id order, advanced and written back with one UPDATE.
     # A member who started a period while offered keeps it (a DORMANT member's reactivation
