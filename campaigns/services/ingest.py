@@ -7,18 +7,20 @@ Two batches may run at the same time and share members, tasks and a budget, so t
 inside the transaction matters:
 
 1. the events (the unique event_id makes a replay or a concurrent duplicate change nothing);
-2. task progress: new rows inserted, then every row the batch advances locked in id order,
-   computed in Python and written back with one UPDATE;
+2. task progress: the rows that exist locked in id order, advanced in Python and written
+   back with one UPDATE; new rows inserted already advanced;
 3. the completions, one INSERT … ON CONFLICT DO NOTHING (unique per member, task, period
    and step): only the rows this batch inserted issue a reward, so a reward is issued
    exactly once however often or concurrently an event arrives;
 4. rewards that need handling one by one: benefit grants (through the benefits service) and
    tasks with caps (one conditional UPDATE per cap);
 5. last, the keys every batch touches: activity days and months, members' last activity,
-   points (one ledger INSERT, one balance UPDATE) and the budget (one conditional UPDATE per
-   level of its chain for the batch's total), so another batch waits on them only briefly.
-   When the total does not fit the budget, the points rewards of that budget go one by one
-   instead, so exactly the rewards that fit are issued and the rest are refused, visibly.
+   and points rewards as sets per budget: one ledger INSERT (its idempotency keys, derived
+   from member, task, period and step, make each reward once), the completions inserted
+   already linked to their entries, one balance UPDATE and the budget's conditional UPDATE
+   for the total, per level of its chain, so another batch waits on them only briefly.
+   When the total does not fit the budget, that budget's steps go one by one instead, so
+   exactly the rewards that fit are issued and the rest are refused, visibly.
 
 Rows go to PostgreSQL as one JSON parameter per statement (`json_to_recordset`: a short
 statement whose text does not depend on the batch size); the SQLite demo database gets
@@ -35,7 +37,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from django.conf import settings
-from django.db import OperationalError, connection, transaction
+from django.db import IntegrityError, OperationalError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -166,13 +168,14 @@ def _ingest(*, parsed: list[EventRow], refused: list[EventRefusal], client, now:
     completions = 0
     if accepted:
         today = today_in_shanghai()
-        reached = _completions_record(_advance_tasks(accepted, members=members, today=today))
-        completions = len(reached)
-        one_by_one = [r for r in reached if _needs_one_by_one(r)]
-        for item in one_by_one:
-            reward_issue_one(item, on=today)
+        reached = _advance_tasks(accepted, members=members, today=today)
+        recorded = _completions_record([r for r in reached if not _points_only(r)])
+        for item in recorded:
+            if _needs_one_by_one(item):
+                reward_issue_one(item, on=today)
         _record_activity(accepted, members=members)
-        _points_rewards_issue([r for r in reached if _points_only(r)], on=today)
+        rewarded = _points_rewards_issue([r for r in reached if _points_only(r)], on=today)
+        completions = len(recorded) + rewarded
 
     refused.sort(key=lambda r: r.index)
     rejected = [r.as_dict() for r in refused]
@@ -477,19 +480,27 @@ def _write_progress(rows: list[tuple], *, now: datetime) -> None:
 # --- completions and rewards --------------------------------------------------------------------
 
 
-def _completions_record(reached: list[Reached]) -> list[Reached]:
+def _completions_record(reached: list[Reached], entries: dict | None = None) -> list[Reached]:
     """Record the steps reached (one INSERT; unique per member, task, period and step).
     Returns those recorded now: a step already recorded issued (or refused) its reward then,
-    so it issues nothing again."""
+    so it issues nothing again. With `entries` (idempotency key → points entry id), the
+    steps are recorded as rewarded with those points entries."""
     if not reached:
         return []
     now = timezone.now()
+
+    def reward(r: Reached) -> tuple:
+        if entries is None:
+            return RewardStatus.NO_REWARD, 0, None, 0
+        return RewardStatus.REWARDED, r.level.points, entries[r.key], r.points_cost_fen
+
     source, params = _rows(
         {"member_id": "bigint", "task_id": "bigint", "campaign_id": "bigint",
-         "period_key": "varchar", "step_no": "integer", "stage": "varchar"},
+         "period_key": "varchar", "step_no": "integer", "stage": "varchar",
+         "status": "varchar", "points": "integer", "entry": "bigint", "cost": "bigint"},
         sorted(
             (r.member_id, r.task.id, r.task.campaign_id, r.period_key, r.level.step_no,
-             r.stage_at_start)
+             r.stage_at_start, *reward(r))
             for r in reached
         ),
     )  # fmt: skip
@@ -497,13 +508,14 @@ def _completions_record(reached: list[Reached]) -> list[Reached]:
     recorded = []
     for pk, member_id, task_id, period_key, step_no in _execute(
         "INSERT INTO campaigns_taskcompletion (member_id, task_id, campaign_id, period_key, "
-        "step_no, completed_at, reward_status, reward_points, cost_fen, refusal_reason, "
-        "stage_at_start) SELECT v.member_id, v.task_id, v.campaign_id, v.period_key, v.step_no, "
-        f"%s, %s, 0, 0, '', v.stage FROM {source} AS v WHERE true "
+        "step_no, completed_at, reward_status, reward_points, points_entry_id, cost_fen, "
+        "refusal_reason, stage_at_start) SELECT v.member_id, v.task_id, v.campaign_id, "
+        "v.period_key, v.step_no, %s, v.status, v.points, v.entry, v.cost, '', v.stage "
+        f"FROM {source} AS v WHERE true "
         "ORDER BY v.member_id, v.task_id, v.period_key, v.step_no "
         "ON CONFLICT (member_id, task_id, period_key, step_no) DO NOTHING "
         "RETURNING id, member_id, task_id, period_key, step_no",
-        [_db_time(now), RewardStatus.NO_REWARD, *params],
+        [_db_time(now), *params],
     ):
         item = by_key[(member_id, task_id, period_key, step_no)]
         item.completion_id = pk
@@ -529,20 +541,29 @@ def _points_only(item: Reached) -> bool:
     return _has_reward(item) and not _needs_one_by_one(item)
 
 
-def _points_rewards_issue(items: list[Reached], *, on: date) -> None:
-    """Points rewards as sets, per budget: one ledger INSERT, one balance UPDATE, one
-    completion UPDATE, then the budget's conditional UPDATE for the total, last. If the
-    total does not fit, that budget's rewards go one by one (exactly those that fit)."""
+def _points_rewards_issue(items: list[Reached], *, on: date) -> int:
+    """Points rewards as sets, per budget: one ledger INSERT (its idempotency keys make a
+    reward exactly once), one completion INSERT linked to the entries, one balance UPDATE
+    and, last, the budget's conditional UPDATE for the total. If the total does not fit,
+    that budget's steps are recorded and rewarded one by one (exactly those that fit).
+    Returns the number of completions recorded."""
     by_budget: dict[int, list[Reached]] = defaultdict(list)
     for item in items:
         by_budget[item.task.budget_id].append(item)
+    recorded = 0
     for budget_id, group in sorted(by_budget.items()):
         try:
             with transaction.atomic():
-                _points_issue(group, on=on)
+                entries = _points_issue(group, on=on)
+                fresh = [item for item in group if item.key in entries]
+                if len(_completions_record(fresh, entries)) != len(fresh):
+                    raise IntegrityError(
+                        "A task step was already recorded without its points entry; the batch "
+                        "is refused so that no reward is issued twice."
+                    )
                 # One ledger entry per task of the batch (each completion keeps its cost).
                 per_task: dict[int, list] = defaultdict(lambda: [0, 0, ""])
-                for item in group:
+                for item in fresh:
                     charge = per_task[item.task.id]
                     charge[0] += item.points_cost_fen
                     charge[1] += 1
@@ -554,16 +575,21 @@ def _points_rewards_issue(items: list[Reached], *, on: date) -> None:
                         for _, (fen, count, source) in sorted(per_task.items())
                     ],
                 )
+                recorded += len(fresh)
         except BudgetExhausted:
-            for item in group:
+            for item in _completions_record(group):
                 reward_issue_one(item, on=on)
+                recorded += 1
+    return recorded
 
 
 def _points_source(item: Reached) -> str:
     return f"task reward {item.task.campaign_code} #{item.task.id}"
 
 
-def _points_issue(items: list[Reached], *, on: date) -> None:
+def _points_issue(items: list[Reached], *, on: date) -> dict[str, int]:
+    """Credit the items' points: one ledger INSERT skipping keys already credited, one
+    balance UPDATE. Returns idempotency key → entry id of the entries written now."""
     now = timezone.now()
     expires_on = expiry_policy().expires_on(on)
     source, params = _rows(
@@ -578,19 +604,16 @@ def _points_issue(items: list[Reached], *, on: date) -> None:
             for item in items
         ),
     )
-    entries = {
-        key: (pk, member_id, points)
-        for pk, key, member_id, points in _execute(
-            "INSERT INTO members_pointsentry (member_id, kind, points, remaining, business_date, "
-            "expires_on, source, idempotency_key, note, created_at) SELECT v.member_id, %s, "
-            f"v.points, v.points, %s, %s, v.source, v.key, '', %s FROM {source} AS v WHERE true "
-            "ORDER BY v.key ON CONFLICT (idempotency_key) DO NOTHING "
-            "RETURNING id, idempotency_key, member_id, points",
-            [PointsEntryKind.EARN, on, expires_on, _db_time(now), *params],
-        )
-    }
+    written = _execute(
+        "INSERT INTO members_pointsentry (member_id, kind, points, remaining, business_date, "
+        "expires_on, source, idempotency_key, note, created_at) SELECT v.member_id, %s, "
+        f"v.points, v.points, %s, %s, v.source, v.key, '', %s FROM {source} AS v WHERE true "
+        "ORDER BY v.key ON CONFLICT (idempotency_key) DO NOTHING "
+        "RETURNING id, idempotency_key, member_id, points",
+        [PointsEntryKind.EARN, on, expires_on, _db_time(now), *params],
+    )
     balances: dict[int, int] = defaultdict(int)
-    for _, member_id, points in entries.values():
+    for _, _, member_id, points in written:
         balances[member_id] += points
     source, params = _rows({"id": "bigint", "points": "bigint"}, sorted(balances.items()))
     _execute(
@@ -598,20 +621,7 @@ def _points_issue(items: list[Reached], *, on: date) -> None:
         f"FROM {source} AS v WHERE members_member.id = v.id",
         params,
     )
-    rewarded = [
-        (item.completion_id, item.level.points, entries[item.key][0], item.points_cost_fen)
-        for item in items
-        if item.key in entries
-    ]
-    source, params = _rows(
-        {"id": "bigint", "points": "integer", "entry": "bigint", "cost": "bigint"}, rewarded
-    )
-    _execute(
-        "UPDATE campaigns_taskcompletion SET reward_status = %s, reward_points = v.points, "
-        f"points_entry_id = v.entry, cost_fen = v.cost FROM {source} AS v "
-        "WHERE campaigns_taskcompletion.id = v.id",
-        [RewardStatus.REWARDED, *params],
-    )
+    return {key: pk for pk, key, _, _ in written}
 
 
 def reward_issue_one(item: Reached, *, on: date) -> TaskCompletion:
