@@ -14,13 +14,14 @@ inside the transaction matters:
    exactly once however often or concurrently an event arrives;
 4. rewards that need handling one by one: benefit grants (through the benefits service) and
    tasks with caps (one conditional UPDATE per cap);
-5. last, the keys every batch touches: activity days and months, members' last activity,
-   and points rewards as sets per budget: one ledger INSERT (its idempotency keys, derived
-   from member, task, period and step, make each reward once), the completions inserted
-   already linked to their entries, one balance UPDATE and the budget's conditional UPDATE
-   for the total, per level of its chain, so another batch waits on them only briefly.
-   When the total does not fit the budget, that budget's steps go one by one instead, so
-   exactly the rewards that fit are issued and the rest are refused, visibly.
+5. last, the keys every batch touches, in one order: activity days and months, then budget
+   rows, then member rows. Points rewards go as sets per budget: one ledger INSERT (its
+   idempotency keys, derived from member, task, period and step, make each reward once),
+   the completions inserted already linked to their entries, the budget's conditional
+   UPDATE for the total (per level of its chain), then one UPDATE of the balances; members'
+   last activity after that. When the total does not fit the budget, that budget's steps
+   go one by one instead, so exactly the rewards that fit are issued and the rest are
+   refused, visibly. A batch that still deadlocks with another is retried whole.
 
 Rows go to PostgreSQL as one JSON parameter per statement (`json_to_recordset`: a short
 statement whose text does not depend on the batch size); the SQLite demo database gets
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -71,6 +73,10 @@ class IngestResult:
             "duplicates": self.duplicates,
             "rejected": self.rejected,
         }
+
+
+#: a batch that deadlocks with a concurrent one is rolled back and tried again this often
+DEADLOCK_ATTEMPTS = 5
 
 
 class BatchTooLarge(Exception):
@@ -117,14 +123,14 @@ def events_ingest(*, events: list, client) -> IngestResult:
     for index, raw in enumerate(events):
         row = event_parse(index, raw, now)
         (refused if isinstance(row, EventRefusal) else parsed).append(row)
-    for attempt in range(3):
+    for attempt in range(DEADLOCK_ATTEMPTS):
         try:
             return _ingest(parsed=parsed, refused=list(refused), client=client, now=now)
         except OperationalError as exc:  # deadlock detected / serialization failure
-            if attempt == 2 or "deadlock" not in str(exc).lower():
+            if attempt == DEADLOCK_ATTEMPTS - 1 or "deadlock" not in str(exc).lower():
                 raise
             logger.warning("Event batch retried after a deadlock (attempt %d)", attempt + 1)
-            time.sleep(0.05 * (attempt + 1))
+            time.sleep(random.uniform(0.02, 0.1) * (attempt + 1))  # apart, not in step
     raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -170,11 +176,15 @@ def _ingest(*, parsed: list[EventRow], refused: list[EventRefusal], client, now:
         today = today_in_shanghai()
         reached = _advance_tasks(accepted, members=members, today=today)
         recorded = _completions_record([r for r in reached if not _points_only(r)])
+        _record_activity(accepted, members=members)
+        # From here on a batch takes budget rows, then member rows (balances, last
+        # activity): always in that order, so two batches never wait on each other in a
+        # cycle over a budget and a member.
         for item in recorded:
             if _needs_one_by_one(item):
                 reward_issue_one(item, on=today)
-        _record_activity(accepted, members=members)
         rewarded = _points_rewards_issue([r for r in reached if _points_only(r)], on=today)
+        _last_activity_record(accepted, members=members)
         completions = len(recorded) + rewarded
 
     refused.sort(key=lambda r: r.index)
@@ -274,8 +284,8 @@ def _store_events(rows: list[EventRow], *, members: dict, batch_id: int, now: da
 
 def _record_activity(rows: list[EventRow], *, members: dict) -> None:
     """Events are activity (API.md, lifecycle): new activity days, the month's active-day
-    count, FUND_PURCHASE / PAYROLL amounts for the tier engine's indicators, last activity.
-    Keys another batch may hold are written in sorted order, late in the transaction."""
+    count, FUND_PURCHASE / PAYROLL amounts for the tier engine's indicators (keys another
+    batch may hold, written in sorted order). Last activity: `_last_activity_record`."""
     days = sorted({(members[r.member_no][0], r.occurred_on) for r in rows})
     amounts: dict[tuple[int, date], list[int]] = defaultdict(lambda: [0, 0])
     for row in rows:
@@ -312,9 +322,15 @@ def _record_activity(rows: list[EventRow], *, members: dict) -> None:
             "payroll_fen = members_membermonthlystat.payroll_fen + excluded.payroll_fen",
             params,
         )
+
+
+def _last_activity_record(rows: list[EventRow], *, members: dict) -> None:
+    """Members' last activity moves forward to their latest event day (lifecycle stages);
+    written last in the batch, after the budget, like the points balances."""
     latest: dict[int, date] = {}
-    for member_id, day in days:
-        latest[member_id] = max(day, latest.get(member_id, day))
+    for row in rows:
+        member_id = members[row.member_no][0]
+        latest[member_id] = max(row.occurred_on, latest.get(member_id, row.occurred_on))
     # Only members whose last activity moves forward are written (most events of a day find
     # it already there): the condition is in the UPDATE, so nothing else is locked.
     source, params = _rows({"id": "bigint", "day": "date"}, sorted(latest.items()))
@@ -554,7 +570,7 @@ def _points_rewards_issue(items: list[Reached], *, on: date) -> int:
     for budget_id, group in sorted(by_budget.items()):
         try:
             with transaction.atomic():
-                entries = _points_issue(group, on=on)
+                entries, balances = _points_issue(group, on=on)
                 fresh = [item for item in group if item.key in entries]
                 if len(_completions_record(fresh, entries)) != len(fresh):
                     raise IntegrityError(
@@ -575,6 +591,7 @@ def _points_rewards_issue(items: list[Reached], *, on: date) -> int:
                         for _, (fen, count, source) in sorted(per_task.items())
                     ],
                 )
+                _balances_add(balances)  # member rows after the budget row
                 recorded += len(fresh)
         except BudgetExhausted:
             for item in _completions_record(group):
@@ -587,9 +604,10 @@ def _points_source(item: Reached) -> str:
     return f"task reward {item.task.campaign_code} #{item.task.id}"
 
 
-def _points_issue(items: list[Reached], *, on: date) -> dict[str, int]:
-    """Credit the items' points: one ledger INSERT skipping keys already credited, one
-    balance UPDATE. Returns idempotency key → entry id of the entries written now."""
+def _points_issue(items: list[Reached], *, on: date) -> tuple[dict[str, int], dict[int, int]]:
+    """Write the items' points entries: one ledger INSERT skipping keys already credited.
+    Returns idempotency key → entry id of the entries written now, and member id → points
+    for `_balances_add`."""
     now = timezone.now()
     expires_on = expiry_policy().expires_on(on)
     source, params = _rows(
@@ -615,13 +633,17 @@ def _points_issue(items: list[Reached], *, on: date) -> dict[str, int]:
     balances: dict[int, int] = defaultdict(int)
     for _, _, member_id, points in written:
         balances[member_id] += points
+    return {key: pk for pk, key, _, _ in written}, balances
+
+
+def _balances_add(balances: dict[int, int]) -> None:
+    """One UPDATE of the members' points balances (the ledger's sum), in member id order."""
     source, params = _rows({"id": "bigint", "points": "bigint"}, sorted(balances.items()))
     _execute(
         "UPDATE members_member SET points_balance = members_member.points_balance + v.points "
         f"FROM {source} AS v WHERE members_member.id = v.id",
         params,
     )
-    return {key: pk for pk, key, _, _ in written}
 
 
 def reward_issue_one(item: Reached, *, on: date) -> TaskCompletion:
