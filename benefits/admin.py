@@ -199,6 +199,12 @@ class ManualGrantRequestAdmin(MatrixModelAdmin):
     readonly_fields = [f.name for f in ManualGrantRequest._meta.fields]
     actions = ["approve", "reject"]
 
+    def get_queryset(self, request):
+        requests = super().get_queryset(request)
+        if user_can(request.user, "benefits.approve_manual_grant"):
+            return requests  # the approvers' queue: requests from every branch come to them
+        return requests.filter(member__in=member_scope(user=request.user))
+
     def _decide(self, request, queryset, approve: bool) -> None:
         from .services import BudgetExhausted, manual_grant_decide
 
@@ -225,3 +231,6 @@ class BenefitFeedbackAdmin(MatrixModelAdmin):
     list_display = ["created_at", "benefit", "member", "useful", "reason", "author"]
     list_filter = ["useful", "benefit"]
     readonly_fields = [f.name for f in BenefitFeedback._meta.fields]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).filter(member__in=member_scope(user=request.user))
