@@ -12,10 +12,11 @@ like a retail bank's: most ACTIVE, some AT_RISK, DORMANT, NEW), 10 ACTIVE campai
 tasks each created through the ORM (every event type, COUNT / AMOUNT_SUM /
 CONSECUTIVE_DAYS, DAILY / WEEKLY / MONTHLY / ONCE, five 3-step ladders, campaigns and
 tasks aimed at a stage or at tiers, points on every task and a benefit on a few), charged
-to `--budgets` budgets too large to run out, and a SYSTEM-role user with a DRF token.
+to `--budgets` budgets too large to run out, and a SYSTEM-role user with an API token
+(scope events-write).
 
 Every request goes through the real stack in-process: django.test.Client → middleware →
-DRF token authentication → MatrixPermission → EventBatchView → events_ingest. Then:
+API token authentication → MatrixPermission → EventBatchView → events_ingest. Then:
 
   (1) throughput: `--batches` batches of `--batch-size` valid, distinct events (a realistic
       type mix, members weighted by how active their stage is, occurred in the last three
@@ -343,15 +344,15 @@ CAMPAIGNS = [
 def build_campaigns(today: date, budgets: int) -> dict:
     """10 ACTIVE campaigns × 5 tasks (windows from 30 days ago to 60 days ahead), their
     budgets (room for 10 billion CNY each: never exhausted), two benefits and the system
-    client that posts events with a DRF token."""
+    client that posts events with an API token scoped to events-write."""
     from django.contrib.auth.models import Group
-    from rest_framework.authtoken.models import Token
 
     from benefits.models import Benefit, Budget
     from campaigns.models import Campaign, Task, TaskStep
     from members.models import Tier
     from portal.choices import Role
     from portal.models import Department, User
+    from portal.services import api_token_issue
 
     department, _ = Department.objects.get_or_create(code=PREFIX, defaults={"name": "Bench"})
     operator, _ = User.objects.get_or_create(
@@ -361,7 +362,7 @@ def build_campaigns(today: date, budgets: int) -> dict:
         username="bench_events_system", defaults={"department": department}
     )
     system.groups.set([Group.objects.get(name=str(Role.SYSTEM))])
-    token, _ = Token.objects.get_or_create(user=system)
+    token = api_token_issue(user=system, name="bench", scopes=["events-write"], actor=None)[1]
 
     budget_rows = [
         Budget.objects.create(
@@ -434,7 +435,7 @@ def build_campaigns(today: date, budgets: int) -> dict:
             tasks += 1
     progress(f"  {len(CAMPAIGNS)} campaigns, {tasks} tasks, {steps} ladder steps, "
              f"{budgets} budget(s)")  # fmt: skip
-    return {"token": token.key, "tasks": tasks}
+    return {"token": token, "tasks": tasks}
 
 
 # --- events --------------------------------------------------------------------------------

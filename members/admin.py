@@ -4,9 +4,12 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.actions import delete_selected as django_delete_selected
 from django.contrib.admin.utils import unquote
+from django.contrib.admin.views.main import SEARCH_VAR, ChangeList
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.http import QueryDict
 from django.shortcuts import redirect
+from django.utils.http import urlencode
 from django.utils.translation import gettext_lazy as _
 from unfold.admin import TabularInline
 from unfold.paginator import InfinitePaginator
@@ -23,6 +26,7 @@ from portal.admin_base import MatrixInlineMixin, MatrixModelAdmin
 from portal.permissions import user_can
 
 from .choices import SchemeStatus
+from .feeds import looks_like_id_number
 from .models import (
     FeedBatch,
     FeedRejection,
@@ -38,6 +42,24 @@ from .models import (
 from .segments import segment_rules_validate
 from .selectors import member_scope
 from .services import TierRuleError, tier_scheme_decide_activation, tier_scheme_request_activation
+
+
+class MemberChangeList(ChangeList):
+    """An exact ID number finds the member but is never written back into the page: not in
+    the search box, nor in any link the list builds (sorting, filters, facets)."""
+
+    def __init__(self, request, *args, **kwargs):
+        super().__init__(request, *args, **kwargs)
+        if looks_like_id_number(self.query):
+            self.query = ""
+
+    def get_query_string(self, new_params=None, remove=None):
+        query_string = super().get_query_string(new_params, remove)
+        params = QueryDict(query_string.removeprefix("?"), mutable=True)
+        if not looks_like_id_number(params.get(SEARCH_VAR, "")):
+            return query_string
+        params.pop(SEARCH_VAR)
+        return f"?{params.urlencode()}"
 
 
 @admin.register(Member)
@@ -88,6 +110,17 @@ class MemberAdmin(MatrixModelAdmin):
         if lookup.split("__")[0] in self.PERSONAL_FIELDS:
             return False
         return super().lookup_allowed(lookup, value, request)
+
+    def get_changelist(self, request, **kwargs):
+        return MemberChangeList
+
+    def get_preserved_filters(self, request):
+        preserved = super().get_preserved_filters(request)
+        filters = QueryDict(QueryDict(preserved).get("_changelist_filters", ""), mutable=True)
+        if not looks_like_id_number(filters.get(SEARCH_VAR, "")):
+            return preserved
+        filters.pop(SEARCH_VAR)
+        return urlencode({"_changelist_filters": filters.urlencode()}) if filters else ""
 
     @admin.display(description=_("phone"))
     def phone_masked(self, member: Member) -> str:

@@ -27,3 +27,14 @@ class JobStatus(models.TextChoices):
     SUCCEEDED = "SUCCEEDED", _("Succeeded")
     WARNING = "WARNING", _("Succeeded with warnings")
     FAILED = "FAILED", _("Failed")
+
+
+class ApiScope(models.TextChoices):
+    """What an API token may be used for. The one list of scopes; which matrix action needs
+    which scope is `portal.permissions.TOKEN_SCOPE_FOR_ACTION`."""
+
+    EVENTS_WRITE = "events-write", _("Post member events")
+    MEMBERS_READ = "members-read", _("Read members and the member centre")
+    GRANTS_REDEEM = "grants-redeem", _("Redeem members' benefit grants")
+    CONFIG_READ = "config-read", _("Read configuration (campaigns, benefits, budgets…)")
+    CONFIG_WRITE = "config-write", _("Change configuration (campaigns, benefits…)")

@@ -17,14 +17,14 @@ from datetime import date, datetime, timedelta
 
 from django.contrib.auth.models import Group
 from django.db import connection, transaction
-from rest_framework.authtoken.models import Token
 
 from members.choices import FeedKind
 from members.feeds import SHANGHAI
 from members.services import feed_import, tier_recompute
 
-from .choices import BranchLevel, Role
-from .models import Branch, Department, User
+from .choices import ApiScope, BranchLevel, Role
+from .models import ApiToken, Branch, Department, User
+from .services import api_token_issue, api_token_revoke
 
 DEMO_PASSWORD = "Demo-2026!"  # noqa: S105 - printed once by seed_demo; demo data only
 
@@ -66,6 +66,12 @@ STAFF = [
     ],
     ("mobile_banking", "手机银行系统", Role.SYSTEM, "HO", "DIGITAL"),
 ]
+#: the demo client system: (username it acts as, name, scopes)
+DEMO_API_CLIENT = (
+    "mobile_banking",
+    "Mobile banking",
+    [ApiScope.EVENTS_WRITE, ApiScope.MEMBERS_READ, ApiScope.GRANTS_REDEEM],
+)
 HEAD_OFFICE_ROLES = {Role.PRODUCT_OPERATOR, Role.BUDGET_APPROVER, Role.RISK_AUDITOR}
 
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾萧田董潘袁蔡蒋余于杜叶程魏苏吕丁任沈姚卢"  # noqa: E501
@@ -170,8 +176,19 @@ def demo_organisation() -> dict[str, User]:
         user.save()
         user.groups.set([Group.objects.get(name=str(role))])
         staff[username] = user
-    Token.objects.get_or_create(user=staff["mobile_banking"])
     return staff
+
+
+@transaction.atomic
+def demo_api_token() -> str:
+    """Issue the demo client system's API token (as `manage.py api_token_issue` does) and
+    return its key; a demo token issued by an earlier seed is revoked."""
+    username, name, scopes = DEMO_API_CLIENT
+    user = User.objects.get(username=username)
+    for earlier in ApiToken.objects.filter(user=user, name=name, revoked_at__isnull=True):
+        api_token_revoke(token=earlier, actor=None, reason="seed_demo issued a new demo token")
+    _token, key = api_token_issue(user=user, name=name, scopes=scopes, actor=None)
+    return key
 
 
 def _members_csv(rng: random.Random, count: int, as_of: date) -> tuple[bytes, list[DemoMember]]:
@@ -273,7 +290,8 @@ def seed_demo_bank(
         with connection.cursor() as cursor:
             cursor.execute("PRAGMA synchronous=OFF")
     staff = demo_organisation()
-    say(f"organisation: {len(BRANCHES)} branches, {len(staff)} staff users")
+    api_key = demo_api_token()
+    say(f"organisation: {len(BRANCHES)} branches, {len(staff)} staff users, an API token")
     members_file, people = _members_csv(rng, members, as_of)
     batch = feed_import(
         kind=FeedKind.MEMBERS,
@@ -311,6 +329,7 @@ def seed_demo_bank(
     activity = demo_campaigns(rng=rng, as_of=as_of, staff=staff, say=say)
     return {
         "staff": staff,
+        "api_token": api_key,
         "members": members,
         "feed_rows": total_rows,
         "first_day": start,

@@ -1,13 +1,17 @@
-"""Organisation (departments, branches, staff), audit log and job runs."""
+"""Organisation (departments, branches, staff), audit log, job runs and API tokens."""
 
 from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import datetime
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from .choices import BranchLevel, JobStatus, Role
+from .choices import ApiScope, BranchLevel, JobStatus, Role
 
 
 class Department(models.Model):
@@ -146,3 +150,73 @@ class JobRun(models.Model):
         if self.finished_at is None:
             return None
         return self.finished_at - self.started_at
+
+
+#: visible start of every API key issued here (tells a leaked key apart in logs and scanners)
+API_KEY_MARK = "mop_"
+API_KEY_PREFIX_LENGTH = 12
+
+
+def api_key_generate() -> str:
+    """A new random API key (about 240 bits), e.g. ``mop_Xq3…``; shown once, never stored."""
+    return API_KEY_MARK + secrets.token_urlsafe(30)
+
+
+def api_key_digest(key: str) -> str:
+    """The SHA-256 hex digest under which a key is stored and looked up."""
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+class ApiToken(models.Model):
+    """A key with which one client system calls the REST API as a user (`Authorization:
+    Token <key>`), limited to its scopes. Only the key's SHA-256 digest and a short visible
+    prefix are stored; the key itself is shown once, when it is issued."""
+
+    name = models.CharField(_("client system"), max_length=100)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="api_tokens",
+        verbose_name=_("acts as user"),
+    )
+    prefix = models.CharField(_("key prefix"), max_length=16)
+    key_digest = models.CharField(_("key digest (SHA-256)"), max_length=64, unique=True)
+    scopes = models.JSONField(_("scopes"), default=list)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("issued by"),
+    )
+    created_at = models.DateTimeField(_("issued at"), auto_now_add=True)
+    expires_at = models.DateTimeField(_("expires at"), null=True, blank=True)
+    revoked_at = models.DateTimeField(_("revoked at"), null=True, blank=True)
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("revoked by"),
+    )
+    last_used_at = models.DateTimeField(_("last used at"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("API token")
+        verbose_name_plural = _("API tokens")
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    def has_scope(self, scope: ApiScope | str) -> bool:
+        return str(scope) in self.scopes
+
+    def is_expired(self, now: datetime) -> bool:
+        return self.expires_at is not None and self.expires_at <= now
+
+    @property
+    def is_revoked(self) -> bool:
+        return self.revoked_at is not None

@@ -2,15 +2,17 @@
 
 Object-level scoping (an account manager sees only their own customers) lives in
 `members.selectors.member_scope`; this table answers "may this role do this at all".
-Every view and API endpoint names one action from this table.
+Every view and API endpoint names one action from this table. An API token is further
+limited to its scopes: `TOKEN_SCOPE_FOR_ACTION` says which scope each API action needs.
 """
 
 from __future__ import annotations
 
 import rules
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 
-from .choices import Role
+from .choices import ApiScope, Role
 
 AM = Role.ACCOUNT_MANAGER
 BM = Role.BRANCH_MANAGER
@@ -64,6 +66,26 @@ PERMISSION_MATRIX: dict[str, frozenset[Role]] = {
     # Django admin (configuration UI)
     "portal.access_admin": frozenset({PO, BA, RA, AD}),
     "portal.manage_organisation": frozenset({AD}),
+    "portal.manage_api_tokens": frozenset({AD}),
+}
+
+#: action -> the scope an API token needs for it (on top of its user's roles). An action
+#: missing here is refused to every token; browser sessions are not scoped.
+TOKEN_SCOPE_FOR_ACTION: dict[str, ApiScope] = {
+    "campaigns.post_events": ApiScope.EVENTS_WRITE,
+    "members.view_member_centre": ApiScope.MEMBERS_READ,
+    "members.view_members": ApiScope.MEMBERS_READ,
+    "benefits.redeem_grant": ApiScope.GRANTS_REDEEM,
+    "campaigns.view_campaigns": ApiScope.CONFIG_READ,
+    "members.view_segments": ApiScope.CONFIG_READ,
+    "benefits.view_benefits": ApiScope.CONFIG_READ,
+    "benefits.view_budgets": ApiScope.CONFIG_READ,
+    "campaigns.configure_campaigns": ApiScope.CONFIG_WRITE,
+    "campaigns.approve_campaign": ApiScope.CONFIG_WRITE,
+    "campaigns.operate_campaign": ApiScope.CONFIG_WRITE,
+    "members.configure_segments": ApiScope.CONFIG_WRITE,
+    "benefits.configure_benefits": ApiScope.CONFIG_WRITE,
+    "benefits.configure_budgets": ApiScope.CONFIG_WRITE,
 }
 
 
@@ -101,11 +123,40 @@ def _register_rules() -> None:
 _register_rules()
 
 
+def token_scope_check(token, action: str) -> None:
+    """Raise a 403 naming the missing scope unless the API token `token` may be used for
+    `action`."""
+    needed = TOKEN_SCOPE_FOR_ACTION.get(action)
+    if needed is None:
+        raise PermissionDenied(
+            f"API tokens cannot be used for {action}.", code="not_available_to_tokens"
+        )
+    if not token.has_scope(needed):
+        raise PermissionDenied(
+            f"This API token lacks the scope {needed.value!r} (needed for {action}).",
+            code="missing_scope",
+        )
+
+
+def api_action(request, view) -> str:
+    """The matrix action an API request needs: reads the view's `action_required`, writes
+    its `write_action_required` (a view without one needs `action_required` for writes)."""
+    if request.method in SAFE_METHODS or not hasattr(view, "write_action_required"):
+        return view.action_required
+    return view.write_action_required
+
+
 class MatrixPermission(BasePermission):
-    """DRF permission: reads need the view's `action_required`; writes need
-    `write_action_required` (a view without one is read-only)."""
+    """DRF permission: the user's roles must allow the request's action (`api_action`), and
+    a request made with an API token needs the token scope of that action as well."""
 
     def has_permission(self, request, view) -> bool:
-        if request.method in SAFE_METHODS or not hasattr(view, "write_action_required"):
-            return user_can(request.user, view.action_required)
-        return user_can(request.user, view.write_action_required)
+        from .models import ApiToken
+
+        action = api_action(request, view)
+        if not user_can(request.user, action):
+            return False
+        token = getattr(request, "auth", None)
+        if isinstance(token, ApiToken):
+            token_scope_check(token, action)
+        return True

@@ -1,17 +1,28 @@
-"""Writes of the portal app: audit entries and job runs."""
+"""Writes of the portal app: audit entries, job runs and API tokens."""
 
 from __future__ import annotations
 
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date
+from datetime import date, datetime, timedelta
 
 from django.db import models, transaction
 from django.utils import timezone
 
-from .choices import JobStatus
-from .models import AuditEntry, JobRun
+from .choices import ApiScope, JobStatus
+from .models import (
+    API_KEY_PREFIX_LENGTH,
+    ApiToken,
+    AuditEntry,
+    JobRun,
+    api_key_digest,
+    api_key_generate,
+)
+
+#: `ApiToken.last_used_at` is written at most this often per token (one UPDATE a minute,
+#: not one per request)
+API_TOKEN_LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
 def audit_record(
@@ -69,3 +80,93 @@ def jobrun_record(*, kind: str, business_date: date, actor=None) -> Iterator[Job
             run.status = JobStatus.SUCCEEDED
         run.finished_at = timezone.now()
         run.save()
+
+
+class ApiTokenError(ValueError):
+    """An API token cannot be issued as asked (unknown scope, no scope, past expiry…)."""
+
+
+@transaction.atomic
+def api_token_issue(
+    *,
+    user,
+    name: str,
+    scopes: list[str],
+    actor,
+    expires_at: datetime | None = None,
+    ip: str | None = None,
+) -> tuple[ApiToken, str]:
+    """Issue an API token with which the client system `name` acts as `user`, limited to
+    `scopes`. Returns the token and its raw key: the key is not stored (only its SHA-256
+    digest), so this is the only time anybody sees it."""
+    name = name.strip()
+    chosen = sorted(set(scopes))
+    unknown = [scope for scope in chosen if scope not in ApiScope.values]
+    if not name:
+        raise ApiTokenError("Name the client system that will use the token.")
+    if not chosen:
+        raise ApiTokenError("Give the token at least one scope.")
+    if unknown:
+        raise ApiTokenError(
+            f"Unknown scope(s): {', '.join(unknown)}; known: {', '.join(ApiScope.values)}."
+        )
+    if not user.is_active:
+        raise ApiTokenError(f"User {user.username} is inactive.")
+    if expires_at is not None and expires_at <= timezone.now():
+        raise ApiTokenError("The expiry must be in the future.")
+    key = api_key_generate()
+    token = ApiToken.objects.create(
+        name=name,
+        user=user,
+        prefix=key[:API_KEY_PREFIX_LENGTH],
+        key_digest=api_key_digest(key),
+        scopes=chosen,
+        created_by=actor if getattr(actor, "pk", None) else None,
+        expires_at=expires_at,
+    )
+    audit_record(
+        actor=actor,
+        action="api_token.issue",
+        obj=token,
+        changes={
+            "name": name,
+            "user": user.username,
+            "scopes": chosen,
+            "prefix": token.prefix,
+            "expires_at": expires_at.isoformat() if expires_at else None,
+        },
+        ip=ip,
+    )
+    return token, key
+
+
+@transaction.atomic
+def api_token_revoke(*, token: ApiToken, actor, reason: str = "", ip: str | None = None) -> bool:
+    """Revoke a token: from now on its key is refused (401). Returns False, and records
+    nothing, when it was already revoked."""
+    token = ApiToken.objects.select_for_update().get(pk=token.pk)
+    if token.is_revoked:
+        return False
+    token.revoked_at = timezone.now()
+    token.revoked_by = actor if getattr(actor, "pk", None) else None
+    token.save(update_fields=["revoked_at", "revoked_by"])
+    audit_record(
+        actor=actor,
+        action="api_token.revoke",
+        obj=token,
+        changes={"name": token.name, "user": token.user.username, "prefix": token.prefix},
+        reason=reason,
+        ip=ip,
+    )
+    return True
+
+
+def api_token_mark_used(*, token: ApiToken, now: datetime) -> None:
+    """Note that `token` was used (at most one UPDATE per token a minute; not audited)."""
+    resolution = API_TOKEN_LAST_USED_RESOLUTION
+    if token.last_used_at is not None and now - token.last_used_at < resolution:
+        return
+    ApiToken.objects.filter(pk=token.pk).filter(
+        models.Q(last_used_at__isnull=True) | models.Q(last_used_at__lt=now - resolution)
+    ).update(last_used_at=now)
+    token.last_used_at = now

@@ -7,12 +7,12 @@ from collections.abc import Callable
 
 import pytest
 from django.db import connection
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from members.models import FeedBatch
 from members.services import feed_import
-from portal.choices import BranchLevel, Role
+from portal.choices import ApiScope, BranchLevel, Role
+from portal.models import ApiToken, api_key_digest, api_key_generate
 from tests.factories import BranchFactory, UserFactory
 from tests.reference import ensure_reference_data
 
@@ -60,10 +60,20 @@ def make_user(db, org) -> Callable[..., object]:
 
 @pytest.fixture
 def api_client_for():
+    """An API client with an API token of `user` holding every scope (so only the user's
+    roles decide; tests/portal/test_api_tokens.py tests the scopes)."""
+
     def client_for(user) -> APIClient:
         client = APIClient()
-        token, _ = Token.objects.get_or_create(user=user)
-        client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+        key = api_key_generate()
+        ApiToken.objects.create(
+            name="Test client",
+            user=user,
+            prefix=key[:12],
+            key_digest=api_key_digest(key),
+            scopes=ApiScope.values,
+        )
+        client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
         return client
 
     return client_for

@@ -14,13 +14,13 @@ from datetime import timedelta
 import pytest
 from django.db import connection
 from django.db.models import Sum
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from benefits.models import BudgetEntry
 from campaigns.models import MemberEvent, TaskCapCounter, TaskCompletion, TaskProgress
 from members.models import Member, PointsEntry
-from portal.choices import Role
+from portal.choices import ApiScope, Role
+from portal.services import api_token_issue
 from tests.factories import BudgetFactory, CampaignFactory, MemberFactory, TaskFactory
 
 from .conftest import event, today
@@ -33,7 +33,9 @@ THREADS = 12
 @pytest.fixture
 def token(make_user) -> str:
     user = make_user(Role.SYSTEM, username="mobile_banking", branch="HO")
-    return Token.objects.create(user=user).key
+    return api_token_issue(
+        user=user, name="Mobile banking", scopes=[ApiScope.EVENTS_WRITE], actor=None
+    )[1]
 
 
 def _race(token: str, batches: list[list[dict]]) -> dict:

@@ -21,12 +21,11 @@ from django.db import transaction
 from django.db.models import Count, Sum
 from django.http import HttpRequest
 from django.test import override_settings
-from rest_framework.authtoken.models import Token
 
 from members.choices import FeedKind, FeedStatus
 from members.models import FeedBatch, Member, MemberMonthlyStat
 from portal.choices import BranchLevel, Role
-from portal.models import Branch, User
+from portal.models import ApiToken, Branch, User, api_key_digest
 from tests.factories import MemberFactory
 from tests.reference import ensure_reference_data
 
@@ -304,5 +303,6 @@ class TestSeededBank:
         assert set(login_lines) == DEMO_USERNAMES
         assert Role.ACCOUNT_MANAGER.value in login_lines["am_b01s1"]
         assert Role.SYSTEM.value in login_lines["mobile_banking"]
-        token = Token.objects.get(user__username="mobile_banking").key
-        assert f"API token of mobile_banking: {token}" in seeded
+        key = re.search(r"API token of mobile_banking: (\S+)", seeded)[1]
+        token = ApiToken.objects.get(user__username="mobile_banking", revoked_at__isnull=True)
+        assert token.key_digest == api_key_digest(key)

@@ -45,5 +45,4 @@ class Command(BaseCommand):
         self.stdout.write(f"\nDemo logins (password for all: {DEMO_PASSWORD}):")
         for username, full_name, role, branch, _department in STAFF:
             self.stdout.write(f"  {username:<16} {role.value:<20} {branch:<6} {full_name}")
-        token = result["staff"]["mobile_banking"].auth_token.key
-        self.stdout.write(f"\nAPI token of mobile_banking: {token}")
+        self.stdout.write(f"\nAPI token of mobile_banking: {result['api_token']}")
