@@ -559,8 +559,8 @@ def _points_only(item: Reached) -> bool:
 
 def _points_rewards_issue(items: list[Reached], *, on: date) -> int:
     """Points rewards as sets, per budget: one ledger INSERT (its idempotency keys make a
-    reward exactly once), one completion INSERT linked to the entries, one balance UPDATE
-    and, last, the budget's conditional UPDATE for the total. If the total does not fit,
+    reward exactly once), one completion INSERT linked to the entries, the budget's
+    conditional UPDATE for the total, then one balance UPDATE. If the total does not fit,
     that budget's steps are recorded and rewarded one by one (exactly those that fit).
     Returns the number of completions recorded."""
     by_budget: dict[int, list[Reached]] = defaultdict(list)
