@@ -125,7 +125,7 @@ def test_a_revoked_token_is_401_saying_it_was_revoked(issue, administrator, memb
     assert client.get(CENTRE).status_code == 200
 
     api_token_revoke(token=token, actor=administrator, reason="key leaked")
-    response = client.get(CENTRE)
+    response = client.get(CENTRE, HTTP_ACCEPT_LANGUAGE="en")
 
     assert response.status_code == 401
     assert response.json()["code"] == "token_revoked"
@@ -139,7 +139,7 @@ def test_an_expired_token_is_401_saying_it_expired(issue, member):
         expires_at=timezone.now() - timedelta(seconds=1)
     )  # time passes
 
-    response = client_with(key).get(CENTRE)
+    response = client_with(key).get(CENTRE, HTTP_ACCEPT_LANGUAGE="en")
 
     assert response.status_code == 401
     assert response.json()["code"] == "token_expired"
