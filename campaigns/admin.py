@@ -136,18 +136,7 @@ class CampaignForm(forms.ModelForm):
 
     class Meta:
         model = Campaign
-        fields = [
-            "code",
-            "name",
-            "description",
-            "department",
-            "budget",
-            "starts_on",
-            "ends_on",
-            "target_tiers",
-            "target_stages",
-            "segments",
-        ]
+        fields = list(CAMPAIGN_CONFIG_FIELDS)
 
     def clean(self):
         cleaned = super().clean()
@@ -591,7 +580,7 @@ class TaskStepInline(MatrixInlineMixin, TabularInline):
     extra = 0
     view_action = "campaigns.view_campaigns"
     change_action = CONFIGURE
-    fields = ["step_no", "target", "reward_points", "reward_benefit"]
+    fields = list(STEP_CONFIG_FIELDS)
 
     def is_editable(self, obj) -> bool:
         return obj.campaign.is_editable

@@ -22,6 +22,12 @@ from members.segments import segment_rules_validate
 from portal.models import Department
 
 from ..models import Campaign, Task, TaskStep
+from ..services.config import (
+    CAMPAIGN_CONFIG_FIELDS,
+    SEGMENT_CONFIG_FIELDS,
+    STEP_CONFIG_FIELDS,
+    TASK_CONFIG_FIELDS,
+)
 
 # --- shared fields -----------------------------------------------------------------------------
 
@@ -53,7 +59,7 @@ class TaskStepSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = TaskStep
-        fields = ["step_no", "target", "reward_points", "reward_benefit"]
+        fields = list(STEP_CONFIG_FIELDS)
 
 
 class TaskSerializer(serializers.ModelSerializer):
@@ -83,26 +89,7 @@ class TaskSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Task
-        fields = [
-            "id",
-            "campaign",
-            "name",
-            "description",
-            "event_type",
-            "measure",
-            "target",
-            "recurrence",
-            "difficulty",
-            "min_event_amount",
-            "reward_points",
-            "reward_benefit",
-            "max_rewards_per_member",
-            "max_rewards_per_period",
-            "offered_tiers",
-            "offered_stages",
-            "position",
-            "steps",
-        ]
+        fields = ["id", "campaign", *TASK_CONFIG_FIELDS, "steps"]
 
 
 # --- campaigns ---------------------------------------------------------------------------------
@@ -130,16 +117,7 @@ class CampaignSerializer(serializers.ModelSerializer):
         model = Campaign
         fields = [
             "id",
-            "code",
-            "name",
-            "description",
-            "department",
-            "budget",
-            "starts_on",
-            "ends_on",
-            "target_tiers",
-            "target_stages",
-            "segments",
+            *CAMPAIGN_CONFIG_FIELDS,
             "status",
             "created_by",
             "created_at",
@@ -188,11 +166,7 @@ class SegmentSerializer(serializers.ModelSerializer):
         model = Segment
         fields = [
             "id",
-            "code",
-            "name",
-            "description",
-            "department",
-            "rules",
+            *SEGMENT_CONFIG_FIELDS,
             "size",
             "created_by",
             "created_at",
