@@ -35,7 +35,8 @@ import sys
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+
+from bench_common import django_setup, ensure_database
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -55,30 +56,6 @@ def progress(message: str) -> None:
 
 
 # --- database ------------------------------------------------------------------------------
-
-
-def ensure_database(url: str) -> None:
-    import psycopg
-    from psycopg import sql
-
-    parts = urlsplit(url)
-    name = parts.path.lstrip("/")
-    admin_url = urlunsplit(parts._replace(path="/postgres"))
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
-        if not exists:
-            progress(f"creating database {name}")
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-
-
-def django_setup(url: str) -> None:
-    """Environment first, then django.setup() (in the parent and in every worker)."""
-    os.environ["DATABASE_URL"] = url
-    os.environ["DJANGO_SETTINGS_MODULE"] = "portal.settings"
-    os.environ["DEBUG"] = "false"  # no query log growing in memory
-    import django
-
-    django.setup()
 
 
 def prepare(budgets: int, exhaust_room: int) -> dict:
@@ -320,7 +297,7 @@ def main() -> int:
     parser.add_argument("--exhaust-room", type=int, default=2_000, help="grants of room")
     args = parser.parse_args()
 
-    ensure_database(args.database_url)
+    ensure_database(args.database_url, progress)
     django_setup(args.database_url)
     from django.core.management import call_command
     from django.db import connection

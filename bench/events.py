@@ -53,7 +53,8 @@ from collections import Counter, defaultdict
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+
+from bench_common import django_setup, ensure_database
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -99,30 +100,6 @@ def progress(message: str) -> None:
 
 
 # --- database ------------------------------------------------------------------------------
-
-
-def ensure_database(url: str) -> None:
-    import psycopg
-    from psycopg import sql
-
-    parts = urlsplit(url)
-    name = parts.path.lstrip("/")
-    admin_url = urlunsplit(parts._replace(path="/postgres"))
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
-        if not exists:
-            progress(f"creating database {name}")
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-
-
-def django_setup(url: str) -> None:
-    """Environment first, then django.setup() (in the parent and in every worker)."""
-    os.environ["DATABASE_URL"] = url
-    os.environ["DJANGO_SETTINGS_MODULE"] = "portal.settings"
-    os.environ["DEBUG"] = "false"  # production-like: no query log growing in memory
-    import django
-
-    django.setup()
 
 
 # --- the world: members (COPY), campaigns and tasks (ORM), a system client -----------------
@@ -931,7 +908,7 @@ def main() -> int:
     worker_counts = [int(w) for w in args.workers.split(",") if w.strip()]
     size = args.batch_size
 
-    ensure_database(args.database_url)
+    ensure_database(args.database_url, progress)
     django_setup(args.database_url)
     from django.core.management import call_command
     from django.db import connection

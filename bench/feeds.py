@@ -39,7 +39,8 @@ import time
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+
+from bench_common import django_setup, ensure_database
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -74,29 +75,6 @@ def progress(message: str) -> None:
 
 
 # --- database and members -------------------------------------------------------------------
-
-
-def ensure_database(url: str) -> None:
-    import psycopg
-    from psycopg import sql
-
-    parts = urlsplit(url)
-    name = parts.path.lstrip("/")
-    admin_url = urlunsplit(parts._replace(path="/postgres"))
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
-        if not exists:
-            progress(f"creating database {name}")
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-
-
-def django_setup(url: str) -> None:
-    os.environ["DATABASE_URL"] = url
-    os.environ["DJANGO_SETTINGS_MODULE"] = "portal.settings"
-    os.environ["DEBUG"] = "false"  # production-like: no query log kept in memory
-    import django
-
-    django.setup()
 
 
 MEMBER_COLUMNS = (
@@ -517,7 +495,7 @@ def main() -> int:
     if args.rows < 2 * BAD_EVERY or args.members < 1:
         parser.error(f"--rows must be at least {2 * BAD_EVERY}, --members at least 1")
 
-    ensure_database(args.database_url)
+    ensure_database(args.database_url, progress)
     django_setup(args.database_url)
     from django.core.management import call_command
     from django.db import connection

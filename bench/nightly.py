@@ -39,7 +39,9 @@ import time
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+
+import bench_common
+from bench_common import ensure_database
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -65,29 +67,9 @@ def progress(message: str) -> None:
 # --- database and population --------------------------------------------------------------------
 
 
-def ensure_database(url: str) -> None:
-    import psycopg
-    from psycopg import sql
-
-    parts = urlsplit(url)
-    name = parts.path.lstrip("/")
-    admin_url = urlunsplit(parts._replace(path="/postgres"))
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
-        if not exists:
-            progress(f"creating database {name}")
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-
-
 def django_setup(url: str) -> None:
-    os.environ["DATABASE_URL"] = url
-    os.environ["DJANGO_SETTINGS_MODULE"] = "portal.settings"
-    # Production-like: no query log in memory during the naive loop.
-    os.environ["DEBUG"] = "false"
     os.environ.setdefault("TIER_RECOMPUTE_CHUNKS", "1")
-    import django
-
-    django.setup()
+    bench_common.django_setup(url)
 
 
 def _tier_floor_fen(mada_fen: int) -> int:
@@ -500,7 +482,7 @@ def main() -> int:
     if not args.database_url.startswith(("postgres://", "postgresql://")):
         parser.error("the benchmark needs PostgreSQL (COPY, temp tables)")
 
-    ensure_database(args.database_url)
+    ensure_database(args.database_url, progress)
     django_setup(args.database_url)
     from django.core.management import call_command
 
