@@ -50,8 +50,34 @@ def budget_consume(
     room, `BudgetExhausted` is raised and the transaction leaves nothing written."""
     if amount_fen <= 0:
         return
+    _chain_consume(
+        budget_id=budget.pk, amount_fen=amount_fen, entries=[(amount_fen, source, grant)]
+    )
+
+
+@transaction.atomic
+def budget_consume_many(*, budget_id: int, charges: list[tuple[int, str]]) -> None:
+    """Consume many charges (amount in fen, source) at once: ONE conditional UPDATE per level
+    of the chain for their total, leaf first, and one ledger entry per charge and level. All
+    or nothing: if the total does not fit, `BudgetExhausted` is raised and nothing is written
+    (the caller may then try the charges one by one with `budget_consume`)."""
+    total = sum(amount for amount, _ in charges)
+    if total <= 0:
+        return
+    _chain_consume(
+        budget_id=budget_id,
+        amount_fen=total,
+        entries=[(amount, source, None) for amount, source in charges],
+    )
+
+
+def _chain_consume(
+    *, budget_id: int, amount_fen: int, entries: list[tuple[int, str, BenefitGrant | None]]
+) -> None:
+    """The one place a budget is consumed: per level of the chain, leaf first, a conditional
+    UPDATE for `amount_fen`, then the ledger entries (amount, source, grant) of that level."""
     today = today_in_shanghai()
-    for level_id in _budget_chain(budget.pk):
+    for level_id in _budget_chain(budget_id):
         updated = Budget.objects.filter(
             pk=level_id,
             consumed_fen__lte=F("amount_fen") - amount_fen,
@@ -68,42 +94,15 @@ def budget_consume(
                     f"{level.period_end}).",
                 )
             raise BudgetExhausted(level, amount_fen)
-        BudgetEntry.objects.create(
-            budget_id=level_id,
-            kind=BudgetEntryKind.CONSUME,
-            amount_fen=amount_fen,
-            source=source[:100],
-            grant=grant,
-        )
-
-
-@transaction.atomic
-def budget_consume_many(*, budget_id: int, charges: list[tuple[int, str]]) -> None:
-    """Consume many charges (amount in fen, source) at once: ONE conditional UPDATE per level
-    of the chain for their total, leaf first, and one ledger entry per charge and level. All
-    or nothing: if the total does not fit, `BudgetExhausted` is raised and nothing is written
-    (the caller may then try the charges one by one with `budget_consume`)."""
-    total = sum(amount for amount, _ in charges)
-    if total <= 0:
-        return
-    today = today_in_shanghai()
-    for level_id in _budget_chain(budget_id):
-        updated = Budget.objects.filter(
-            pk=level_id,
-            consumed_fen__lte=F("amount_fen") - total,
-            period_start__lte=today,
-            period_end__gte=today,
-        ).update(consumed_fen=F("consumed_fen") + total)
-        if not updated:
-            raise BudgetExhausted(level_id, total)
         BudgetEntry.objects.bulk_create(
             BudgetEntry(
                 budget_id=level_id,
                 kind=BudgetEntryKind.CONSUME,
                 amount_fen=amount,
                 source=source[:100],
+                grant=grant,
             )
-            for amount, source in charges
+            for amount, source, grant in entries
             if amount
         )
 
