@@ -102,6 +102,15 @@ class Member(models.Model):
         blank=True,
         help_text=_("The latest basis value: MADA in fen, or points."),
     )
+    marketing_opt_out = models.BooleanField(
+        _("opted out of personalised marketing"),
+        default=False,
+        db_default=False,
+        help_text=_(
+            "The customer asked not to be targeted: excluded from targeted campaigns and "
+            "segment exports."
+        ),
+    )
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
@@ -596,3 +605,29 @@ class PointsEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.member_id} {self.kind} {self.points}"
+
+
+class FollowUpNote(models.Model):
+    """An account manager's note on a customer, with an optional due date for the follow-up
+    (shown on the workbench until it is marked done)."""
+
+    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="notes")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    text = models.TextField(_("note"), max_length=2000)
+    due_on = models.DateField(_("follow up by"), null=True, blank=True)
+    done_at = models.DateTimeField(_("done at"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("follow-up note")
+        verbose_name_plural = _("follow-up notes")
+        indexes = [
+            models.Index(fields=["member", "-created_at"]),
+            models.Index(
+                fields=["author", "due_on"], name="note_open_due_idx", condition=Q(done_at=None)
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.member_id} {self.created_at:%Y-%m-%d}"

@@ -38,3 +38,22 @@ class ApiScope(models.TextChoices):
     GRANTS_REDEEM = "grants-redeem", _("Redeem members' benefit grants")
     CONFIG_READ = "config-read", _("Read configuration (campaigns, benefits, budgets…)")
     CONFIG_WRITE = "config-write", _("Change configuration (campaigns, benefits…)")
+
+
+class ApprovalKind(models.TextChoices):
+    """What a maker-checker request asks to change (each kind has a handler in
+    `portal.approvals` that checks the approver and applies the change)."""
+
+    TIER_SCHEME_ACTIVATION = "TIER_SCHEME_ACTIVATION", _("Tier scheme activation")
+    CAMPAIGN_LAUNCH = "CAMPAIGN_LAUNCH", _("Campaign launch")
+    BUDGET_CREATE = "BUDGET_CREATE", _("New budget")
+    BUDGET_INCREASE = "BUDGET_INCREASE", _("Budget increase")
+    TIER_OVERRIDE = "TIER_OVERRIDE", _("Manual tier override")
+    MANUAL_GRANT = "MANUAL_GRANT", _("Manual grant above the limit")
+
+
+class ApprovalStatus(models.TextChoices):
+    PENDING = "PENDING", _("Pending")
+    APPROVED = "APPROVED", _("Approved")
+    REJECTED = "REJECTED", _("Rejected")
+    WITHDRAWN = "WITHDRAWN", _("Withdrawn")

@@ -1,4 +1,5 @@
-"""Organisation (departments, branches, staff), audit log, job runs and API tokens."""
+"""Organisation (departments, branches, staff), approvals (maker-checker), audit log, job runs,
+KPI snapshots and API tokens."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from .choices import ApiScope, BranchLevel, JobStatus, Role
+from .choices import ApiScope, ApprovalKind, ApprovalStatus, BranchLevel, JobStatus, Role
 
 
 class Department(models.Model):
@@ -117,6 +118,92 @@ class AuditEntry(models.Model):
 
     def delete(self, *args, **kwargs):
         raise ValueError("Audit entries are append-only.")
+
+
+class ApprovalRequest(models.Model):
+    """Maker-checker: a change one user asks for and another user, holding the approving
+    role, decides. The change is stored here as a proposal (`proposal`, with the values it
+    replaces in `current`, shown as a diff) and applied only on approval; the requester can
+    never decide their own request. See `portal.approvals` for what each kind applies."""
+
+    kind = models.CharField(_("kind"), max_length=32, choices=ApprovalKind.choices)
+    status = models.CharField(
+        _("status"),
+        max_length=16,
+        choices=ApprovalStatus.choices,
+        default=ApprovalStatus.PENDING,
+        db_index=True,
+    )
+    object_type = models.CharField(_("object type"), max_length=64, blank=True)
+    object_id = models.CharField(_("object id"), max_length=64, blank=True)
+    summary = models.CharField(_("summary"), max_length=255)
+    current = models.JSONField(_("current values"), default=dict, blank=True)
+    proposal = models.JSONField(_("proposed values"), default=dict, blank=True)
+    reason = models.CharField(_("reason"), max_length=255, blank=True)
+    branch = models.ForeignKey(
+        Branch,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text=_("For a request about one customer: the customer's branch (scopes the inbox)."),
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="approval_requests",
+        verbose_name=_("requested by"),
+    )
+    requested_at = models.DateTimeField(_("requested at"), auto_now_add=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("decided by"),
+    )
+    decided_at = models.DateTimeField(_("decided at"), null=True, blank=True)
+    comment = models.CharField(_("decision comment"), max_length=255, blank=True)
+
+    class Meta:
+        ordering = ["-requested_at", "-id"]
+        verbose_name = _("approval request")
+        verbose_name_plural = _("approval requests")
+        indexes = [models.Index(fields=["object_type", "object_id"])]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.summary}"
+
+    @property
+    def is_pending(self) -> bool:
+        return self.status == ApprovalStatus.PENDING
+
+    def diff(self) -> list[tuple[str, object, object]]:
+        """(field, current value, proposed value) for every field the proposal changes."""
+        fields = list(dict.fromkeys([*self.proposal, *self.current]))
+        return [
+            (name, self.current.get(name), self.proposal.get(name))
+            for name in fields
+            if self.current.get(name) != self.proposal.get(name)
+        ]
+
+
+class KpiSnapshot(models.Model):
+    """The dashboard's figures for one business date, computed once by the nightly chain
+    (`kpi_snapshot` step) so that dashboards never scan the member population."""
+
+    business_date = models.DateField(_("business date"), unique=True)
+    data = models.JSONField(_("figures"), default=dict)
+    created_at = models.DateTimeField(_("computed at"), auto_now=True)
+
+    class Meta:
+        ordering = ["-business_date"]
+        verbose_name = _("KPI snapshot")
+        verbose_name_plural = _("KPI snapshots")
+
+    def __str__(self) -> str:
+        return f"KPI {self.business_date}"
 
 
 class JobRun(models.Model):
