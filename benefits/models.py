@@ -5,13 +5,14 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal
 
+import pghistory
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
 
 from members.models import Member, Tier
-from portal.models import Department
+from portal.models import Department, audit_trail
 from portal.money import fen_to_decimal
 
 from .choices import (
@@ -24,6 +25,9 @@ from .choices import (
 )
 
 
+# Not what is consumed: that moves with every grant and reward, and every movement is a
+# BudgetEntry already.
+@audit_trail(exclude=["consumed_fen"])
 class Budget(models.Model):
     """Money a department may spend on benefits in a period. `consumed_fen` only moves by
     one conditional UPDATE (never read-then-write) and a CHECK keeps it within the amount;
@@ -124,6 +128,7 @@ class BudgetAlert(models.Model):
         return f"{self.budget_id} ≥ {self.percent}%"
 
 
+@audit_trail()
 class Benefit(models.Model):
     code = models.CharField(_("code"), max_length=32, unique=True)
     name = models.CharField(_("name (zh-Hans)"), max_length=100)
@@ -163,6 +168,7 @@ class Benefit(models.Model):
     unit_cost_decimal = unit_cost
 
 
+@audit_trail()
 class TierEntitlement(models.Model):
     """Benefit × tier → quantity per period, granted by the nightly job at period start."""
 
@@ -183,6 +189,16 @@ class TierEntitlement(models.Model):
         return f"{self.tier_id} {self.benefit_id} ×{self.quantity}/{self.period}"
 
 
+@audit_trail(
+    # Status changes by people and services (redeem, revoke); not the nightly expiry, which
+    # closes grants by the million and is counted in its JobRun. Grants themselves are the
+    # record of their creation.
+    pghistory.UpdateEvent(
+        condition=pghistory.Q(old__status__df=pghistory.F("new__status"))
+        & ~pghistory.Q(new__status=GrantStatus.EXPIRED)
+    ),
+    pghistory.DeleteEvent(),
+)
 class BenefitGrant(models.Model):
     """A benefit given to a member, charged to a budget; granted once per idempotency key."""
 
@@ -224,6 +240,7 @@ class BenefitGrant(models.Model):
         return self.status == GrantStatus.GRANTED and self.expires_on >= today
 
 
+@audit_trail()
 class ManualGrantRequest(models.Model):
     """A manual grant above the approval limit, waiting for a budget approver."""
 

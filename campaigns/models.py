@@ -11,7 +11,7 @@ from django.utils.translation import gettext_lazy as _
 
 from members.choices import LifecycleStage
 from members.models import Member, Segment, Tier
-from portal.models import Department
+from portal.models import Department, audit_trail
 from portal.money import fen_to_decimal
 
 from .choices import (
@@ -25,6 +25,7 @@ from .choices import (
 )
 
 
+@audit_trail(exclude=["updated_at"])
 class Campaign(models.Model):
     """A task programme of one department, for a window of dates, aimed at tiers, lifecycle
     stages and segments (empty = everyone), with a budget that pays its rewards.
@@ -101,6 +102,7 @@ class Campaign(models.Model):
         return self.status in EDITABLE_STATUSES
 
 
+@audit_trail()
 class Task(models.Model):
     """One task of a campaign: which events count, how (measure), the target, how often it
     can be earned (recurrence), the reward, caps, and who is offered it.
@@ -183,6 +185,7 @@ class Task(models.Model):
         return f"{self.campaign.code}: {self.name}" if self.campaign_id else self.name
 
 
+@audit_trail()
 class TaskStep(models.Model):
     """A ladder step: reaching `target` in a period earns this step's reward (steps 1/2/3
     with rising targets)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import calendar
 from decimal import Decimal
 
+import pghistory
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
@@ -17,7 +18,7 @@ from portal.masking import (
     mask_personal_numbers,
     mask_phone,
 )
-from portal.models import Branch
+from portal.models import Branch, audit_trail
 from portal.money import average_fen, fen_to_decimal
 
 from .choices import (
@@ -34,7 +35,30 @@ from .choices import (
     TierMethod,
 )
 
+#: What the audit trail keeps of a member: the fields people change (feeds, the admin,
+#: services). The nightly recompute rewrites tier, lifecycle, basis and balance columns of
+#: millions of rows and each of those moves has its own history (TierChange, JobRun), so
+#: they are neither stored nor make an update event (tier overrides: TierOverride, TierChange).
+MEMBER_AUDITED_FIELDS = [
+    "name",
+    "phone",
+    "id_number",
+    "birth_date",
+    "branch",
+    "account_manager",
+    "status",
+    "channels",
+    "credit_risk",
+    "marketing_opt_out",
+]
 
+
+@audit_trail(
+    pghistory.InsertEvent(),
+    pghistory.UpdateEvent(condition=pghistory.AnyChange("member_no", *MEMBER_AUDITED_FIELDS)),
+    pghistory.DeleteEvent(),
+    fields=["member_no", *MEMBER_AUDITED_FIELDS],
+)
 class Member(models.Model):
     """A retail customer in the membership programme. `member_no` is the business key.
 
@@ -353,6 +377,7 @@ class MemberMonthlyStat(models.Model):
         return fen_to_decimal(self.consumption_amount_fen)
 
 
+@audit_trail()
 class TierScheme(models.Model):
     """A way of grading members: MADA thresholds or weighted points. One is ACTIVE."""
 
@@ -401,6 +426,7 @@ class TierScheme(models.Model):
         return f"{self.code} {self.name}"
 
 
+@audit_trail()
 class Tier(models.Model):
     """A tier of a scheme. `threshold` is inclusive: fen of MADA, or points."""
 
@@ -432,6 +458,7 @@ class Tier(models.Model):
         return self.threshold
 
 
+@audit_trail()
 class PointsIndicator(models.Model):
     """One indicator of a POINTS scheme: `points` per `per_unit` of the measure, capped.
 
@@ -487,6 +514,7 @@ class TierChange(models.Model):
         return f"{self.member_id} {self.from_tier_id}->{self.to_tier_id} {self.cause}"
 
 
+@audit_trail()
 class TierOverride(models.Model):
     """A manual tier set by an account manager, with a reason and an expiry date; in force
     only once a branch manager (not the requester) approves it."""
@@ -524,6 +552,7 @@ class TierOverride(models.Model):
         return f"{self.member_id} → {self.tier_id} ({self.status})"
 
 
+@audit_trail(exclude=["updated_at"])
 class Segment(models.Model):
     """A saved rule over member fields (all conditions must hold), with a live size.
 
@@ -607,6 +636,7 @@ class PointsEntry(models.Model):
         return f"{self.member_id} {self.kind} {self.points}"
 
 
+@audit_trail()
 class FollowUpNote(models.Model):
     """An account manager's note on a customer, with an optional due date for the follow-up
     (shown on the workbench until it is marked done)."""

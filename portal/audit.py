@@ -1,0 +1,417 @@
+"""Reads of the audit trail, for risk auditors: the entries services write
+(`AuditEntry`: reveals, approvals, feed imports…) and the field-level history that
+PostgreSQL triggers record for every change of configuration and member data
+(django-pghistory, see `portal.models.audit_trail`).
+
+The field-level history exists on PostgreSQL only: SQLite has no triggers, and pghistory's
+aggregate query (`pghistory.models.Events`) fails there. `field_trail_available()` tells.
+Personal data (phone, ID number) is masked in everything these return.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+
+from django.apps import apps
+from django.conf import settings
+from django.db import connection
+from django.db.models import OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models.fields import CharField
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from pghistory.models import Event
+
+from .masking import mask_id_number, mask_phone
+from .models import AuditEntry, User
+
+__all__ = [
+    "AUDITED_APPS",
+    "AuditFilters",
+    "FieldChange",
+    "FieldChangeList",
+    "audit_entry_list",
+    "audit_model_choices",
+    "field_change_list",
+    "field_trail_available",
+    "history_models",
+    "masked_changes",
+]
+
+#: Apps whose models the audit page offers in its model filter.
+AUDITED_APPS = ("portal", "members", "campaigns", "benefits")
+
+#: Personal data: masked wherever the audit trail shows it (a reveal is its own audited act).
+PERSONAL_FIELDS: dict[str, Callable[[str], str]] = {
+    "phone": mask_phone,
+    "id_number": mask_id_number,
+}
+
+#: pghistory labels (see `portal.models.audit_trail`) as the page names them.
+CHANGE_KINDS = {
+    "insert": gettext_lazy("created"),
+    "update": gettext_lazy("changed"),
+    "delete": gettext_lazy("deleted"),
+    "password_change": gettext_lazy("password changed"),
+}
+
+
+#: The stored field that names an object best, first found wins (a member by number, never
+#: by name).
+NAMING_FIELDS = ("member_no", "code", "username", "summary", "name")
+
+
+def field_trail_available(db=None) -> bool:
+    """True where the field-level history is recorded and readable (PostgreSQL)."""
+    return (db or connection).vendor == "postgresql"
+
+
+@dataclass(frozen=True)
+class AuditFilters:
+    """What the auditor narrowed the trail to; empty values do not filter."""
+
+    actor: str = ""  # username
+    model: str = ""  # "app_label.modelname", e.g. "benefits.budget"
+    action: str = ""  # service entries: action prefix ("grant." or "member.reveal")
+    kind: str = ""  # field changes: a key of CHANGE_KINDS
+    object_id: str = ""
+    date_from: date | None = None
+    date_to: date | None = None
+
+    def period(self) -> tuple[datetime | None, datetime | None]:
+        """[start, end) as aware datetimes of the portal's time zone, dates inclusive."""
+        tz = timezone.get_current_timezone()
+        start = datetime.combine(self.date_from, time.min, tz) if self.date_from else None
+        end = (
+            datetime.combine(self.date_to + timedelta(days=1), time.min, tz)
+            if self.date_to
+            else None
+        )
+        return start, end
+
+
+def audit_model_choices() -> list[tuple[str, str]]:
+    """(label, verbose name) of every model of the portal's apps, history tables excluded."""
+    choices = [
+        (model._meta.label_lower, f"{model._meta.verbose_name} ({model._meta.label_lower})")
+        for app_label in AUDITED_APPS
+        for model in apps.get_app_config(app_label).get_models()
+        if not issubclass(model, Event)
+    ]
+    return sorted(choices, key=lambda choice: choice[0])
+
+
+def _actor(username: str) -> User | None:
+    return User.objects.filter(username=username).first() if username else None
+
+
+# --- service entries (AuditEntry) ------------------------------------------------------------
+
+
+def audit_entry_list(*, filters: AuditFilters) -> QuerySet[AuditEntry]:
+    """The service audit entries, newest first, narrowed by `filters` (`kind` ignored)."""
+    entries = AuditEntry.objects.select_related("actor").order_by("-at", "-id")
+    if filters.actor:
+        entries = entries.filter(actor__username=filters.actor)
+    if filters.model:
+        entries = entries.filter(object_type=filters.model)
+    if filters.action:
+        entries = entries.filter(action__startswith=filters.action)
+    if filters.object_id:
+        entries = entries.filter(object_id=filters.object_id)
+    start, end = filters.period()
+    if start:
+        entries = entries.filter(at__gte=start)
+    if end:
+        entries = entries.filter(at__lt=end)
+    return entries
+
+
+def masked_changes(changes) -> list[tuple[str, str, str]]:
+    """An AuditEntry's `changes` as (field, old, new) rows for display, personal data masked.
+    A value recorded as ``[old, new]`` is a change; anything else is shown as the new value."""
+    if not isinstance(changes, dict):
+        return [("", "", _format(changes))] if changes else []
+    rows = []
+    for name, value in changes.items():
+        mask = PERSONAL_FIELDS.get(name)
+        if isinstance(value, list | tuple) and len(value) == 2:
+            old, new = value
+        else:
+            old, new = None, value
+        rows.append((name, _shown(old, mask), _shown(new, mask)))
+    return rows
+
+
+def _shown(value, mask: Callable[[str], str] | None) -> str:
+    text = _format(value)
+    return mask(text) if mask and text else text
+
+
+def _format(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return _("yes") if value else _("no")
+    if isinstance(value, datetime):
+        return timezone.localtime(value).strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(value, date | Decimal | int | float):
+        return str(value)
+    if isinstance(value, list | dict):
+        return json.dumps(value, ensure_ascii=False, default=str)
+    return str(value)
+
+
+# --- field-level history (pghistory) ---------------------------------------------------------
+
+
+def history_models() -> list[type[Event]]:
+    """Every history table the triggers write (one per tracked model), by label."""
+    found = [
+        model
+        for model in apps.get_models()
+        if issubclass(model, Event) and getattr(model, "pgh_tracked_model", None) is not None
+    ]
+    return sorted(found, key=lambda model: model._meta.label_lower)
+
+
+@dataclass
+class FieldChange:
+    """One recorded change of one object: when, by whom (the request's user, URL and
+    address; none for batch jobs and commands), what, and the fields it changed."""
+
+    at: datetime
+    kind: str  # pghistory label: insert / update / delete / password_change
+    model_label: str  # tracked model, "benefits.budget"
+    model_name: str
+    object_id: str
+    object_repr: str  # its member number, code or name as recorded
+    actor: User | None
+    actor_id: int | None
+    url: str
+    ip: str
+    #: (field name, old, new), personal data masked. With no earlier snapshot (the first
+    #: change recorded, or a created / deleted row) `old` or `new` is empty.
+    diff: list[tuple[str, str, str]] = field(default_factory=list)
+    #: False when the history holds no earlier state to compare with (the row existed
+    #: before tracking began, or only some changes are tracked, as for grants).
+    compared: bool = True
+
+    @property
+    def kind_display(self) -> str:
+        return str(CHANGE_KINDS.get(self.kind, self.kind))
+
+
+class FieldChangeList(Sequence):
+    """The field-level history across every history table, newest first, as a sequence the
+    Paginator can page. `count()` is one query; a page is one query for its keys, one per
+    history table that has rows on the page (those rows and their previous snapshots, with
+    their request context) and one for the users named: never one per row.
+
+    The newest `COUNT_CAP` changes are reachable: counting a history of millions of rows
+    (a members feed's first load) on every page would take minutes; filters reach the rest.
+    """
+
+    COUNT_CAP = 10_000
+
+    def __init__(self, *, models: list[type[Event]], filters: AuditFilters):
+        self.models = models
+        self.filters = filters
+        self._actor_missing = False
+        self._actor_id: int | None = None
+        if filters.actor:
+            actor = _actor(filters.actor)
+            self._actor_missing = actor is None
+            self._actor_id = actor.pk if actor else None
+
+    def _arm(self, model: type[Event]) -> QuerySet:
+        rows = model.objects.all()
+        f = self.filters
+        if f.kind:
+            rows = rows.filter(pgh_label=f.kind)
+        if f.object_id:
+            if not f.object_id.isdigit():
+                return rows.none()
+            rows = rows.filter(pgh_obj_id=int(f.object_id))
+        if self._actor_id is not None:
+            rows = rows.filter(pgh_context__metadata__user=self._actor_id)
+        start, end = f.period()
+        if start:
+            rows = rows.filter(pgh_created_at__gte=start)
+        if end:
+            rows = rows.filter(pgh_created_at__lt=end)
+        return rows.annotate(
+            history=Value(model._meta.label_lower, output_field=CharField())
+        ).values_list("pgh_created_at", "pgh_id", "history")
+
+    def _keys(self) -> QuerySet | None:
+        if self._actor_missing or not self.models:
+            return None
+        arms = [self._arm(model) for model in self.models]
+        return arms[0].union(*arms[1:], all=True) if len(arms) > 1 else arms[0]
+
+    def count(self) -> int:
+        keys = self._keys()
+        return keys[: self.COUNT_CAP].count() if keys is not None else 0
+
+    def __len__(self) -> int:
+        return self.count()
+
+    def __getitem__(self, index):
+        if not isinstance(index, slice):
+            return self[index : index + 1][0]
+        keys = self._keys()
+        if keys is None:
+            return []
+        page = list(keys.order_by("-pgh_created_at", "-pgh_id", "history")[index])
+        return _field_changes(page)
+
+
+def field_change_list(*, filters: AuditFilters) -> FieldChangeList:
+    """The field-level history narrowed by `filters` (`action` ignored), newest first.
+    PostgreSQL only: check `field_trail_available()` first."""
+    models = history_models()
+    if filters.model:
+        models = [m for m in models if m.pgh_tracked_model._meta.label_lower == filters.model]
+    return FieldChangeList(models=models, filters=filters)
+
+
+def _field_changes(page: list[tuple[datetime, int, str]]) -> list[FieldChange]:
+    by_label = {model._meta.label_lower: model for model in history_models()}
+    wanted: dict[str, list[int]] = defaultdict(list)
+    for _at, pgh_id, label in page:
+        wanted[label].append(pgh_id)
+    rows: dict[tuple[str, int], Event] = {}
+    previous: dict[tuple[str, int], Event | None] = {}
+    for label, ids in wanted.items():
+        fetched = _with_previous(by_label[label], ids)
+        for pgh_id in ids:
+            row = fetched[pgh_id]
+            rows[label, pgh_id] = row
+            earlier = [
+                other
+                for other in fetched.values()
+                if other.pgh_obj_id == row.pgh_obj_id and other.pgh_id < pgh_id
+            ]
+            previous[label, pgh_id] = max(earlier, key=lambda e: e.pgh_id, default=None)
+    user_ids = set()
+    for row in [*rows.values(), *filter(None, previous.values())]:
+        user_ids.add(_context(row).get("user"))
+        user_ids.update(_user_values(row))
+    users = User.objects.in_bulk([uid for uid in user_ids if isinstance(uid, int)])
+    return [
+        _field_change(rows[label, pgh_id], previous[label, pgh_id], users)
+        for _at, pgh_id, label in page
+    ]
+
+
+def _with_previous(model: type[Event], ids: list[int]) -> dict[int, Event]:
+    """The rows `ids` of one history table and, for each, the snapshot before it of the same
+    object: one query."""
+    before = (
+        model.objects.filter(pgh_obj_id=OuterRef("pgh_obj_id"), pgh_id__lt=OuterRef("pgh_id"))
+        .order_by("-pgh_id")
+        .values("pgh_id")[:1]
+    )
+    previous_ids = model.objects.filter(pgh_id__in=ids).annotate(p=Subquery(before)).values("p")
+    fetched = model.objects.filter(Q(pgh_id__in=ids) | Q(pgh_id__in=previous_ids))
+    return {row.pgh_id: row for row in fetched.select_related("pgh_context")}
+
+
+def _context(row: Event) -> dict:
+    context = row.pgh_context
+    return context.metadata if context is not None and isinstance(context.metadata, dict) else {}
+
+
+def _audited_fields(model: type[Event]):
+    """The tracked fields a history table stores (not pghistory's own, not the id)."""
+    return [
+        f
+        for f in model._meta.concrete_fields
+        if not f.name.startswith("pgh_") and not f.primary_key and f.name != "id"
+    ]
+
+
+def _points_to_user(f) -> bool:
+    return (
+        f.is_relation
+        and f.related_model is not None
+        and (f.related_model._meta.label == settings.AUTH_USER_MODEL)
+    )
+
+
+def _user_values(row: Event) -> list[int]:
+    return [
+        getattr(row, f.attname)
+        for f in _audited_fields(type(row))
+        if _points_to_user(f) and getattr(row, f.attname) is not None
+    ]
+
+
+def _value(f, row: Event | None, users: dict[int, User]) -> str:
+    if row is None:
+        return ""
+    value = getattr(row, f.attname)
+    if value is None or value == "":
+        return ""
+    if f.name in PERSONAL_FIELDS:
+        return PERSONAL_FIELDS[f.name](str(value))
+    if _points_to_user(f):
+        user = users.get(value)
+        return user.username if user else f"#{value}"
+    if f.is_relation:
+        return f"#{value}"
+    if f.flatchoices:
+        return str(dict(f.flatchoices).get(value, value))
+    return _format(value)
+
+
+def _naming(row: Event) -> str:
+    stored = {f.name for f in _audited_fields(type(row))}
+    for name in NAMING_FIELDS:
+        value = getattr(row, name) if name in stored else None
+        if value:
+            return str(value)
+    return ""
+
+
+def _field_change(row: Event, before: Event | None, users: dict[int, User]) -> FieldChange:
+    tracked = row.pgh_tracked_model._meta
+    context = _context(row)
+    actor_id = context.get("user")
+    fields = _audited_fields(type(row))
+    diff = []
+    compared = True
+    if row.pgh_label == "insert":
+        diff = [(f.verbose_name, "", _value(f, row, users)) for f in fields]
+    elif row.pgh_label == "delete":
+        diff = [(f.verbose_name, _value(f, row, users), "") for f in fields]
+    elif before is None:
+        compared = False
+        diff = [(f.verbose_name, "", _value(f, row, users)) for f in fields]
+    else:
+        # Compared as stored, shown masked (a changed phone may look the same masked).
+        diff = [
+            (f.verbose_name, _value(f, before, users), _value(f, row, users))
+            for f in fields
+            if getattr(before, f.attname) != getattr(row, f.attname)
+        ]
+    return FieldChange(
+        at=row.pgh_created_at,
+        kind=row.pgh_label,
+        model_label=tracked.label_lower,
+        model_name=str(tracked.verbose_name),
+        object_id=str(row.pgh_obj_id),
+        object_repr=_naming(row),
+        actor=users.get(actor_id) if isinstance(actor_id, int) else None,
+        actor_id=actor_id if isinstance(actor_id, int) else None,
+        url=context.get("url") or "",
+        ip=context.get("ip") or "",
+        diff=[(str(name), old, new) for name, old, new in diff if old or new],
+        compared=compared,
+    )
