@@ -53,6 +53,13 @@ class LiveTask:
             day, starts_on=self.starts_on, ends_on=self.ends_on
         )
 
+    @property
+    def targeted(self) -> bool:
+        """Offered by tier, lifecycle stage or segment (personalised marketing), not to every
+        member. A customer who opted out of marketing is offered no targeted task; a task
+        open to all members (the programme's own) still counts for them."""
+        return bool(self.tiers or self.stages or self.segment_ids)
+
     def offered_to(self, tier_id: int | None, stage: str) -> bool:
         return (not self.tiers or tier_id in self.tiers) and (
             not self.stages or stage in self.stages
@@ -150,11 +157,16 @@ def segment_members(tasks: list[LiveTask], member_ids: set[int], on: date) -> di
 def member_tasks(*, member: Member, on: date | None = None) -> list[dict]:
     """The member's current tasks (API.md member centre): every task of a live campaign
     offered to the member today, and any task the member already has progress on in its
-    current period; with progress, the next step's target and reward."""
+    current period; with progress, the next step's target and reward. A member who opted
+    out of marketing sees no targeted task (`LiveTask.targeted`), progress or not."""
     from .models import TaskProgress
 
     today = on or today_in_shanghai()
-    tasks = [t for t in live_tasks(on=today) if t.starts_on <= today <= t.ends_on]
+    tasks = [
+        t
+        for t in live_tasks(on=today)
+        if t.starts_on <= today <= t.ends_on and not (member.marketing_opt_out and t.targeted)
+    ]
     if not tasks:
         return []
     in_segment = segment_members(tasks, {member.pk}, today)

@@ -144,10 +144,12 @@ def _ingest(*, parsed: list[EventRow], refused: list[EventRefusal], client, now:
         rejected=0,
     )
     members = {
-        no: (pk, tier_id, stage, status)
-        for no, pk, tier_id, stage, status in Member.objects.filter(
+        no: (pk, tier_id, stage, status, opted_out)
+        for no, pk, tier_id, stage, status, opted_out in Member.objects.filter(
             member_no__in={row.member_no for row in parsed}
-        ).values_list("member_no", "pk", "tier_id", "lifecycle_stage", "status")
+        ).values_list(
+            "member_no", "pk", "tier_id", "lifecycle_stage", "status", "marketing_opt_out"
+        )
     }
     seen: set[str] = set()
     candidates: list[EventRow] = []
@@ -346,7 +348,11 @@ def _last_activity_record(rows: list[EventRow], *, members: dict) -> None:
 
 
 def _advance_tasks(rows: list[EventRow], *, members: dict, today: date) -> list[Reached]:
-    """Advance every live task each event counts for; return the steps newly reached."""
+    """Advance every live task each event counts for; return the steps newly reached.
+
+    A member who opted out of marketing advances no targeted task (by tier, stage or
+    segment: `LiveTask.targeted`), not even one begun before opting out; tasks open to all
+    members (the programme's own) still count for them."""
     tasks = live_tasks(on=today, event_types={row.type for row in rows})
     if not tasks:
         return []
@@ -362,11 +368,13 @@ def _advance_tasks(rows: list[EventRow], *, members: dict, today: date) -> list[
     offered: set[tuple[int, int, str]] = set()
     task_by_id = {task.id: task for task in tasks}
     for row in rows:
-        member_id, tier_id, stage, _ = members[row.member_no]
+        member_id, tier_id, stage, _, opted_out = members[row.member_no]
         day = row.occurred_on
         for task in by_type.get(row.type, ()):
             if not task.starts_on <= day <= task.ends_on or row.amount_fen < task.min_amount_fen:
                 continue
+            if opted_out and task.targeted:
+                continue  # opted out of marketing: no targeted task, not even one begun
             key_, start, end = task.period(day)
             key = (member_id, task.id, key_)
             work[key].append(row)
@@ -380,7 +388,7 @@ def _advance_tasks(rows: list[EventRow], *, members: dict, today: date) -> list[
         return []
 
     now = timezone.now()
-    stage_of = {pk: stage for pk, _, stage, _ in members.values()}
+    stage_of = {pk: stage for pk, _, stage, *_ in members.values()}
     reached: list[Reached] = []
     updates: list[tuple] = []
 

@@ -788,11 +788,16 @@ def people(make_user):
     }
 
 
+def customer_of(manager):
+    """A customer of `manager`, so in the scope of the branch manager of B01 as well."""
+    return MemberFactory(account_manager=manager, branch=manager.branch)
+
+
 @pytest.mark.parametrize("cost", [30_000, LIMIT], ids=["below", "at-the-limit"])
 @pytest.mark.parametrize("role", ["am", "bm"])
 def test_a_manual_grant_up_to_the_limit_is_granted_at_once(db, limit, people, cost, role):
     benefit = make_benefit(unit_cost_fen=cost, validity_days=30)
-    member = MemberFactory()
+    member = customer_of(people["am"])
 
     grant = manual_grant(member=member, benefit=benefit, reason="complaint", actor=people[role])
 
@@ -807,7 +812,9 @@ def test_a_manual_grant_up_to_the_limit_is_granted_at_once(db, limit, people, co
 def test_a_manual_grant_without_validity_days_lasts_90_days(db, limit, people):
     benefit = make_benefit(unit_cost_fen=10_000)
 
-    grant = manual_grant(member=MemberFactory(), benefit=benefit, reason="x", actor=people["am"])
+    grant = manual_grant(
+        member=customer_of(people["am"]), benefit=benefit, reason="x", actor=people["am"]
+    )
 
     assert grant.expires_on == date(2027, 2, 24)
 
@@ -816,7 +823,7 @@ def test_a_manual_grant_without_validity_days_lasts_90_days(db, limit, people):
 def pending(db, limit, people):
     """A manual grant of 500.01 CNY requested by the account manager."""
     benefit = make_benefit(unit_cost_fen=LIMIT + 1, code="HEALTH")
-    member = MemberFactory()
+    member = customer_of(people["am"])
     request = manual_grant(
         member=member, benefit=benefit, reason="VIP complaint", actor=people["am"]
     )
@@ -867,7 +874,9 @@ def test_the_requester_cannot_decide_their_own_request(db, limit, people):
     # An account manager who is also a budget approver: the role alone would allow it.
     maker = with_extra_role(people["am"], Role.BUDGET_APPROVER)
     benefit = make_benefit(unit_cost_fen=LIMIT + 1)
-    request = manual_grant(member=MemberFactory(), benefit=benefit, reason="r", actor=maker)
+    request = manual_grant(
+        member=customer_of(people["am"]), benefit=benefit, reason="r", actor=maker
+    )
 
     with pytest.raises(PermissionError, match="own request"):
         manual_grant_decide(request=request, approve=True, actor=maker)
@@ -892,7 +901,9 @@ def test_roles_without_the_right_cannot_grant_by_hand(db, limit, people, role):
     benefit = make_benefit(unit_cost_fen=10_000)
 
     with pytest.raises(PermissionError):
-        manual_grant(member=MemberFactory(), benefit=benefit, reason="r", actor=people[role])
+        manual_grant(
+            member=customer_of(people["am"]), benefit=benefit, reason="r", actor=people[role]
+        )
 
     assert BenefitGrant.objects.count() == 0 and ManualGrantRequest.objects.count() == 0
 
@@ -900,14 +911,19 @@ def test_roles_without_the_right_cannot_grant_by_hand(db, limit, people, role):
 def test_a_manual_grant_needs_a_reason(db, limit, people):
     with pytest.raises(ValueError, match="reason"):
         manual_grant(
-            member=MemberFactory(), benefit=make_benefit(), reason="  ", actor=people["am"]
+            member=customer_of(people["am"]),
+            benefit=make_benefit(),
+            reason="  ",
+            actor=people["am"],
         )
 
 
 def test_approval_against_an_exhausted_budget_leaves_the_request_pending(db, limit, people):
     budget = make_budget(amount_fen=LIMIT)  # one fen short
     benefit = make_benefit(budget, unit_cost_fen=LIMIT + 1)
-    request = manual_grant(member=MemberFactory(), benefit=benefit, reason="r", actor=people["am"])
+    request = manual_grant(
+        member=customer_of(people["am"]), benefit=benefit, reason="r", actor=people["am"]
+    )
 
     with pytest.raises(BudgetExhausted):
         manual_grant_decide(request=request, approve=True, actor=people["approver"])
