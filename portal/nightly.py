@@ -121,6 +121,12 @@ def _budget_alerts(business_date: date, run: JobRun) -> StepResult:
     return counts, ("New budget alerts: " + ", ".join(alerts)) if alerts else ""
 
 
+def _kpi_snapshot(business_date: date, run: JobRun) -> StepResult:
+    from .kpi import kpi_snapshot_compute, kpi_snapshot_counts
+
+    return kpi_snapshot_counts(kpi_snapshot_compute(business_date=business_date)), ""
+
+
 NIGHTLY_STEPS: list[NightlyStep] = [
     NightlyStep("feed_check", "Feed arrival check", run=_feed_check),
     NightlyStep("tier_recompute", "Tier recompute", chunk=_tier_chunk, warn=tier_basis_warning),
@@ -130,6 +136,7 @@ NIGHTLY_STEPS: list[NightlyStep] = [
     NightlyStep("points_expire", "Expiry of points", run=_points_expire),
     NightlyStep("grants_expire", "Expiry of grants", run=_grants_expire),
     NightlyStep("budget_alerts", "Budget alerts", run=_budget_alerts),
+    NightlyStep("kpi_snapshot", "KPI snapshot", run=_kpi_snapshot),
 ]
 
 

@@ -1,0 +1,344 @@
+"""The KPI dashboard `/dashboard/` and its CSV exports `/dashboard/<chart>.csv`
+(portal/dashboard_views.py): who may open them, what they show with and without a nightly
+snapshot, that every export holds the snapshot's figures, and that neither the page nor an
+export costs more queries for a larger bank (they read the snapshot, never the members).
+
+The bank is tests/portal/test_kpi.py's `seed_small_bank` (six customers, business date
+26 November 2026); every expected row below is worked out from its table there.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import timedelta
+
+import pytest
+from django.utils.translation import override
+
+from benefits.models import Benefit, Budget
+from campaigns.models import Campaign
+from members.choices import LifecycleStage
+from portal.choices import Role
+from portal.kpi import KPI_CHARTS, kpi_snapshot_compute
+from tests.portal.test_kpi import BUSINESS_DATE, grow_bank, seed_small_bank
+
+EN = {"HTTP_ACCEPT_LANGUAGE": "en"}
+ALLOWED = {
+    Role.BRANCH_MANAGER,
+    Role.PRODUCT_OPERATOR,
+    Role.BUDGET_APPROVER,
+    Role.RISK_AUDITOR,
+    Role.ADMINISTRATOR,
+}
+SUPERUSER = "superuser"
+
+
+@pytest.fixture
+def snapshot(org):
+    world = seed_small_bank(org)
+    world["snapshot"] = kpi_snapshot_compute(business_date=BUSINESS_DATE)
+    return world
+
+
+def login(client, make_user, role):
+    if role == SUPERUSER:
+        user = make_user(None, is_superuser=True)
+    elif role == Role.BRANCH_MANAGER:
+        user = make_user(role, branch="B01")
+    else:
+        user = make_user(role)
+    client.force_login(user)
+    return user
+
+
+def read_csv(response) -> tuple[str, list[list[str]]]:
+    text = b"".join(response.streaming_content).decode("utf-8")
+    return text[:1], list(csv.reader(io.StringIO(text[1:])))
+
+
+# --- who may open it ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("role", [*Role, SUPERUSER], ids=lambda r: getattr(r, "name", r))
+@pytest.mark.parametrize("url", ["/dashboard/", "/dashboard/lifecycle.csv"])
+def test_the_dashboard_is_open_to_managers_product_budget_risk_and_admin_only(
+    client, make_user, snapshot, role, url
+):
+    login(client, make_user, role)
+
+    response = client.get(url)
+
+    assert response.status_code == (200 if role == SUPERUSER or role in ALLOWED else 403)
+
+
+@pytest.mark.parametrize("url", ["/dashboard/", "/dashboard/lifecycle.csv"])
+def test_anonymous_user_is_sent_to_the_login_page(client, db, url):
+    response = client.get(url)
+
+    assert response.status_code == 302
+    assert response["Location"] == f"/login/?next={url}"
+
+
+def test_the_navigation_shows_the_dashboard_to_those_who_may_open_it(client, make_user, org):
+    login(client, make_user, Role.PRODUCT_OPERATOR)
+    assert 'href="/dashboard/"' in client.get("/", **EN).content.decode()
+
+    login(client, make_user, Role.ACCOUNT_MANAGER)
+    assert 'href="/dashboard/"' not in client.get("/", **EN).content.decode()
+
+
+# --- the page ------------------------------------------------------------------------------------
+
+
+def test_without_a_snapshot_the_page_says_how_to_produce_one(client, make_user, org):
+    login(client, make_user, Role.PRODUCT_OPERATOR)
+
+    response = client.get("/dashboard/", **EN)
+
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "No KPI snapshot yet" in page
+    assert "manage.py run_nightly" in page and "tonight" in page
+    assert client.get("/dashboard/lifecycle.csv").status_code == 404
+
+
+def test_the_page_shows_every_chart_with_its_numbers_and_csv_link(client, make_user, snapshot):
+    login(client, make_user, Role.PRODUCT_OPERATOR)
+
+    response = client.get("/dashboard/", **EN)
+
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "business date 2026-11-26" in page
+    for chart in KPI_CHARTS:
+        assert f'href="/dashboard/{chart}.csv"' in page, chart
+    for title in (
+        "Tier distribution",
+        "Tier migration, last month → this month",
+        "Lifecycle funnel",
+        "Dormant trend",
+        "Campaign effectiveness",
+        "Benefit differentiation",
+        "Benefit demand",
+        "Budget burn-down",
+    ):
+        assert title in page
+    assert page.count("<svg") >= 8  # the charts are drawn on the server
+    # numbers without JavaScript: the budget, with 2 decimals and grouped thousands
+    assert "2,400.00 / 5,000.00" in page
+    assert "2026-12-20" in page  # projected exhaustion
+    assert "⚑ GIFT" in page  # low demand flagged
+    assert "C-KPI" in page and "Private banking" in page
+
+
+def test_the_page_formats_numbers_in_chinese_by_default(client, make_user, snapshot):
+    login(client, make_user, Role.BUDGET_APPROVER)
+
+    page = client.get("/dashboard/").content.decode()
+
+    # zh-Hans writes no thousands separator (Django's zh_Hans formats); still 2 decimals
+    assert "2400.00 / 5000.00" in page
+    assert "金卡" in page  # tier names in zh-Hans
+
+
+# --- the CSV exports ----------------------------------------------------------------------
+
+
+def expected_exports() -> dict[str, list[list[str]]]:
+    """Header and rows of every export for the seeded bank, worked out by hand."""
+    benefit = dict(Benefit.objects.values_list("code", "name_en"))
+    with override("en"):
+        stage = {value: str(label) for value, label in LifecycleStage.choices}
+    campaign = Campaign.objects.get(code="C-KPI").name
+    department = Budget.objects.get(code="BUD-NOV").department.code
+    tiers = ["STANDARD", "GOLD", "SUNFLOWER", "PRIVATE", "not_graded"]
+    burn = []
+    for day in range(1, 27):
+        burn.append(
+            ["BUD-NOV", f"2026-11-{day:02d}", "100.00", f"{day * 100}.00", f"{5000 - day * 100}.00"]
+        )
+    return {
+        "tier-distribution": [
+            ["tier_code", "tier_name", "members", "percent"],
+            ["STANDARD", "Standard", "2", "33.3"],
+            ["GOLD", "Gold", "2", "33.3"],
+            ["SUNFLOWER", "Sunflower", "1", "16.7"],
+            ["PRIVATE", "Private banking", "0", "0.0"],
+            ["", "Not graded", "1", "16.7"],
+        ],
+        "tiers-by-branch": [
+            ["branch_code", "branch_name", *tiers, "total"],
+            ["B01", "北京分行", "2", "1", "0", "0", "0", "3"],
+            ["B02", "上海分行", "0", "1", "1", "0", "1", "3"],
+        ],
+        "tier-migration": [
+            ["from_tier", "to_tier", "members"],
+            ["", "", "1"],
+            ["", "STANDARD", "1"],
+            ["STANDARD", "GOLD", "1"],
+            ["STANDARD", "STANDARD", "1"],
+            ["SUNFLOWER", "GOLD", "1"],
+            ["SUNFLOWER", "SUNFLOWER", "1"],
+        ],
+        "lifecycle": [
+            ["stage", "stage_name", "members", "percent"],
+            ["NEW", stage["NEW"], "2", "33.3"],
+            ["ACTIVE", stage["ACTIVE"], "1", "16.7"],
+            ["AT_RISK", stage["AT_RISK"], "1", "16.7"],
+            ["DORMANT", stage["DORMANT"], "2", "33.3"],
+            ["CHURNED", stage["CHURNED"], "0", "0.0"],
+            ["REACTIVATED", stage["REACTIVATED"], "0", "0.0"],
+        ],
+        "lifecycle-by-tier": [
+            ["stage", "stage_name", *tiers, "total"],
+            ["NEW", stage["NEW"], "1", "0", "0", "0", "1", "2"],
+            ["ACTIVE", stage["ACTIVE"], "0", "1", "0", "0", "0", "1"],
+            ["AT_RISK", stage["AT_RISK"], "0", "0", "1", "0", "0", "1"],
+            ["DORMANT", stage["DORMANT"], "1", "1", "0", "0", "0", "2"],
+            ["CHURNED", stage["CHURNED"], "0", "0", "0", "0", "0", "0"],
+            ["REACTIVATED", stage["REACTIVATED"], "0", "0", "0", "0", "0", "0"],
+        ],
+        "dormant-trend": [
+            ["business_date", "members", "dormant", "at_risk", "churned", "reactivated"],
+            ["2026-11-26", "6", "2", "1", "0", "0"],
+        ],
+        "campaigns": [
+            [
+                "campaign_code",
+                "campaign_name",
+                "status",
+                "participants",
+                "completers",
+                "completion_rate",
+                "total_cost",
+                "reactivated",
+                "cost_per_reactivation",
+            ],
+            ["C-KPI", campaign, "ACTIVE", "0", "0", "", "0.00", "0", ""],
+        ],
+        "differentiation": [
+            [
+                "from_tier",
+                "to_tier",
+                "new_benefits",
+                "larger_quantities",
+                "added_cost_per_member_year",
+                "flagged",
+            ],
+            # LOUNGE costs 100.00, once a month: 1,200.00 a year
+            ["STANDARD", "GOLD", "LOUNGE", "", "1200.00", "no"],
+            ["GOLD", "SUNFLOWER", "", "", "-1200.00", "yes"],
+            ["SUNFLOWER", "PRIVATE", "", "", "0.00", "yes"],
+        ],
+        "demand": [
+            [
+                "benefit_code",
+                "benefit_name",
+                "granted",
+                "redeemed",
+                "redemption_rate",
+                "flagged",
+            ],
+            ["GIFT", benefit["GIFT"], "2", "0", "0.0", "yes"],
+            ["LOUNGE", benefit["LOUNGE"], "3", "2", "66.7", "no"],
+        ],
+        "demand-by-tier": [
+            ["benefit_code", "tier_code", "granted", "redeemed", "redemption_rate", "flagged"],
+            ["GIFT", "STANDARD", "2", "0", "0.0", "yes"],
+            ["LOUNGE", "GOLD", "3", "2", "66.7", "no"],
+        ],
+        "budgets": [
+            [
+                "budget_code",
+                "budget_name",
+                "department",
+                "period_start",
+                "period_end",
+                "amount",
+                "consumed",
+                "remaining",
+                "consumed_percent",
+                "daily_rate",
+                "projected_exhaustion",
+                "runs_out_before_period_end",
+            ],
+            [
+                "BUD-NOV",
+                "Budget BUD-NOV",
+                department,
+                "2026-11-01",
+                "2026-12-31",
+                "5000.00",
+                "2600.00",
+                "2400.00",
+                "52.0",
+                "100.00",
+                "2026-12-20",
+                "yes",
+            ],
+        ],
+        "budget-burn": [
+            ["budget_code", "date", "consumed_on_day", "consumed_to_date", "remaining"],
+            *burn,
+        ],
+    }
+
+
+@pytest.mark.parametrize("chart", KPI_CHARTS)
+def test_every_csv_export_has_the_header_and_the_rows_of_the_snapshot(
+    client, make_user, snapshot, chart
+):
+    login(client, make_user, Role.RISK_AUDITOR)
+
+    response = client.get(f"/dashboard/{chart}.csv", **EN)
+
+    assert response.status_code == 200
+    assert response["Content-Type"] == "text/csv; charset=utf-8"
+    assert f'filename="{chart}-20261126.csv"' in response["Content-Disposition"]
+    bom, lines = read_csv(response)
+    assert bom == "\ufeff"
+    assert lines == expected_exports()[chart]
+
+
+def test_an_unknown_chart_is_not_found(client, make_user, snapshot):
+    login(client, make_user, Role.ADMINISTRATOR)
+
+    assert client.get("/dashboard/members.csv").status_code == 404
+
+
+def test_a_text_cell_that_looks_like_a_formula_is_quoted(client, make_user, snapshot):
+    Campaign.objects.filter(code="C-KPI").update(name="=HYPERLINK(1)")
+    kpi_snapshot_compute(business_date=BUSINESS_DATE)
+    login(client, make_user, Role.PRODUCT_OPERATOR)
+
+    _bom, lines = read_csv(client.get("/dashboard/campaigns.csv"))
+
+    assert lines[1][1] == "'=HYPERLINK(1)"
+
+
+# --- the cost does not grow with the bank -------------------------------------------------
+
+#: queries of the page or an export: session, user, roles, the snapshot, the trend, and the
+#: session saved back (an UPDATE in a savepoint)
+MAX_QUERIES = 8
+
+
+@pytest.mark.parametrize("size", [3, 30])
+def test_the_page_and_every_export_cost_a_fixed_number_of_queries(
+    client, make_user, org, django_assert_max_num_queries, size
+):
+    grow_bank(org, size)
+    for offset in range(size):  # as many daily snapshots for the trend
+        kpi_snapshot_compute(business_date=BUSINESS_DATE - timedelta(days=offset))
+    login(client, make_user, Role.PRODUCT_OPERATOR)
+
+    with django_assert_max_num_queries(MAX_QUERIES):
+        page = client.get("/dashboard/")
+    assert page.status_code == 200
+    for chart in KPI_CHARTS:
+        with django_assert_max_num_queries(MAX_QUERIES):
+            export = client.get(f"/dashboard/{chart}.csv")
+            _bom, lines = read_csv(export)
+        assert export.status_code == 200
+        assert len(lines) > 1, chart  # header and rows
