@@ -1,6 +1,9 @@
 """Admin for the product team and budget approvers: catalogue, the entitlement matrix
 (tiers as columns), budgets, and read-only grants and ledger."""
 
+from decimal import Decimal
+
+from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
@@ -24,6 +27,12 @@ from .models import (
     BudgetEntry,
     ManualGrantRequest,
     TierEntitlement,
+)
+from .services import (
+    BudgetProposalError,
+    budget_amount_lower,
+    budget_create_request,
+    budget_increase_request,
 )
 
 
@@ -139,10 +148,41 @@ class TierEntitlementAdmin(MatrixModelAdmin):
         return changes
 
 
+class BudgetForm(forms.ModelForm):
+    """A budget in yuan (stored in fen). A new budget and a higher amount are proposals that
+    a budget approver decides; the other fields, and a lower amount, change at once."""
+
+    amount = forms.DecimalField(
+        label=_("amount (CNY)"), max_digits=14, decimal_places=2, min_value=Decimal("0.01")
+    )
+
+    class Meta:
+        model = Budget
+        fields = ["code", "name", "department", "parent", "period_start", "period_end"]
+        fields += ["alert_percents"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.fields["amount"].initial = self.instance.amount
+            self.fields["amount"].help_text = _(
+                "Raising the amount is sent to a budget approver; it applies on approval."
+            )
+        else:
+            self.fields["amount"].help_text = _(
+                "A new budget is sent to a budget approver and created on approval."
+            )
+
+
 @admin.register(Budget)
 class BudgetAdmin(MatrixModelAdmin):
+    """Budgets. Maker-checker: creating a budget and raising its amount become approval
+    requests (portal approvals inbox); nothing is created or raised until a budget approver
+    other than the requester approves."""
+
     view_action = "benefits.view_budgets"
     change_action = "benefits.configure_budgets"
+    form = BudgetForm
     list_display = [
         "code",
         "name",
@@ -159,6 +199,71 @@ class BudgetAdmin(MatrixModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+    def _proposal_values(self, form) -> dict:
+        data = form.cleaned_data
+        return {
+            "code": data["code"],
+            "name": data["name"],
+            "department": data["department"].code,
+            "parent": data["parent"].code if data.get("parent") else None,
+            "period_start": data["period_start"].isoformat(),
+            "period_end": data["period_end"].isoformat(),
+            "amount": f"{data['amount']:.2f}",
+            "alert_percents": data.get("alert_percents") or [],
+        }
+
+    def save_model(self, request, obj, form, change):
+        amount = form.cleaned_data["amount"]
+        try:
+            if not change:
+                request.budget_approval = budget_create_request(
+                    values=self._proposal_values(form), actor=request.user
+                )
+                return
+            with transaction.atomic():
+                before = Budget.objects.select_for_update().get(pk=obj.pk)
+                obj.amount_fen, obj.consumed_fen = before.amount_fen, before.consumed_fen
+                obj.save()
+                if amount > before.amount:
+                    request.budget_approval = budget_increase_request(
+                        budget=before, amount=amount, actor=request.user
+                    )
+                elif amount < before.amount:
+                    budget_amount_lower(budget=before, amount=amount, actor=request.user)
+        except (BudgetProposalError, PermissionError) as exc:
+            request.budget_refusal = str(exc)
+
+    def save_related(self, request, form, formsets, change):
+        if form.instance.pk:
+            super().save_related(request, form, formsets, change)
+
+    def log_addition(self, request, obj, message):
+        if obj.pk:
+            return super().log_addition(request, obj, message)
+        return None
+
+    def _proposal_response(self, request):
+        refusal = getattr(request, "budget_refusal", None)
+        if refusal:
+            self.message_user(request, refusal, messages.ERROR)
+            return redirect("admin:benefits_budget_changelist")
+        approval = getattr(request, "budget_approval", None)
+        if approval is None:
+            return None
+        self.message_user(
+            request,
+            _("Sent for approval: %(summary)s. It applies when a budget approver approves it.")
+            % {"summary": approval.summary},
+            messages.SUCCESS,
+        )
+        return redirect("approval-detail", pk=approval.pk)
+
+    def response_add(self, request, obj, post_url_continue=None):
+        return self._proposal_response(request) or super().response_add(request, obj)
+
+    def response_change(self, request, obj):
+        return self._proposal_response(request) or super().response_change(request, obj)
 
 
 @admin.register(BudgetEntry)

@@ -12,6 +12,9 @@ from django.utils import timezone
 
 from members.feeds import today_in_shanghai
 from members.tiers import add_months, month_start
+from portal.approvals import approval_request_create, approval_settle
+from portal.choices import ApprovalKind
+from portal.money import decimal_to_fen
 from portal.services import audit_record
 
 from .choices import BudgetEntryKind, EntitlementPeriod, GrantSource, GrantStatus
@@ -431,16 +434,23 @@ def budget_alerts_raise(*, business_date: date | None = None) -> dict:
 
 
 def manual_grant(*, member, benefit: Benefit, reason: str, actor):
-    """An account manager grants a benefit by hand. Up to BENEFIT_MANUAL_GRANT_LIMIT_FEN it is
-    granted at once; above it a budget approver must approve (returns the pending request)."""
+    """An account manager grants a benefit by hand to a customer in their scope. Up to
+    BENEFIT_MANUAL_GRANT_LIMIT_FEN it is granted at once; above it a budget approver must
+    approve (returns the pending request)."""
     from django.conf import settings
 
+    from members.selectors import member_scope
     from portal.permissions import user_can
 
     from .models import ManualGrantRequest
 
     if not user_can(actor, "benefits.grant_manually"):
         raise PermissionError("Your role cannot grant benefits by hand.")
+    if not member_scope(user=actor).filter(pk=member.pk).exists():
+        raise PermissionError(
+            "This customer is not in your scope: only their account manager or a branch "
+            "manager of their branch can grant them a benefit."
+        )
     if not reason.strip():
         raise ValueError("A reason is required for a manual grant.")
     if benefit.unit_cost_fen > settings.BENEFIT_MANUAL_GRANT_LIMIT_FEN:
@@ -453,6 +463,20 @@ def manual_grant(*, member, benefit: Benefit, reason: str, actor):
                 requested_by=actor,
             )
             audit_record(actor=actor, action="manual_grant.request", obj=request, reason=reason)
+            approval_request_create(
+                kind=ApprovalKind.MANUAL_GRANT,
+                obj=request,
+                summary=f"{benefit.code} → {member.member_no}: {benefit.unit_cost:.2f} CNY",
+                proposal={
+                    "member": member.member_no,
+                    "benefit": f"{benefit.code} {benefit.name}",
+                    "cost": f"{benefit.unit_cost:.2f}",
+                    "budget": benefit.budget.code,
+                },
+                reason=reason,
+                branch=member.branch,
+                actor=actor,
+            )
         return request
     return grant_create(
         member=member,
@@ -465,7 +489,7 @@ def manual_grant(*, member, benefit: Benefit, reason: str, actor):
     )
 
 
-def manual_grant_decide(*, request, approve: bool, actor):
+def manual_grant_decide(*, request, approve: bool, actor, comment: str = ""):
     """A budget approver (never the requester) approves — the grant is made, charged to the
     budget — or rejects a manual grant request."""
     from portal.permissions import user_can
@@ -499,18 +523,205 @@ def manual_grant_decide(*, request, approve: bool, actor):
             actor=actor,
             action="manual_grant.approve" if approve else "manual_grant.reject",
             obj=request,
+            reason=comment,
+        )
+        approval_settle(
+            kind=ApprovalKind.MANUAL_GRANT,
+            obj=request,
+            approved=approve,
+            actor=actor,
+            comment=comment,
         )
     return request
 
 
 def benefit_feedback_record(*, member, benefit: Benefit, useful: bool, reason: str, actor):
-    """An account manager records whether a benefit suits their customer."""
+    """An account manager records whether a benefit suits their customer (one in their
+    scope)."""
+    from members.selectors import member_scope
     from portal.permissions import user_can
 
     from .models import BenefitFeedback
 
     if not user_can(actor, "benefits.leave_feedback"):
         raise PermissionError("Your role cannot leave feedback on benefits.")
+    if not member_scope(user=actor).filter(pk=member.pk).exists():
+        raise PermissionError(
+            "This customer is not in your scope: only their account manager or a branch "
+            "manager of their branch can leave feedback for them."
+        )
     return BenefitFeedback.objects.create(
         member=member, benefit=benefit, useful=useful, reason=reason, author=actor
     )
+
+
+# --- budget creation and increase: maker-checker ----------------------------------------------
+
+
+class BudgetProposalError(ValueError):
+    """A proposed budget or budget increase is not valid (the message says what to fix)."""
+
+
+#: the budget fields a creation request proposes, in the order the checker reads them
+BUDGET_PROPOSAL_FIELDS = (
+    "code",
+    "name",
+    "department",
+    "parent",
+    "period_start",
+    "period_end",
+    "amount",
+    "alert_percents",
+)
+
+
+def _budget_proposal_check(values: dict) -> None:
+    from decimal import Decimal, InvalidOperation
+
+    try:
+        amount = Decimal(str(values["amount"]))
+    except (InvalidOperation, KeyError):
+        raise BudgetProposalError("The amount must be a number of yuan, e.g. 150000.00.") from None
+    if amount <= 0 or amount != amount.quantize(Decimal("0.01")):
+        raise BudgetProposalError("The amount must be positive, to the fen (2 decimals).")
+    if date.fromisoformat(str(values["period_end"])) < date.fromisoformat(
+        str(values["period_start"])
+    ):
+        raise BudgetProposalError("The period must end on or after its start.")
+
+
+def budget_create_request(*, values: dict, actor, reason: str = ""):
+    """Propose a new budget (fields as in `BUDGET_PROPOSAL_FIELDS`; department and parent by
+    code). Nothing is created until a budget approver other than `actor` approves."""
+    from portal.models import Department
+    from portal.permissions import user_can
+
+    if not user_can(actor, "benefits.configure_budgets"):
+        raise PermissionError("Your role cannot propose budgets.")
+    values = {name: values.get(name) for name in BUDGET_PROPOSAL_FIELDS}
+    _budget_proposal_check(values)
+    if Budget.objects.filter(code=values["code"]).exists():
+        raise BudgetProposalError(f"A budget with code {values['code']} already exists.")
+    if not Department.objects.filter(code=values["department"]).exists():
+        raise BudgetProposalError(f"Unknown department {values['department']}.")
+    if values["parent"] and not Budget.objects.filter(code=values["parent"]).exists():
+        raise BudgetProposalError(f"Unknown parent budget {values['parent']}.")
+    with transaction.atomic():
+        return approval_request_create(
+            kind=ApprovalKind.BUDGET_CREATE,
+            summary=f"{values['code']} {values['name']}: {values['amount']} CNY",
+            current={},
+            proposal=values,
+            reason=reason,
+            actor=actor,
+        )
+
+
+def budget_create(*, values: dict, actor, approval) -> Budget:
+    """Create the budget an approved request proposed (called by the approval, in its
+    transaction)."""
+    from decimal import Decimal
+
+    from portal.models import Department
+
+    _budget_proposal_check(values)
+    if Budget.objects.filter(code=values["code"]).exists():
+        raise BudgetProposalError(f"A budget with code {values['code']} already exists.")
+    budget = Budget.objects.create(
+        code=values["code"],
+        name=values["name"],
+        department=Department.objects.get(code=values["department"]),
+        parent=Budget.objects.get(code=values["parent"]) if values.get("parent") else None,
+        period_start=date.fromisoformat(values["period_start"]),
+        period_end=date.fromisoformat(values["period_end"]),
+        amount_fen=decimal_to_fen(Decimal(values["amount"])),
+        alert_percents=values.get("alert_percents") or [],
+    )
+    audit_record(
+        actor=actor,
+        action="budget.create",
+        obj=budget,
+        changes={"amount": [None, values["amount"]], "approval": approval.pk},
+    )
+    return budget
+
+
+def budget_increase_request(*, budget: Budget, amount, actor, reason: str = ""):
+    """Propose raising a budget's amount to `amount` (Decimal yuan). Applied only when a
+    budget approver other than `actor` approves; lowering needs none (`budget_amount_lower`)."""
+    from decimal import Decimal
+
+    from portal.permissions import user_can
+
+    if not user_can(actor, "benefits.configure_budgets"):
+        raise PermissionError("Your role cannot change budgets.")
+    amount = Decimal(str(amount))
+    _budget_proposal_check(
+        {"amount": amount, "period_start": budget.period_start, "period_end": budget.period_end}
+    )
+    if amount <= budget.amount:
+        raise BudgetProposalError(
+            f"{amount:.2f} is not above the current amount {budget.amount:.2f}."
+        )
+    with transaction.atomic():
+        return approval_request_create(
+            kind=ApprovalKind.BUDGET_INCREASE,
+            obj=budget,
+            summary=f"{budget.code}: {budget.amount:.2f} → {amount:.2f} CNY",
+            current={"amount": f"{budget.amount:.2f}"},
+            proposal={"amount": f"{amount:.2f}"},
+            reason=reason,
+            actor=actor,
+        )
+
+
+def budget_amount_raise(*, budget: Budget, from_amount: str, to_amount: str, actor, approval):
+    """Apply an approved increase: the amount becomes `to_amount`, provided it is still
+    `from_amount` (a budget changed since the request is not silently overwritten)."""
+    from decimal import Decimal
+
+    changed = Budget.objects.filter(
+        pk=budget.pk, amount_fen=decimal_to_fen(Decimal(from_amount))
+    ).update(amount_fen=decimal_to_fen(Decimal(to_amount)))
+    if not changed:
+        raise BudgetProposalError(
+            f"Budget {budget.code} no longer has the amount {from_amount}; ask for a new "
+            "increase from its current amount."
+        )
+    audit_record(
+        actor=actor,
+        action="budget.increase",
+        obj=budget,
+        changes={"amount": [from_amount, to_amount], "approval": approval.pk},
+    )
+
+
+@transaction.atomic
+def budget_amount_lower(*, budget: Budget, amount, actor, reason: str = "") -> Budget:
+    """Lower a budget's amount (no approval: it only reduces what may be spent); never below
+    what is already consumed."""
+    from decimal import Decimal
+
+    from portal.permissions import user_can
+
+    if not user_can(actor, "benefits.configure_budgets"):
+        raise PermissionError("Your role cannot change budgets.")
+    amount_fen = decimal_to_fen(Decimal(str(amount)))
+    before = budget.amount
+    changed = Budget.objects.filter(
+        pk=budget.pk, consumed_fen__lte=amount_fen, amount_fen__gte=amount_fen
+    ).update(amount_fen=amount_fen)
+    if not changed:
+        raise BudgetProposalError(
+            f"{Decimal(amount):.2f} is below what {budget.code} has already consumed, or above "
+            "its amount (an increase needs approval)."
+        )
+    audit_record(
+        actor=actor,
+        action="budget.lower",
+        obj=budget,
+        changes={"amount": [f"{before:.2f}", f"{Decimal(amount):.2f}"]},
+        reason=reason,
+    )
+    budget.refresh_from_db()
+    return budget

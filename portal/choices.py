@@ -2,6 +2,7 @@
 
 from django.db import models
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 
 class Role(models.TextChoices):
@@ -53,7 +54,7 @@ class ApprovalKind(models.TextChoices):
 
 
 class ApprovalStatus(models.TextChoices):
-    PENDING = "PENDING", _("Pending")
-    APPROVED = "APPROVED", _("Approved")
-    REJECTED = "REJECTED", _("Rejected")
-    WITHDRAWN = "WITHDRAWN", _("Withdrawn")
+    PENDING = "PENDING", pgettext_lazy("approval status", "Pending")
+    APPROVED = "APPROVED", pgettext_lazy("approval status", "Approved")
+    REJECTED = "REJECTED", pgettext_lazy("approval status", "Rejected")
+    WITHDRAWN = "WITHDRAWN", pgettext_lazy("approval status", "Withdrawn")

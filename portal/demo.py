@@ -327,6 +327,9 @@ def seed_demo_bank(
     from .demo_campaigns import demo_campaigns
 
     activity = demo_campaigns(rng=rng, as_of=as_of, staff=staff, say=say)
+    from .demo_governance import demo_governance
+
+    demo_governance(rng=rng, as_of=as_of, staff=staff, say=say)
     return {
         "staff": staff,
         "api_token": api_key,

@@ -13,6 +13,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from members.feeds import today_in_shanghai
+from portal.approvals import approval_request_create, approval_settle
+from portal.choices import ApprovalKind
 from portal.services import audit_record
 
 from ..choices import EDITABLE_STATUSES, CampaignStatus
@@ -57,6 +59,14 @@ def campaign_submit(*, campaign: Campaign, actor) -> Campaign:
     problems = campaign_launch_problems(campaign=campaign)
     if problems:
         raise CampaignStateError(" ".join(problems))
+    approval_request_create(
+        kind=ApprovalKind.CAMPAIGN_LAUNCH,
+        obj=campaign,
+        summary=f"{campaign.code} {campaign.name} ({campaign.starts_on} – {campaign.ends_on})",
+        current={"status": campaign.status},
+        proposal=campaign_launch_terms(campaign=campaign),
+        actor=actor,
+    )
     return _transition(
         campaign,
         to=CampaignStatus.PENDING_APPROVAL,
@@ -68,6 +78,32 @@ def campaign_submit(*, campaign: Campaign, actor) -> Campaign:
         decided_at=None,
         decision_comment="",
     )
+
+
+def campaign_launch_terms(*, campaign: Campaign) -> dict:
+    """What the checker approves: the window, budget, targeting and every task's rule and
+    reward, as flat text fields."""
+    terms = {
+        "status": "SCHEDULED / ACTIVE",
+        "window": f"{campaign.starts_on} – {campaign.ends_on}",
+        "budget": campaign.budget.code if campaign.budget_id else None,
+        "target tiers": ", ".join(t.code for t in campaign.target_tiers.all()) or "all",
+        "target stages": ", ".join(campaign.target_stages or []) or "all",
+        "segments": ", ".join(s.code for s in campaign.segments.all()) or "none",
+    }
+    for number, task in enumerate(campaign.tasks.prefetch_related("steps").order_by("id"), 1):
+        reward = []
+        if task.reward_points:
+            reward.append(f"{task.reward_points} points")
+        if task.reward_benefit_id:
+            reward.append(f"benefit #{task.reward_benefit_id}")
+        steps = "; ".join(f"≥{step.target}" for step in task.steps.all())
+        terms[f"task {number}"] = (
+            f"{task.name}: {task.event_type} {task.measure} ≥ {task.target} "
+            f"{task.recurrence}{' steps ' + steps if steps else ''} → "
+            f"{', '.join(reward) or 'step rewards'}"
+        )
+    return terms
 
 
 def campaign_launch_problems(*, campaign: Campaign) -> list[str]:
@@ -106,6 +142,13 @@ def campaign_decide(*, campaign: Campaign, approve: bool, actor, comment: str = 
         )
     else:
         to = CampaignStatus.REJECTED
+    approval_settle(
+        kind=ApprovalKind.CAMPAIGN_LAUNCH,
+        obj=campaign,
+        approved=approve,
+        actor=actor,
+        comment=comment,
+    )
     return _transition(
         campaign,
         to=to,

@@ -13,12 +13,19 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from portal.approvals import approval_request_create, approval_settle
+from portal.choices import ApprovalKind
 from portal.models import Branch, User
 from portal.services import audit_record
 
 from ..choices import FINANCIAL_CATEGORIES, AssetCategory, FeedKind, FeedStatus
 from ..feeds import FEED_FORMATS, FactRow, MemberRow, RowError, today_in_shanghai
 from ..models import FeedBatch, FeedRejection, Member
+from .notes import NoteError as NoteError
+from .notes import followup_note_add as followup_note_add
+from .notes import followup_note_done as followup_note_done
+from .personal import member_marketing_opt_out_set as member_marketing_opt_out_set
+from .personal import member_personal_data_reveal as member_personal_data_reveal
 
 Progress = Callable[[str], None]
 PROGRESS_EVERY_ROWS = 100_000
@@ -705,6 +712,16 @@ def tier_override_request(*, member, tier, reason: str, expires_on, actor):
             changes={"tier": tier.code, "expires_on": expires_on.isoformat()},
             reason=reason,
         )
+        approval_request_create(
+            kind=ApprovalKind.TIER_OVERRIDE,
+            obj=override,
+            summary=f"{member.member_no}: {tier.code} until {expires_on.isoformat()}",
+            current={"tier": member.tier.code if member.tier_id else None},
+            proposal={"tier": tier.code, "expires_on": expires_on.isoformat()},
+            reason=reason,
+            branch=member.branch,
+            actor=actor,
+        )
     return override
 
 
@@ -757,6 +774,13 @@ def tier_override_decide(*, override, approve: bool, actor, comment: str = ""):
             action="tier_override.approve" if approve else "tier_override.reject",
             obj=override,
             reason=comment,
+        )
+        approval_settle(
+            kind=ApprovalKind.TIER_OVERRIDE,
+            obj=override,
+            approved=approve,
+            actor=actor,
+            comment=comment,
         )
     return override
 
@@ -868,6 +892,27 @@ WHERE members_member.id = e.member_id AND e.new_stage <> e.old_stage
     return counts
 
 
+def _scheme_terms(scheme) -> dict:
+    """A scheme's rules as flat text fields, so the checker sees what activation changes."""
+    if scheme is None:
+        return {}
+    terms = {
+        "scheme": f"{scheme.code} {scheme.name}",
+        "method": scheme.method,
+        "window_months": scheme.window_months,
+        "downgrade_after_months": scheme.downgrade_after_months,
+        "max_downgrade_steps": scheme.max_downgrade_steps,
+    }
+    for tier in scheme.tiers.order_by("rank"):
+        unit = " CNY MADA" if scheme.method == "MADA" else " points"
+        terms[f"tier {tier.rank}"] = f"{tier.code} {tier.name} ≥ {tier.threshold_display}{unit}"
+    for indicator in scheme.indicators.order_by("kind", "category"):
+        terms[f"indicator {indicator.kind} {indicator.category}".strip()] = (
+            f"{indicator.points} per {indicator.per_unit}, cap {indicator.cap}"
+        )
+    return terms
+
+
 def tier_scheme_request_activation(*, scheme, actor):
     """A product operator proposes a draft scheme for activation; another user decides."""
     from ..choices import SchemeStatus
@@ -882,6 +927,16 @@ def tier_scheme_request_activation(*, scheme, actor):
         scheme.status = SchemeStatus.PENDING
         scheme.save(update_fields=["status"])
         audit_record(actor=actor, action="tier_scheme.request_activation", obj=scheme)
+        current = TierScheme.objects.filter(status=SchemeStatus.ACTIVE).first()
+        approval_request_create(
+            kind=ApprovalKind.TIER_SCHEME_ACTIVATION,
+            obj=scheme,
+            summary=f"{scheme.code} {scheme.name} replaces "
+            + (current.code if current else "no active scheme"),
+            current=_scheme_terms(current),
+            proposal=_scheme_terms(scheme),
+            actor=actor,
+        )
     return scheme
 
 
@@ -923,5 +978,12 @@ def tier_scheme_decide_activation(*, scheme, approve: bool, actor, comment: str 
             action="tier_scheme.approve" if approve else "tier_scheme.reject",
             obj=scheme,
             reason=comment,
+        )
+        approval_settle(
+            kind=ApprovalKind.TIER_SCHEME_ACTIVATION,
+            obj=scheme,
+            approved=approve,
+            actor=actor,
+            comment=comment,
         )
     return scheme
