@@ -20,15 +20,30 @@ class MemberFilterForm(forms.Form):
     )
     branch = forms.CharField(label=_("Branch code"), required=False)
     tier = forms.ChoiceField(label=_("Tier"), required=False, choices=[])
+    segment = forms.ChoiceField(label=_("Segment"), required=False, choices=[])
+    worklist = forms.ChoiceField(
+        label=_("Work list"),
+        required=False,
+        choices=[
+            ("", _("All customers")),
+            ("upgrade", _("About to upgrade")),
+            ("downgrade", _("Below their tier")),
+            ("dormant", _("Dormant")),
+            ("new", _("New this month")),
+        ],
+    )
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        from .models import Tier
+        from .models import Segment, Tier
 
         self.fields["tier"].choices = [("", _("All tiers"))] + [
             (tier.code, tier.name)
             for tier in Tier.objects.filter(scheme__status="ACTIVE").order_by("rank")
         ]
+        self.fields["segment"].choices = [("", _("All segments"))] + list(
+            Segment.objects.order_by("code").values_list("code", "name")
+        )
 
 
 class TierOverrideForm(forms.Form):
@@ -48,3 +63,48 @@ class TierOverrideForm(forms.Form):
 class DecisionForm(forms.Form):
     approve = forms.BooleanField(required=False)
     comment = forms.CharField(label=_("Comment"), max_length=255, required=False)
+
+
+class RevealForm(forms.Form):
+    """Why the full phone and ID number are needed: kept in the audit trail."""
+
+    reason = forms.CharField(
+        label=_("Reason"),
+        max_length=255,
+        error_messages={"required": _("Give a reason to reveal the personal data.")},
+        widget=forms.TextInput(attrs={"placeholder": _("Why do you need the full values?")}),
+    )
+
+
+class OptOutForm(forms.Form):
+    """The customer opts out of (1) or back into (0) personalised marketing."""
+
+    opted_out = forms.TypedChoiceField(
+        choices=[("1", _("Opted out")), ("0", _("Opted in"))], coerce=lambda value: value == "1"
+    )
+    reason = forms.CharField(label=_("How the customer asked"), max_length=255, required=False)
+
+
+class FollowUpNoteForm(forms.Form):
+    text = forms.CharField(
+        label=_("Note"), max_length=2000, widget=forms.Textarea(attrs={"rows": 3, "cols": 60})
+    )
+    due_on = forms.DateField(
+        label=_("Follow up by"), required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+
+
+class BenefitFeedbackForm(forms.Form):
+    benefit = forms.ModelChoiceField(label=_("Benefit"), queryset=None)
+    useful = forms.ChoiceField(
+        label=_("Suits the customer?"),
+        choices=[("yes", _("Yes, useful")), ("no", _("No, not wanted"))],
+        widget=forms.RadioSelect,
+    )
+    reason = forms.CharField(label=_("Why"), max_length=255, required=False)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        from benefits.models import Benefit
+
+        self.fields["benefit"].queryset = Benefit.objects.order_by("code")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db.models import Q, QuerySet
+from django.db.models import F, Q, QuerySet
 from django.http import Http404
 
 from portal.choices import Role
@@ -49,6 +49,8 @@ class MemberFilters:
     branch: str = ""
     manager: str = ""
     tier: str = ""
+    segment: str = ""
+    worklist: str = ""
 
 
 def member_list(*, user, filters: MemberFilters | None = None) -> QuerySet[Member]:
@@ -74,6 +76,16 @@ def member_list(*, user, filters: MemberFilters | None = None) -> QuerySet[Membe
         )
     if filters.manager:
         members = members.filter(account_manager__username=filters.manager)
+    if filters.segment:
+        from .models import Segment
+
+        segment = Segment.objects.filter(code=filters.segment).first()
+        members = members.filter(segment.member_filter()) if segment else members.none()
+    if filters.worklist in WORKBENCH_LISTS:
+        from members.feeds import today_in_shanghai
+
+        worklist = member_worklist(user=user, name=filters.worklist, today=today_in_shanghai())
+        members = members.filter(pk__in=worklist.values("pk"))
     return members.order_by("member_no")
 
 
@@ -99,7 +111,7 @@ def feed_batch_list() -> QuerySet[FeedBatch]:
     return FeedBatch.objects.select_related("imported_by").order_by("-started_at", "-id")
 
 
-def _measure_text(method: str, value: int) -> str | int:
+def measure_text(method: str, value: int) -> str | int:
     """MADA amounts are strings with 2 decimals (CNY); points are integers (API.md)."""
     return f"{fen_to_decimal(value):.2f}" if method == TierMethod.MADA else int(value)
 
@@ -118,8 +130,8 @@ def member_tier_status(*, member: Member) -> dict:
         protection = {
             "months_below": member.tier_months_below,
             "downgrade_after_months": scheme.downgrade_after_months,
-            "keep_tier_needs": _measure_text(scheme.method, tier.threshold),
-            "missing": _measure_text(scheme.method, tier.threshold - basis),
+            "keep_tier_needs": measure_text(scheme.method, tier.threshold),
+            "missing": measure_text(scheme.method, tier.threshold - basis),
         }
     return {
         "tier": {"code": tier.code, "name": tier.name, "rank": tier.rank},
@@ -129,7 +141,7 @@ def member_tier_status(*, member: Member) -> dict:
         else {
             "code": next_tier.code,
             "measure": scheme.method,
-            "missing": _measure_text(scheme.method, max(0, next_tier.threshold - basis)),
+            "missing": measure_text(scheme.method, max(0, next_tier.threshold - basis)),
         },
         "protection": protection,
     }
@@ -224,3 +236,124 @@ def member_points_entries(*, member: Member, limit: int = 20):
     from .models import PointsEntry
 
     return list(PointsEntry.objects.filter(member=member).order_by("-id")[:limit])
+
+
+# --- the account manager's workbench -------------------------------------------------------
+
+#: how many rows each workbench list shows (its "all" link opens the full, paginated list)
+WORKBENCH_ROWS = 10
+#: a list's count stops here ("1,000+"): counting a million-member scope would cost a scan
+WORKBENCH_COUNT_CAP = 1000
+#: "about to upgrade": the basis is within this share of the next tier's threshold
+UPGRADE_NEAR_SHARE = 0.9
+#: unredeemed grants expiring within this many days
+EXPIRING_WITHIN_DAYS = 14
+
+WORKBENCH_LISTS = ("upgrade", "downgrade", "dormant", "new")
+
+
+def _near_upgrade_condition(tiers: list[Tier]) -> Q:
+    """Members of each tier whose basis is ≥ 90 % of the next tier's threshold but below it
+    (one OR of per-tier ranges: no per-member work)."""
+    condition = Q(pk__in=[])
+    for tier, next_tier in zip(tiers, tiers[1:], strict=False):
+        floor = int(next_tier.threshold * UPGRADE_NEAR_SHARE)
+        condition |= Q(
+            tier=tier,
+            tier_basis__gte=max(floor, tier.threshold),
+            tier_basis__lt=next_tier.threshold,
+        )
+    return condition
+
+
+def active_tiers() -> list[Tier]:
+    return list(
+        Tier.objects.filter(scheme__status="ACTIVE").select_related("scheme").order_by("rank")
+    )
+
+
+def member_worklist(*, user, name: str, today) -> QuerySet[Member]:
+    """One of the account manager's action lists over their scoped customers:
+    `upgrade` (within 10 % of the next tier), `downgrade` (below their tier's threshold,
+    protected for now; most months below first), `dormant` (longest inactive first), `new`
+    (registered this month)."""
+    from datetime import datetime, time
+
+    from django.utils import timezone
+
+    members = member_scope(user=user).select_related("tier", "branch")
+    if name == "upgrade":
+        return members.filter(_near_upgrade_condition(active_tiers())).order_by(
+            "-tier_basis", "member_no"
+        )
+    if name == "downgrade":
+        return members.filter(tier_months_below__gt=0).order_by("-tier_months_below", "member_no")
+    if name == "dormant":
+        return members.filter(lifecycle_stage="DORMANT").order_by(
+            F("last_active_on").asc(nulls_first=True), "member_no"
+        )
+    if name == "new":
+        start = timezone.make_aware(datetime.combine(today.replace(day=1), time.min))
+        return members.filter(registered_at__gte=start).order_by("-registered_at", "member_no")
+    raise ValueError(f"Unknown worklist {name!r}; known: {', '.join(WORKBENCH_LISTS)}.")
+
+
+def capped_count(queryset: QuerySet, cap: int = WORKBENCH_COUNT_CAP) -> tuple[int, bool]:
+    """(count, capped): counts at most `cap` + 1 rows, so a huge scope stays cheap."""
+    found = queryset.order_by().values("pk")[: cap + 1].count()
+    return min(found, cap), found > cap
+
+
+def expiring_grants(*, user, today):
+    """Unredeemed benefit grants of the user's customers expiring within 14 days, soonest
+    first."""
+    from datetime import timedelta
+
+    from benefits.models import BenefitGrant
+
+    return (
+        BenefitGrant.objects.filter(
+            member__in=member_scope(user=user),
+            status="GRANTED",
+            expires_on__gte=today,
+            expires_on__lte=today + timedelta(days=EXPIRING_WITHIN_DAYS),
+        )
+        .select_related("member", "benefit")
+        .order_by("expires_on", "id")
+    )
+
+
+def followups_due(*, user, today, within_days: int = 7):
+    """The user's open follow-up notes due within a week (overdue first), on customers still
+    in their scope."""
+    from datetime import timedelta
+
+    from .models import FollowUpNote
+
+    return (
+        FollowUpNote.objects.filter(
+            author=user,
+            done_at=None,
+            due_on__lte=today + timedelta(days=within_days),
+            member__in=member_scope(user=user),
+        )
+        .select_related("member")
+        .order_by("due_on", "id")
+    )
+
+
+def member_notes(*, member: Member):
+    from .models import FollowUpNote
+
+    return FollowUpNote.objects.filter(member=member).select_related("author")
+
+
+def member_benefit_feedback(*, member: Member):
+    """What account managers said about benefits for this customer, newest first."""
+    from benefits.models import BenefitFeedback
+
+    return (
+        BenefitFeedback.objects.filter(member=member)
+        .select_related("benefit", "author")
+        .order_by("-created_at", "-id")
+    )

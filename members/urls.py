@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import note_views, views
 
 app_name = "members"
 urlpatterns = [
@@ -9,6 +9,13 @@ urlpatterns = [
     path("feeds/<int:pk>/", views.feed_detail_view, name="feed-detail"),
     path("schemes/<int:pk>/simulate/", views.scheme_simulate_view, name="scheme-simulate"),
     path("overrides/<int:pk>/decide/", views.tier_override_decide_view, name="override-decide"),
+    path("export.csv", views.member_export_view, name="export"),
+    path("segments/<int:pk>/export.csv", views.segment_export_view, name="segment-export"),
     path("<str:member_no>/", views.member_detail_view, name="detail"),
     path("<str:member_no>/override/", views.tier_override_request_view, name="override-request"),
+    path("<str:member_no>/reveal/", views.member_reveal_view, name="reveal"),
+    path("<str:member_no>/notes/", note_views.note_add_view, name="note-add"),
+    path("<str:member_no>/notes/<int:pk>/done/", note_views.note_done_view, name="note-done"),
+    path("<str:member_no>/feedback/", note_views.benefit_feedback_view, name="feedback"),
+    path("<str:member_no>/opt-out/", views.member_opt_out_view, name="opt-out"),
 ]

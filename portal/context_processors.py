@@ -8,9 +8,12 @@ from .permissions import user_can
 #: (url name, label, action required); shown only when the user may perform the action.
 NAVIGATION = [
     ("home", _("Home"), "portal.view_home"),
+    ("dashboard", _("Dashboard"), "portal.view_dashboard"),
     ("members:list", _("Customers"), "members.view_members"),
     ("members:feeds", _("Feeds"), "members.view_feeds"),
+    ("approvals", _("Approvals"), "portal.view_approvals"),
     ("jobruns", _("Job runs"), "portal.view_jobruns"),
+    ("audit", _("Audit trail"), "portal.view_audit"),
 ]
 
 

@@ -31,11 +31,17 @@ PERMISSION_MATRIX: dict[str, frozenset[Role]] = {
     "portal.view_jobruns": frozenset({BM, PO, RA, AD}),
     "portal.rerun_job": frozenset({AD}),
     "portal.view_audit": frozenset({RA, AD}),
+    # The KPI dashboard: bank-wide aggregates from the nightly snapshot, no personal data
+    "portal.view_dashboard": frozenset({BM, PO, BA, RA, AD}),
+    # Maker-checker: everyone sees their own requests and those they may decide
+    "portal.view_approvals": STAFF_ROLES,
     # Members
     "members.view_members": frozenset({AM, BM, PO, RA, AD}),
     "members.reveal_personal_data": frozenset({AM, BM, RA}),
     "members.view_member_centre": frozenset({AM, BM, PO, RA, AD, SYS}),
     "members.export_members": frozenset({BM, PO, RA}),
+    "members.record_opt_out": frozenset({AM, BM}),
+    "members.write_notes": frozenset({AM, BM}),
     "members.request_tier_override": frozenset({AM, BM}),
     "members.approve_tier_override": frozenset({BM}),
     "members.view_tier_schemes": frozenset({PO, BA, RA, AD, BM}),
@@ -51,6 +57,7 @@ PERMISSION_MATRIX: dict[str, frozenset[Role]] = {
     "benefits.configure_benefits": frozenset({PO, AD}),
     "benefits.view_budgets": frozenset({PO, BA, RA, AD}),
     "benefits.configure_budgets": frozenset({BA, AD}),
+    "benefits.approve_budget": frozenset({BA}),
     # Campaigns, tasks, segments and member events
     "campaigns.view_campaigns": frozenset({BM, PO, BA, RA, AD}),
     "campaigns.configure_campaigns": frozenset({PO, AD}),

@@ -10,8 +10,10 @@ points entry, a tier change and override, a member event, task progress and a co
 a manual grant request and an account manager's note (benefit feedback).
 
 Scoping itself is `members.selectors.member_scope`; these tests only check that every
-surface goes through it. There are no CSV exports and no reveal action yet:
-`test_no_url_exports_members_or_shows_one_customer_untested` fails when one appears.
+surface goes through it, the reveal of personal data, the marketing opt-out and the CSV
+exports included (their own behaviour: tests/members/test_personal_data.py and
+test_exports.py). `test_no_url_exports_members_or_shows_one_customer_untested` fails when a
+customer URL or an export appears without a test here.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from django.contrib.auth.models import Group
 from django.db import models
 from django.test import RequestFactory
 from django.urls import URLPattern, URLResolver, get_resolver
+from django.utils import timezone
 
 from benefits.choices import GrantSource, GrantStatus
 from benefits.models import BenefitFeedback, BenefitGrant, ManualGrantRequest
@@ -31,9 +34,10 @@ from campaigns.choices import RewardStatus
 from campaigns.models import EventBatch, MemberEvent, TaskCompletion, TaskProgress
 from members.choices import PointsEntryKind, TierChangeCause
 from members.feeds import today_in_shanghai
-from members.models import Member, PointsEntry, Tier, TierChange, TierOverride
+from members.models import FollowUpNote, Member, PointsEntry, Tier, TierChange, TierOverride
 from portal.choices import Role
-from tests.factories import BenefitFactory, MemberFactory, TaskFactory
+from portal.models import AuditEntry
+from tests.factories import BenefitFactory, MemberFactory, SegmentFactory, TaskFactory
 
 #: customer key -> who may see them (besides head office)
 CUSTOMERS = {
@@ -189,12 +193,69 @@ def test_customer_list_page_shows_exactly_the_scope(client, staff, world, who):
 
 
 @pytest.mark.parametrize("who", ["am1", "am2", "bm1", "ho"])
-def test_home_page_counts_only_the_scope(client, staff, world, who):
+def test_workbench_lists_and_counts_only_the_scope(client, staff, world, who):
+    Member.objects.update(lifecycle_stage="DORMANT", registered_at=timezone.now())
     client.force_login(staff[who])
 
     response = client.get("/")
 
-    assert response.context["member_count"] == len(SCOPE[who])
+    page = response.content.decode()
+    by_name = {worklist["name"]: worklist for worklist in response.context["lists"]}
+    for name in ("dormant", "new"):
+        assert by_name[name]["count"] == len(SCOPE[who])
+        assert {member.member_no for member in by_name[name]["rows"]} == SCOPE[who]
+    for number in ALL - SCOPE[who]:
+        assert number not in page
+
+
+@pytest.mark.parametrize("who", ["am1", "am2", "bm1"])
+@pytest.mark.parametrize("customer", list(CUSTOMERS))
+def test_notes_are_written_only_on_customers_in_scope(client, staff, world, who, customer):
+    client.force_login(staff[who])
+    number = _number(customer)
+
+    response = client.post(f"/members/{number}/notes/", {"text": "called"})
+
+    if number in SCOPE[who]:
+        assert response.status_code == 302
+        assert FollowUpNote.objects.filter(member__member_no=number, author=staff[who]).exists()
+    else:
+        assert response.status_code == 404
+        assert not FollowUpNote.objects.filter(member__member_no=number).exists()
+
+
+@pytest.mark.parametrize("customer", list(CUSTOMERS))
+def test_benefit_feedback_is_recorded_only_for_customers_in_scope(client, staff, world, customer):
+    client.force_login(staff["am1"])
+    number = _number(customer)
+    before = BenefitFeedback.objects.filter(member__member_no=number).count()
+
+    response = client.post(
+        f"/members/{number}/feedback/",
+        {"benefit": BenefitFactory().pk, "useful": "no", "reason": "never flies"},
+    )
+
+    after = BenefitFeedback.objects.filter(member__member_no=number).count()
+    if number in SCOPE["am1"]:
+        assert (response.status_code, after) == (302, before + 1)
+    else:
+        assert (response.status_code, after) == (404, before)
+
+
+def test_a_note_cannot_be_closed_through_another_customers_url(client, staff, world):
+    theirs = FollowUpNote.objects.create(
+        member=Member.objects.get(member_no=_number("am2")),
+        author=staff["am2"],
+        text="due",
+        due_on=today_in_shanghai(),
+    )
+    client.force_login(staff["am1"])
+
+    for number in (_number("am1"), _number("am2")):
+        response = client.post(f"/members/{number}/notes/{theirs.pk}/done/")
+        assert response.status_code == 404
+    theirs.refresh_from_db()
+    assert theirs.done_at is None
 
 
 @pytest.mark.parametrize("who", ["am1", "am2", "bm1", "ho"])
@@ -234,6 +295,67 @@ def test_branch_manager_cannot_decide_an_override_in_another_branch(client, staf
     assert response.status_code == 404
     override.refresh_from_db()
     assert override.status == "PENDING" and override.decided_by is None
+
+
+@pytest.mark.parametrize(("who", "customer"), [("am1", "am2"), ("am1", "b01"), ("bm1", "am2")])
+def test_revealing_a_customer_outside_the_scope_is_404_and_not_audited(
+    client, staff, world, who, customer
+):
+    client.force_login(staff[who])
+
+    response = client.post(f"/members/{_number(customer)}/reveal/", {"reason": "curious"})
+
+    assert response.status_code == 404
+    assert world[customer]["member"].phone not in response.content.decode()
+    assert not AuditEntry.objects.filter(action="member.reveal").exists()
+
+
+@pytest.mark.parametrize(("who", "customer"), [("am1", "am2"), ("am1", "b01"), ("bm1", "b02")])
+def test_recording_an_opt_out_outside_the_scope_is_404_and_changes_nothing(
+    client, staff, world, who, customer
+):
+    client.force_login(staff[who])
+
+    response = client.post(f"/members/{_number(customer)}/opt-out/", {"opted_out": "1"})
+
+    assert response.status_code == 404
+    assert not Member.objects.get(member_no=_number(customer)).marketing_opt_out
+
+
+def _csv_member_numbers(response) -> set[str]:
+    lines = b"".join(response.streaming_content).decode("utf-8-sig").splitlines()
+    return {line.split(",")[0] for line in lines[1:]}
+
+
+@pytest.mark.parametrize("who", ["bm1", "ho"])
+def test_member_export_holds_exactly_the_scope(client, staff, world, who):
+    client.force_login(staff[who])
+
+    response = client.get("/members/export.csv")
+
+    assert response.status_code == 200
+    assert _csv_member_numbers(response) == SCOPE[who]
+
+
+@pytest.mark.parametrize("who", ["bm1", "ho"])
+def test_segment_export_holds_only_the_segment_in_the_scope(client, staff, world, who):
+    everyone = SegmentFactory(rules=[])
+    client.force_login(staff[who])
+
+    response = client.get(f"/members/segments/{everyone.pk}/export.csv")
+
+    assert response.status_code == 200
+    assert _csv_member_numbers(response) == SCOPE[who]
+
+
+@pytest.mark.parametrize("url", ["/members/export.csv", "/members/segments/{pk}/export.csv"])
+def test_account_managers_export_nothing(client, staff, world, url):
+    client.force_login(staff["am1"])
+
+    response = client.get(url.format(pk=SegmentFactory().pk))
+
+    assert response.status_code == 403
+    assert not AuditEntry.objects.filter(action__endswith=".export").exists()
 
 
 # --- API -------------------------------------------------------------------------------------
@@ -413,9 +535,17 @@ def test_budget_approvers_queue_of_manual_grants_is_bank_wide(staff, world):
 CUSTOMER_URLS = {
     "members:detail",
     "members:override-request",
+    "members:reveal",
+    "members:opt-out",
+    "members:note-add",
+    "members:note-done",
+    "members:feedback",
     "api-member-centre",
     "api-grant-redeem",
 }
+
+#: url names of member exports, each tested above
+EXPORT_URLS = {"members:export", "members:segment-export"}
 
 
 def _walk(patterns, namespaces: tuple[str, ...] = (), prefix: str = ""):
@@ -436,8 +566,9 @@ def test_no_url_exports_members_or_shows_one_customer_untested():
             continue  # every admin about members: test_every_admin_about_members_is_scoped…
         view = getattr(pattern.callback, "cls", pattern.callback)
         action = getattr(view, "action_required", None)
-        assert "export" not in route and action != "members.export_members", (
-            f"{route}: a member export needs IDOR tests here (scoped by member_scope)"
-        )
+        if "export" in route or action == "members.export_members":
+            assert name in EXPORT_URLS, (
+                f"{route}: a member export needs IDOR tests here (scoped by member_scope)"
+            )
         if "member_no" in route:
             assert name in CUSTOMER_URLS, f"{route}: a customer URL without IDOR tests here"
