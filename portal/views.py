@@ -45,7 +45,7 @@ def home(request):
     lists, tiers = [], []
     if user_can(user, "members.view_members"):
         titles = {
-            "upgrade": _("About to upgrade (within 10 % of the next tier)"),
+            "upgrade": _("About to upgrade (within 10 percent of the next tier)"),
             "downgrade": _("Below their tier: protected, may be downgraded"),
             "dormant": _("Dormant customers"),
             "new": _("New this month"),
