@@ -31,7 +31,7 @@ from .admin_base import MatrixModelAdmin
 from .choices import ApiScope
 from .models import ApiToken, AuditEntry, Branch, Department, JobRun, User
 from .permissions import user_can
-from .services import ApiTokenError, api_token_issue, api_token_revoke
+from .services import ApiTokenError, api_token_issue, api_token_revoke, audit_record
 
 admin.site.unregister(Group)
 if admin.site.is_registered(TokenProxy):
@@ -67,6 +67,21 @@ class UserAdmin(BaseUserAdmin, MatrixModelAdmin):
         *BaseUserAdmin.fieldsets,
         (_("Organisation"), {"fields": ("branch", "department")}),
     )
+
+    def save_related(self, request, form, formsets, change):
+        """Role changes are security changes: each one is an audit entry naming the roles
+        granted and withdrawn (the group table itself has no history trigger)."""
+        before = set(form.instance.groups.values_list("name", flat=True)) if change else set()
+        super().save_related(request, form, formsets, change)
+        after = set(form.instance.groups.values_list("name", flat=True))
+        if before != after:
+            audit_record(
+                actor=request.user,
+                action="user.roles",
+                obj=form.instance,
+                changes={"granted": sorted(after - before), "withdrawn": sorted(before - after)},
+                ip=request.META.get("REMOTE_ADDR"),
+            )
 
 
 @admin.register(AuditEntry)

@@ -449,3 +449,33 @@ def test_history_models_cover_configuration_and_member_data():
         "portal.Department",
         "portal.ApiToken",
     }
+
+
+def test_changing_a_users_roles_in_the_admin_is_audited_with_what_changed(client, make_user):
+    from django.contrib.auth.models import Group
+
+    admin_user = make_user(Role.ADMINISTRATOR, username="it_admin", branch="HO")
+    staff = make_user(Role.ACCOUNT_MANAGER, username="am_promoted")
+    client.force_login(admin_user)
+    joined = timezone.localtime(staff.date_joined)
+
+    response = client.post(
+        f"/admin/portal/user/{staff.pk}/change/",
+        {
+            "username": staff.username,
+            "is_active": "on",
+            "groups": [Group.objects.get(name=str(Role.BRANCH_MANAGER)).pk],
+            "date_joined_0": joined.date().isoformat(),
+            "date_joined_1": joined.strftime("%H:%M:%S"),
+            "branch": staff.branch_id,
+            "department": staff.department_id,
+        },
+    )
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    entry = AuditEntry.objects.get(action="user.roles", object_id=str(staff.pk))
+    assert entry.actor == admin_user
+    assert entry.changes == {
+        "granted": [str(Role.BRANCH_MANAGER)],
+        "withdrawn": [str(Role.ACCOUNT_MANAGER)],
+    }
