@@ -152,6 +152,8 @@ LOGOUT_REDIRECT_URL = "login"
 
 LANGUAGE_CODE = "zh-hans"
 LANGUAGES = [("zh-hans", "简体中文"), ("en", "English")]
+#: our zh-Hans formats group amounts by thousands (portal/formats/zh_Hans/formats.py)
+FORMAT_MODULE_PATH = ["portal.formats"]
 #: Our catalogues first (makemessages writes there); then strings of the admin theme, which
 #: ships no zh-Hans translation, kept apart so makemessages never marks them obsolete.
 LOCALE_PATHS = [BASE_DIR / "locale", BASE_DIR / "locale_vendor"]

@@ -1,0 +1,122 @@
+"""Screenshots of the pages people use all day, in both languages, for the README
+(docs/screenshots/): the account manager's workbench, the customer 360 page and the
+dashboard. Each is taken after checking that the page shows its data in that language."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from benefits.services import grant_create
+from members.feeds import today_in_shanghai
+from members.models import FollowUpNote, Tier
+from members.tiers import add_months, month_start
+from portal.choices import Role
+from portal.kpi import kpi_snapshot_compute
+from tests.factories import BenefitFactory, MemberFactory, MemberMonthlyStatFactory
+
+from .conftest import BROWSER_TEST, login
+
+pytestmark = BROWSER_TEST
+
+LANGUAGES = {"en": "English", "zh-hans": "简体中文"}
+NAMES = ["王小明", "李娜", "张伟", "刘洋", "陈静", "杨帆", "赵敏", "黄磊"]
+STAGES = ["DORMANT", "ACTIVE", "NEW", "AT_RISK", "ACTIVE", "DORMANT", "REACTIVATED", "ACTIVE"]
+
+
+@pytest.fixture
+def bank(org, make_user):
+    """One account manager's book of eight customers with a year of figures, notes and a
+    benefit about to expire, and the KPI snapshot of today."""
+    today = today_in_shanghai()
+    am = make_user(Role.ACCOUNT_MANAGER, username="am_zhang", first_name="张丽")
+    tiers = list(Tier.objects.filter(scheme__status="ACTIVE").order_by("rank"))
+    lounge = BenefitFactory(code="LOUNGE", name="机场贵宾厅", name_en="Airport lounge")
+    members = []
+    for index, (name, stage) in enumerate(zip(NAMES, STAGES, strict=True)):
+        tier = tiers[index % 3]
+        upper = tiers[index % 3 + 1]
+        member = MemberFactory(
+            member_no=f"M00008{index:02d}",
+            name=name,
+            branch=org["B01S1"],
+            account_manager=am,
+            lifecycle_stage=stage,
+            tier=tier,
+            tier_since=today - timedelta(days=40 * (index + 1)),
+            tier_basis=int(upper.threshold * (0.93 if index % 2 else 0.5)),
+            tier_months_below=1 if index == 3 else 0,
+            last_active_on=today - timedelta(days=5 + 40 * (stage == "DORMANT") * (index + 3)),
+            points_balance=120 * index,
+        )
+        for months_back in range(1, 13):
+            mada_fen = (tier.threshold or 2_000_000) * (100 + 7 * months_back % 40) // 100
+            MemberMonthlyStatFactory(
+                member=member,
+                month=add_months(month_start(today), -months_back),
+                financial_day_sum_fen=mada_fen * 30,
+                asset_days=30,
+                active_days=(months_back * 3 + index) % 20,
+            )
+        members.append(member)
+    FollowUpNote.objects.create(
+        member=members[0],
+        author=am,
+        text="电话回访：理财产品下月到期，约到网点面谈续作",
+        due_on=today + timedelta(days=1),
+    )
+    FollowUpNote.objects.create(
+        member=members[5], author=am, text="沉睡客户，推荐签到任务", due_on=today
+    )
+    grant_create(
+        member=members[1],
+        benefit=lounge,
+        budget=lounge.budget,
+        source="MANUAL",
+        idempotency_key="shot-lounge",
+        expires_on=today + timedelta(days=6),
+        actor=am,
+    )
+    kpi_snapshot_compute(business_date=today)
+    return {"am": am, "members": members}
+
+
+def switch_language(page: Page, code: str) -> None:
+    page.get_by_label("Language" if code == "zh-hans" else "语言").select_option(
+        label=LANGUAGES[code]
+    )
+    expect(page.locator("html")).to_have_attribute("lang", code)
+
+
+def test_workbench_and_customer_360_in_both_languages(page: Page, live_server, bank, screenshot):
+    login(page, live_server, bank["am"])
+    expect(page.locator("#list-dormant")).to_contain_text("王小明")
+    expect(page.locator("#followups")).to_contain_text("理财产品下月到期")
+    screenshot(page, "workbench-en")
+    page.goto(f"{live_server.url}/members/M0000800/")
+    expect(page.get_by_role("heading", name="王小明 M0000800")).to_be_visible()
+    expect(page.locator("svg.trend rect")).to_have_count(12)
+    screenshot(page, "customer-360-en")
+
+    switch_language(page, "zh-hans")
+
+    expect(page.get_by_role("heading", name="近 12 个月月日均资产")).to_be_visible()
+    screenshot(page, "customer-360-zh-hans")
+    page.goto(f"{live_server.url}/")
+    expect(page.get_by_role("heading", name="本周待跟进")).to_be_visible()
+    expect(page.locator("#list-dormant")).to_contain_text("沉睡客户")
+    screenshot(page, "workbench-zh-hans")
+
+
+def test_dashboard_in_both_languages(page: Page, live_server, bank, make_user, screenshot):
+    login(page, live_server, make_user(Role.PRODUCT_OPERATOR, username="po_zhou", branch="HO"))
+    page.goto(f"{live_server.url}/dashboard/")
+    expect(page.get_by_role("heading", name="Tier distribution", exact=True)).to_be_visible()
+    screenshot(page, "dashboard-en")
+
+    switch_language(page, "zh-hans")
+
+    expect(page.get_by_role("heading", name="等级分布", exact=True)).to_be_visible()
+    screenshot(page, "dashboard-zh-hans")
