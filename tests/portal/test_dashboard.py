@@ -137,8 +137,8 @@ def test_the_page_formats_numbers_in_chinese_by_default(client, make_user, snaps
 
     page = client.get("/dashboard/").content.decode()
 
-    # zh-Hans writes no thousands separator (Django's zh_Hans formats); still 2 decimals
-    assert "2400.00 / 5000.00" in page
+    # amounts grouped by thousands, 2 decimals (portal/formats/zh_Hans/formats.py)
+    assert "2,400.00 / 5,000.00" in page
     assert "金卡" in page  # tier names in zh-Hans
 
 
