@@ -84,8 +84,8 @@ def member_list(*, user, filters: MemberFilters | None = None) -> QuerySet[Membe
     if filters.worklist in WORKBENCH_LISTS:
         from members.feeds import today_in_shanghai
 
-        worklist = member_worklist(user=user, name=filters.worklist, today=today_in_shanghai())
-        members = members.filter(pk__in=worklist.values("pk"))
+        condition, _ordering = worklist_condition(filters.worklist, today=today_in_shanghai())
+        members = members.filter(condition)
     return members.order_by("member_no")
 
 
@@ -272,30 +272,40 @@ def active_tiers() -> list[Tier]:
     )
 
 
-def member_worklist(*, user, name: str, today) -> QuerySet[Member]:
-    """One of the account manager's action lists over their scoped customers:
+def worklist_condition(name: str, *, today) -> tuple[Q, list]:
+    """The condition and the ordering of one of the account manager's action lists:
     `upgrade` (within 10 % of the next tier), `downgrade` (below their tier's threshold,
     protected for now; most months below first), `dormant` (longest inactive first), `new`
-    (registered this month)."""
+    (registered this month). Applied to a scoped queryset as a plain WHERE (no subquery)."""
     from datetime import datetime, time
 
     from django.utils import timezone
 
-    members = member_scope(user=user).select_related("tier", "branch")
     if name == "upgrade":
-        return members.filter(_near_upgrade_condition(active_tiers())).order_by(
-            "-tier_basis", "member_no"
-        )
+        return _near_upgrade_condition(active_tiers()), ["-tier_basis", "member_no"]
     if name == "downgrade":
-        return members.filter(tier_months_below__gt=0).order_by("-tier_months_below", "member_no")
+        return Q(tier_months_below__gt=0), ["-tier_months_below", "member_no"]
     if name == "dormant":
-        return members.filter(lifecycle_stage="DORMANT").order_by(
-            F("last_active_on").asc(nulls_first=True), "member_no"
-        )
+        return Q(lifecycle_stage="DORMANT"), [
+            F("last_active_on").asc(nulls_first=True),
+            "member_no",
+        ]
     if name == "new":
         start = timezone.make_aware(datetime.combine(today.replace(day=1), time.min))
-        return members.filter(registered_at__gte=start).order_by("-registered_at", "member_no")
+        return Q(registered_at__gte=start), ["-registered_at", "member_no"]
     raise ValueError(f"Unknown worklist {name!r}; known: {', '.join(WORKBENCH_LISTS)}.")
+
+
+def member_worklist(*, user, name: str, today) -> QuerySet[Member]:
+    """One of the account manager's action lists over their scoped customers, in the order
+    they act on it (see `worklist_condition`)."""
+    condition, ordering = worklist_condition(name, today=today)
+    return (
+        member_scope(user=user)
+        .select_related("tier", "branch")
+        .filter(condition)
+        .order_by(*ordering)
+    )
 
 
 def capped_count(queryset: QuerySet, cap: int = WORKBENCH_COUNT_CAP) -> tuple[int, bool]:
