@@ -39,11 +39,15 @@ def home(request):
     """The workbench, the page after login: what the user's customers need today (about to
     upgrade, protected below their tier, dormant, new this month, benefits expiring unused),
     the follow-ups due, and requests waiting for the user's decision. Each list shows its
-    first rows and a capped count, so the page costs the same at 1,000,000 members."""
+    first rows and a capped count, so the page costs the same at 1,000,000 members; the
+    lists are for account and branch managers (head-office roles get the search, their
+    approvals and job runs, and the dashboard in the navigation)."""
     user = request.user
     today = today_in_shanghai()
     lists, tiers = [], []
-    if user_can(user, "members.view_members"):
+    # The lists are for people with a book of customers; head-office roles (whose scope is
+    # the whole bank) read the dashboard instead of scanning a million members here.
+    if user.has_role(Role.ACCOUNT_MANAGER) or user.has_role(Role.BRANCH_MANAGER):
         titles = {
             "upgrade": _("About to upgrade (within 10 percent of the next tier)"),
             "downgrade": _("Below their tier: protected, may be downgraded"),
@@ -86,6 +90,7 @@ def home(request):
             "grants_capped": grants_count[1],
             "followups": list(followups_due(user=user, today=today)[:20]) if can_notes else [],
             "can_notes": can_notes,
+            "can_search": user_can(user, "members.view_members"),
             "today": today,
             "waiting_approvals": approval_inbox(user=user).count(),
             "recent_jobs": list(jobrun_list()[:5]) if user.has_perm("portal.view_jobruns") else [],

@@ -192,7 +192,16 @@ def test_customer_list_page_shows_exactly_the_scope(client, staff, world, who):
         assert number not in response.content.decode()
 
 
-@pytest.mark.parametrize("who", ["am1", "am2", "bm1", "ho"])
+def test_head_office_roles_get_no_work_lists_over_the_whole_bank(client, staff, world):
+    client.force_login(staff["ho"])
+
+    response = client.get("/")
+
+    assert response.status_code == 200
+    assert response.context["lists"] == []
+
+
+@pytest.mark.parametrize("who", ["am1", "am2", "bm1"])
 def test_workbench_lists_and_counts_only_the_scope(client, staff, world, who):
     Member.objects.update(lifecycle_stage="DORMANT", registered_at=timezone.now())
     client.force_login(staff[who])
