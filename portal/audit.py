@@ -410,7 +410,7 @@ def _field_change(row: Event, before: Event | None, users: dict[int, User]) -> F
         object_repr=_naming(row),
         actor=users.get(actor_id) if isinstance(actor_id, int) else None,
         actor_id=actor_id if isinstance(actor_id, int) else None,
-        url=context.get("url") or "",
+        url=context.get("url") or context.get("job") or "",
         ip=context.get("ip") or "",
         diff=[(str(name), old, new) for name, old, new in diff if old or new],
         compared=compared,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import traceback
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import date, datetime, timedelta
 
 from django.db import models, transaction
@@ -47,6 +47,18 @@ def audit_record(
     )
 
 
+def audit_context(**metadata):
+    """The context of every history row written inside the block (django-pghistory), e.g.
+    the batch job that made the change; a no-op on SQLite, which records no history."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return nullcontext()
+    import pghistory
+
+    return pghistory.context(**metadata)
+
+
 def jobrun_progress(*, run: JobRun, progress: str) -> None:
     """Record how far a running job has got (shown on the job runs page)."""
     JobRun.objects.filter(pk=run.pk).update(progress=progress[:200])
@@ -63,7 +75,9 @@ def jobrun_record(*, kind: str, business_date: date, actor=None) -> Iterator[Job
     """
     run = JobRun.objects.create(kind=kind, business_date=business_date, triggered_by=actor)
     try:
-        yield run
+        job = f"job {kind} {business_date.isoformat()} (run #{run.pk})"
+        with audit_context(job=job, **({"user": actor.pk} if getattr(actor, "pk", None) else {})):
+            yield run
     except Exception as exc:
         run.status = JobStatus.FAILED
         run.error = (

@@ -16,7 +16,7 @@ from django.utils import timezone
 from portal.approvals import approval_request_create, approval_settle
 from portal.choices import ApprovalKind
 from portal.models import Branch, User
-from portal.services import audit_record
+from portal.services import audit_context, audit_record
 
 from ..choices import FINANCIAL_CATEGORIES, AssetCategory, FeedKind, FeedStatus
 from ..feeds import FEED_FORMATS, FactRow, MemberRow, RowError, today_in_shanghai
@@ -110,6 +110,25 @@ def _rejoin(fields: list[str]) -> str:
 
 
 def feed_import(
+    *,
+    kind: str,
+    file: BinaryIO,
+    file_name: str,
+    actor: User | None = None,
+    progress: Progress | None = None,
+) -> FeedBatch:
+    """Import one data-warehouse feed file (API.md, "Feeds") as one `FeedBatch`; what it
+    changes in tracked member data is recorded in the audit trail under the feed's name."""
+    job = {"job": f"feed {kind} {file_name}"}
+    if actor is not None and actor.pk:
+        job["user"] = actor.pk
+    with audit_context(**job):
+        return _feed_import(
+            kind=kind, file=file, file_name=file_name, actor=actor, progress=progress
+        )
+
+
+def _feed_import(
     *,
     kind: str,
     file: BinaryIO,

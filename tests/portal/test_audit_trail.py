@@ -479,3 +479,24 @@ def test_changing_a_users_roles_in_the_admin_is_audited_with_what_changed(client
         "granted": [str(Role.BRANCH_MANAGER)],
         "withdrawn": [str(Role.ACCOUNT_MANAGER)],
     }
+
+
+@pytest.mark.postgres
+def test_changes_made_by_a_feed_import_name_the_feed_in_the_trail(
+    client, make_user, org, import_csv
+):
+    auditor = make_user(Role.RISK_AUDITOR, username="auditor_jobs", branch="HO")
+
+    import_csv("members", MEMBERS_FEED, name="members_20261127.csv")
+
+    client.force_login(auditor)
+    page = client.get("/audit/?model=members.member").content.decode()
+    assert "FEEDJOB1" in page
+    assert "feed members members_20261127.csv" in page  # "From": the feed that did it
+
+
+MEMBERS_FEED = (
+    "member_no,name,phone,id_number,birth_date,registered_at,branch_code,manager_username,"
+    "credit_risk\n"
+    "FEEDJOB1,新客户,13812345678,110101199003071234,1990-03-07,2026-10-01,B01S1,,0\n"
+)
