@@ -29,6 +29,7 @@ from .models import (
     TierEntitlement,
 )
 from .services import (
+    BUDGET_PROPOSAL_FIELDS,
     BudgetProposalError,
     budget_amount_lower,
     budget_create_request,
@@ -158,8 +159,8 @@ class BudgetForm(forms.ModelForm):
 
     class Meta:
         model = Budget
-        fields = ["code", "name", "department", "parent", "period_start", "period_end"]
-        fields += ["alert_percents"]
+        # the proposal's fields; `amount` is the form's own field (yuan, not fen)
+        fields = [name for name in BUDGET_PROPOSAL_FIELDS if name != "amount"]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -49,8 +49,17 @@ class ApprovalHandler:
     #: the permission-matrix action the checker needs
     approve_action: str
 
+    def scope(self, user) -> Q | None:
+        """The requests of this kind `user` may decide (None: none): their role must hold
+        the approving action."""
+        return Q(kind=self.kind) if user_can(user, self.approve_action) else None
+
     def may_decide(self, approval: ApprovalRequest, user) -> bool:
-        return user_can(user, self.approve_action)
+        condition = self.scope(user)
+        return (
+            condition is not None
+            and ApprovalRequest.objects.filter(condition, pk=approval.pk).exists()
+        )
 
     def target(self, approval: ApprovalRequest):
         app_label, model_name = approval.object_type.split(".")
@@ -90,8 +99,15 @@ class TierOverrideDecision(ApprovalHandler):
     kind = ApprovalKind.TIER_OVERRIDE
     approve_action = "members.approve_tier_override"
 
-    def may_decide(self, approval, user) -> bool:
-        return super().may_decide(approval, user) and _in_branch_scope(approval, user)
+    def scope(self, user) -> Q | None:
+        """A request about one customer is decided within the customer's branch (a branch
+        manager's branch and everything below it)."""
+        condition = super().scope(user)
+        if condition is None or user.is_superuser:
+            return condition
+        if user.branch is None:
+            return None
+        return condition & (Q(branch__isnull=True) | Q(branch__path__startswith=user.branch.path))
 
     def decide(self, approval, *, approve, actor, comment):
         from members.services import tier_override_decide
@@ -157,16 +173,6 @@ HANDLERS: dict[str, ApprovalHandler] = {
         BudgetIncrease(),
     )
 }
-
-
-def _in_branch_scope(approval: ApprovalRequest, user) -> bool:
-    """A request about one customer is decided within the customer's branch (a branch
-    manager's branch and everything below it; head-office roles everywhere)."""
-    if approval.branch_id is None or user.is_superuser:
-        return True
-    if user.branch is None:
-        return False
-    return approval.branch.path.startswith(user.branch.path)
 
 
 # --- writes ----------------------------------------------------------------------------------
@@ -294,19 +300,12 @@ def approval_list() -> QuerySet[ApprovalRequest]:
 
 
 def _decidable_condition(user) -> Q:
-    """The kinds `user`'s roles may decide, with the branch scope for customers' requests."""
+    """The requests `user`'s roles may decide, each kind in its handler's scope."""
     condition = Q(pk__in=[])
-    for kind, handler in HANDLERS.items():
-        if not user_can(user, handler.approve_action):
-            continue
-        if isinstance(handler, TierOverrideDecision) and not user.is_superuser:
-            if user.branch is None:
-                continue
-            condition |= Q(kind=kind) & (
-                Q(branch__isnull=True) | Q(branch__path__startswith=user.branch.path)
-            )
-        else:
-            condition |= Q(kind=kind)
+    for handler in HANDLERS.values():
+        scope = handler.scope(user)
+        if scope is not None:
+            condition |= scope
     return condition
 
 
