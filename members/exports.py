@@ -9,13 +9,14 @@ rows streamed from one query in chunks, so memory stays flat however large the l
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import date
 
 from django.db.models import QuerySet
 
+from portal.csv_export import csv_lines as portal_csv_lines
+from portal.csv_export import csv_safe_text
 from portal.masking import mask_personal_numbers
 from portal.services import audit_record
 
@@ -41,9 +42,6 @@ COLUMNS = (
     "points_balance",
 )
 
-#: A cell starting with one of these is a formula to Excel: such text is quoted with "'".
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
 
 @dataclass(frozen=True)
 class CsvExport:
@@ -54,21 +52,10 @@ class CsvExport:
     lines: Iterator[str]
 
 
-class _Line:
-    """A file-like object for csv.writer that hands back the line written."""
-
-    def write(self, value: str) -> str:
-        return value
-
-
-def _text(value: str) -> str:
-    return "'" + value if value.startswith(_FORMULA_START) else value
-
-
 def _row(member: Member) -> list:
     return [
-        _text(member.member_no),
-        _text(member.name),
+        csv_safe_text(member.member_no),
+        csv_safe_text(member.name),
         member.masked_phone,
         member.masked_id_number,
         member.branch.code if member.branch else "",
@@ -84,10 +71,7 @@ def _row(member: Member) -> list:
 def csv_lines(members: Iterable[Member]) -> Iterator[str]:
     """The CSV text: a UTF-8 byte order mark (so Excel reads the Chinese names), the header,
     then one line per member."""
-    writer = csv.writer(_Line())
-    yield "\ufeff" + writer.writerow(COLUMNS)
-    for member in members:
-        yield writer.writerow(_row(member))
+    return portal_csv_lines(COLUMNS, (_row(member) for member in members))
 
 
 def _stream(members: QuerySet[Member]) -> Iterator[str]:

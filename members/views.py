@@ -9,7 +9,10 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from campaigns.selectors import member_completions, member_tasks
+from portal.csv_export import csv_response
 from portal.decorators import action_required
+from portal.middleware import client_ip
+from portal.paging import query_without
 from portal.permissions import user_can
 
 from .exports import CsvExport, member_export, segment_export
@@ -57,10 +60,9 @@ def member_list_view(request):
     page = Paginator(member_list(user=request.user, filters=filters), PAGE_SIZE).get_page(
         request.GET.get("page")
     )
-    query = request.GET.copy()
-    query.pop("page", None)
-    if looks_like_id_number(query.get("q", "")):
-        query.pop("q")  # an exact ID match fits on one page; links never carry the number
+    # an exact ID match fits on one page; links never carry the number
+    hidden = ["q"] if looks_like_id_number(request.GET.get("q", "")) else []
+    query = query_without(request, "page", *hidden)
     # An exact ID-number search is never carried in a link, so it cannot be exported either.
     can_export = user_can(request.user, "members.export_members") and not looks_like_id_number(
         filters.q
@@ -68,7 +70,7 @@ def member_list_view(request):
     return render(
         request,
         "members/member_list.html",
-        {"form": form, "page": page, "query": query.urlencode(), "can_export": can_export},
+        {"form": form, "page": page, "query": query, "can_export": can_export},
     )
 
 
@@ -144,10 +146,6 @@ def _member_page(request, member, *, revealed=None, reveal_form=None, status: in
     return response
 
 
-def _client_ip(request) -> str | None:
-    return request.META.get("REMOTE_ADDR") or None
-
-
 @require_POST
 @action_required("members.reveal_personal_data")
 def member_reveal_view(request, member_no: str):
@@ -161,7 +159,7 @@ def member_reveal_view(request, member_no: str):
             member=member,
             actor=request.user,
             reason=form.cleaned_data["reason"],
-            ip=_client_ip(request),
+            ip=client_ip(request),
         )
     if not request.htmx:
         return _member_page(
@@ -203,8 +201,7 @@ def member_opt_out_view(request, member_no: str):
 
 
 def _csv_response(export: CsvExport) -> StreamingHttpResponse:
-    response = StreamingHttpResponse(export.lines, content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="{export.filename}"'
+    response = csv_response(export.lines, export.filename)
     add_never_cache_headers(response)
     return response
 
@@ -216,14 +213,14 @@ def member_export_view(request):
     if form.is_bound and not form.is_valid():
         return HttpResponseBadRequest(form.errors.as_text(), content_type="text/plain")
     filters = MemberFilters(**form.cleaned_data) if form.is_bound else MemberFilters()
-    return _csv_response(member_export(user=request.user, filters=filters, ip=_client_ip(request)))
+    return _csv_response(member_export(user=request.user, filters=filters, ip=client_ip(request)))
 
 
 @action_required("members.export_members")
 def segment_export_view(request, pk: int):
     """A segment's members in the user's scope, opted-out customers left out, as CSV."""
     segment = get_object_or_404(Segment, pk=pk)
-    return _csv_response(segment_export(user=request.user, segment=segment, ip=_client_ip(request)))
+    return _csv_response(segment_export(user=request.user, segment=segment, ip=client_ip(request)))
 
 
 @require_POST

@@ -29,6 +29,7 @@ from unfold.widgets import (
 
 from .admin_base import MatrixModelAdmin
 from .choices import ApiScope
+from .middleware import client_ip
 from .models import ApiToken, AuditEntry, Branch, Department, JobRun, User
 from .permissions import user_can
 from .services import ApiTokenError, api_token_issue, api_token_revoke, audit_record
@@ -80,7 +81,7 @@ class UserAdmin(BaseUserAdmin, MatrixModelAdmin):
                 action="user.roles",
                 obj=form.instance,
                 changes={"granted": sorted(after - before), "withdrawn": sorted(before - after)},
-                ip=request.META.get("REMOTE_ADDR"),
+                ip=client_ip(request),
             )
 
 
@@ -231,7 +232,7 @@ class ApiTokenAdmin(MatrixModelAdmin):
                     scopes=form.cleaned_data["scopes"],
                     expires_at=form.expires_at(),
                     actor=request.user,
-                    ip=request.META.get("REMOTE_ADDR"),
+                    ip=client_ip(request),
                 )
             except ApiTokenError as exc:
                 form.add_error(None, str(exc))
@@ -253,7 +254,7 @@ class ApiTokenAdmin(MatrixModelAdmin):
         return {**self.admin_site.each_context(request), "title": title, "opts": self.model._meta}
 
     def _revoke(self, request, tokens, reason: str) -> int:
-        ip = request.META.get("REMOTE_ADDR")
+        ip = client_ip(request)
         return sum(
             api_token_revoke(token=token, actor=request.user, reason=reason, ip=ip)
             for token in tokens

@@ -9,6 +9,7 @@ from django.utils.translation import gettext_lazy as _
 
 from . import audit
 from .decorators import action_required
+from .paging import query_without
 
 #: tabs of the page: key -> label. "changes" needs PostgreSQL (audit.field_trail_available).
 AUDIT_TABS = {
@@ -87,18 +88,13 @@ def audit_list_view(request):
         page.object_list = [
             (entry, audit.masked_changes(entry.changes)) for entry in page.object_list
         ]
-    query = request.GET.copy()
-    query.pop("page", None)
-    tab_query = request.GET.copy()
-    tab_query.pop("page", None)
-    tab_query.pop("tab", None)
     return render(
         request,
         "portal/audit_list.html",
         {
             "page": page,
-            "query": query.urlencode(),
-            "tab_query": tab_query.urlencode(),
+            "query": query_without(request, "page"),
+            "tab_query": query_without(request, "page", "tab"),
             "form": form,
             "tab": tab,
             "tabs": [(key, AUDIT_TABS[key]) for key in tabs],

@@ -15,19 +15,20 @@ figures there.
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterator
 from datetime import date, timedelta
 from decimal import Decimal
 
 from django.contrib.humanize.templatetags.humanize import intcomma
-from django.http import Http404, StreamingHttpResponse
+from django.http import Http404
 from django.shortcuts import render
 from django.template.defaultfilters import floatformat
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from .csv_export import csv_lines as portal_csv_lines
+from .csv_export import csv_response, csv_safe_text
 from .decorators import action_required
 from .kpi import (
     KPI_CHARTS,
@@ -538,14 +539,6 @@ def dashboard_view(request):
 
 # --- CSV ---------------------------------------------------------------------------------------
 
-#: A text cell starting with one of these is a formula to Excel: it is quoted with "'".
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-class _Line:
-    def write(self, value: str) -> str:
-        return value
-
 
 def _csv_cell(value) -> str:
     if value is None:
@@ -555,16 +548,16 @@ def _csv_cell(value) -> str:
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, str):
-        return "'" + value if value.startswith(_FORMULA_START) else value
+        return csv_safe_text(value)
     return str(value)  # int, Decimal (never float)
 
 
 def csv_lines(table: KpiTable) -> Iterator[str]:
     """A UTF-8 byte order mark (Excel then reads Chinese names), the header, the rows."""
-    writer = csv.writer(_Line())
-    yield "\ufeff" + writer.writerow([column.key for column in table.columns])
-    for row in table.rows:
-        yield writer.writerow([_csv_cell(value) for value in row])
+    return portal_csv_lines(
+        [column.key for column in table.columns],
+        ([_csv_cell(value) for value in row] for row in table.rows),
+    )
 
 
 @action_required("portal.view_dashboard")
@@ -578,7 +571,4 @@ def dashboard_csv_view(request, chart: str):
         raise Http404(_("No KPI snapshot yet: run `manage.py run_nightly`."))
     series = kpi_series(until=snapshot.business_date) if chart in TREND_CHARTS else None
     table = kpi_table(chart=chart, snapshot=snapshot, series=series)
-    response = StreamingHttpResponse(csv_lines(table), content_type="text/csv; charset=utf-8")
-    filename = f"{chart}-{snapshot.business_date:%Y%m%d}.csv"
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return response
+    return csv_response(csv_lines(table), f"{chart}-{snapshot.business_date:%Y%m%d}.csv")

@@ -8,6 +8,11 @@ from django.db import connection
 from pghistory.middleware import HistoryMiddleware
 
 
+def client_ip(request) -> str | None:
+    """The address a request came from, as the audit trail records it (None when unknown)."""
+    return request.META.get("REMOTE_ADDR") or None
+
+
 class AuditContextMiddleware(HistoryMiddleware):
     """pghistory's middleware: every write of a request is recorded with the request's user
     and URL, and here also the client address (as `AuditEntry.ip` is).
@@ -17,7 +22,7 @@ class AuditContextMiddleware(HistoryMiddleware):
     """
 
     def get_context(self, request) -> dict[str, Any]:
-        return {**super().get_context(request), "ip": request.META.get("REMOTE_ADDR") or None}
+        return {**super().get_context(request), "ip": client_ip(request)}
 
     def __call__(self, request):
         if connection.vendor != "postgresql":

@@ -29,6 +29,7 @@ from .approvals import (
 from .choices import ApprovalStatus, Role
 from .decorators import action_required
 from .models import JobRun
+from .paging import query_without
 from .permissions import user_can
 from .selectors import jobrun_list
 from .tasks import nightly_run_task
@@ -153,14 +154,12 @@ def approval_list_view(request):
     if tab != "inbox" and status in ApprovalStatus.values:
         requests = requests.filter(status=status)
     page = Paginator(requests, 50).get_page(request.GET.get("page"))
-    query = request.GET.copy()
-    query.pop("page", None)
     return render(
         request,
         "portal/approval_list.html",
         {
             "page": page,
-            "query": query.urlencode(),
+            "query": query_without(request, "page"),
             "tab": tab,
             "tabs": [(key, APPROVAL_TABS[key]) for key in tabs],
             "status": status,
