@@ -42,10 +42,10 @@ format: install
 	$(BIN)/ruff format .
 
 worker: install
-	$(BIN)/celery -A portal worker --loglevel=INFO --concurrency=2
+	$(BIN)/celery -A config worker --loglevel=INFO --concurrency=2
 
 beat: install
-	$(BIN)/celery -A portal beat --loglevel=INFO
+	$(BIN)/celery -A config beat --loglevel=INFO
 
 messages: install
 	$(BIN)/python manage.py makemessages -l zh_Hans -l en --ignore=.venv --ignore=bench --ignore=tests --ignore=var

@@ -28,7 +28,7 @@ def django_setup(url: str) -> None:
     """Environment first, then django.setup() (in the parent and in every worker process).
     Production-like: DEBUG off, so no query log grows in memory."""
     os.environ["DATABASE_URL"] = url
-    os.environ["DJANGO_SETTINGS_MODULE"] = "portal.settings"
+    os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
     os.environ["DEBUG"] = "false"
     import django
 

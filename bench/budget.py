@@ -64,8 +64,8 @@ def prepare(budgets: int, exhaust_room: int) -> dict:
     from django.db import connection
 
     from benefits.models import Benefit, Budget
-    from members.feeds import today_in_shanghai
     from members.models import Member
+    from portal.clock import today_in_shanghai
     from portal.models import Department
 
     with connection.cursor() as cursor:
@@ -135,8 +135,8 @@ def worker(
         from benefits.choices import GrantSource
         from benefits.models import Benefit, Budget
         from benefits.services import BudgetExhausted, grant_create
-        from members.feeds import today_in_shanghai
         from members.models import Member
+        from portal.clock import today_in_shanghai
 
         benefit = Benefit.objects.get(pk=benefit_id)
         budgets = list(Budget.objects.filter(pk__in=budget_ids).order_by("pk"))
@@ -231,8 +231,8 @@ def measure_lock_hold(world: dict, grants: int = 500) -> float:
     from benefits.choices import GrantSource
     from benefits.models import Benefit, Budget
     from benefits.services import grant_create
-    from members.feeds import today_in_shanghai
     from members.models import Member
+    from portal.clock import today_in_shanghai
 
     benefit = Benefit.objects.get(pk=world["benefit"])
     budget = Budget.objects.get(pk=world["reference"])

@@ -913,8 +913,8 @@ def main() -> int:
     from django.core.management import call_command
     from django.db import connection
 
-    from members.feeds import today_in_shanghai
     from members.models import Member, Tier
+    from portal.clock import today_in_shanghai
 
     progress("migrate")
     call_command("migrate", verbosity=0, interactive=False)

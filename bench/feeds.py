@@ -297,8 +297,9 @@ def csv_only(path: Path) -> int:
 
 def csv_and_parse(path: Path) -> tuple[int, int]:
     """The import's own reader (`_rows`: csv + raw line) and AssetsFormat.parse, no database."""
-    from members.feeds import FEED_FORMATS, RowError, today_in_shanghai
+    from members.feeds import FEED_FORMATS, RowError
     from members.services import _rows
+    from portal.clock import today_in_shanghai
 
     fmt = FEED_FORMATS["assets"]
     width = len(fmt.header)
@@ -500,7 +501,7 @@ def main() -> int:
     from django.core.management import call_command
     from django.db import connection
 
-    from members.feeds import today_in_shanghai
+    from portal.clock import today_in_shanghai
 
     progress("migrate")
     call_command("migrate", verbosity=0, interactive=False)

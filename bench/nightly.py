@@ -400,7 +400,8 @@ def naive_loop(ids: list[int], business_date: date) -> int:
 def floor_sql(business_date: date) -> str:
     """ONE statement grading everyone on the basis month's MADA: no protection, no
     history, no override, no credit risk."""
-    from members.tiers import TierPlan, basis_month_for, days_in
+    from members.tiers import TierPlan, basis_month_for
+    from portal.periods import days_in
 
     plan = TierPlan.active(business_date)
     basis = basis_month_for(business_date)
@@ -489,7 +490,7 @@ def main() -> int:
     from members.models import Member, TierChange
     from members.services import lifecycle_recompute, tier_recompute
     from members.tiers import TierPlan
-    from portal.nightly import nightly_run
+    from operations.nightly import nightly_run
 
     progress("migrate")
     call_command("migrate", verbosity=0, interactive=False)

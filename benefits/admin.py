@@ -13,11 +13,13 @@ from django.utils.translation import gettext_lazy as _
 
 from members.models import Tier
 from members.selectors import member_scope
+from portal.admin_approvals import ApprovalDoorAdminMixin
 from portal.admin_base import MatrixModelAdmin
+from portal.errors import DomainError
 from portal.permissions import user_can
 from portal.services import audit_record
 
-from .choices import EntitlementPeriod
+from .choices import BenefitApproval, EntitlementPeriod, RequestStatus
 from .models import (
     Benefit,
     BenefitFeedback,
@@ -30,7 +32,6 @@ from .models import (
 )
 from .services import (
     BUDGET_PROPOSAL_FIELDS,
-    BudgetProposalError,
     budget_amount_lower,
     budget_create_request,
     budget_increase_request,
@@ -232,7 +233,7 @@ class BudgetAdmin(MatrixModelAdmin):
                     )
                 elif amount < before.amount:
                     budget_amount_lower(budget=before, amount=amount, actor=request.user)
-        except (BudgetProposalError, PermissionError) as exc:
+        except DomainError as exc:
             request.budget_refusal = str(exc)
 
     def save_related(self, request, form, formsets, change):
@@ -298,12 +299,16 @@ class BenefitGrantAdmin(MatrixModelAdmin):
 
 
 @admin.register(ManualGrantRequest)
-class ManualGrantRequestAdmin(MatrixModelAdmin):
+class ManualGrantRequestAdmin(ApprovalDoorAdminMixin, MatrixModelAdmin):
+    """Manual grants above the limit: decided in the approvals inbox, or with Approve /
+    Reject on a pending request's page (both through the approval engine)."""
+
     view_action = "benefits.view_budgets"
     list_display = ["requested_at", "member", "benefit", "status", "requested_by", "decided_by"]
     list_filter = ["status"]
     readonly_fields = [f.name for f in ManualGrantRequest._meta.fields]
-    actions = ["approve", "reject"]
+    approval_kind_code = BenefitApproval.MANUAL_GRANT
+    actions_detail = ["approve_detail", "reject_detail"]
 
     def get_queryset(self, request):
         requests = super().get_queryset(request)
@@ -311,24 +316,14 @@ class ManualGrantRequestAdmin(MatrixModelAdmin):
             return requests  # the approvers' queue: requests from every branch come to them
         return requests.filter(member__in=member_scope(user=request.user))
 
-    def _decide(self, request, queryset, approve: bool) -> None:
-        from .services import BudgetExhausted, manual_grant_decide
+    def get_actions_detail(self, request, object_id):
+        grant_request = self.get_object(request, object_id)
+        if grant_request is None or grant_request.status != RequestStatus.PENDING:
+            return []
+        return super().get_actions_detail(request, object_id)
 
-        if not user_can(request.user, "benefits.approve_manual_grant"):
-            raise PermissionDenied
-        for grant_request in queryset:
-            try:
-                manual_grant_decide(request=grant_request, approve=approve, actor=request.user)
-            except (BudgetExhausted, PermissionError, ValueError) as exc:
-                self.message_user(request, f"#{grant_request.pk}: {exc}", messages.ERROR)
-
-    @admin.action(description=_("Approve (grant and charge the budget)"))
-    def approve(self, request, queryset):
-        self._decide(request, queryset, True)
-
-    @admin.action(description=_("Reject"))
-    def reject(self, request, queryset):
-        self._decide(request, queryset, False)
+    def approval_door_done(self, obj, *, approve: bool) -> str:
+        return str(_("granted and charged to the budget.") if approve else _("rejected."))
 
 
 @admin.register(BenefitFeedback)

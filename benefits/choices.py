@@ -43,3 +43,11 @@ class RequestStatus(models.TextChoices):
     PENDING = "PENDING", _("Pending approval 待审批")
     APPROVED = "APPROVED", _("Approved 已批准")
     REJECTED = "REJECTED", _("Rejected 驳回")
+
+
+class BenefitApproval(models.TextChoices):
+    """The maker-checker requests the benefits app owns (`benefits.approvals`)."""
+
+    BUDGET_CREATE = "BUDGET_CREATE", _("New budget")
+    BUDGET_INCREASE = "BUDGET_INCREASE", _("Budget increase")
+    MANUAL_GRANT = "MANUAL_GRANT", _("Manual grant above the limit")

@@ -11,10 +11,12 @@ from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
 
 from members.models import Tier
+from members.selectors import member_scope
+from portal.clock import today_in_shanghai
 from portal.money import fen_to_decimal
 
 from .choices import EntitlementPeriod, GrantStatus
-from .models import BenefitGrant, Budget, BudgetEntry, TierEntitlement
+from .models import BenefitFeedback, BenefitGrant, Budget, BudgetEntry, TierEntitlement
 
 PER_YEAR = {EntitlementPeriod.MONTH: 12, EntitlementPeriod.QUARTER: 4, EntitlementPeriod.YEAR: 1}
 
@@ -139,3 +141,58 @@ def budget_burn(*, budget: Budget, today: date) -> BudgetBurn:
 
 def budget_list() -> QuerySet[Budget]:
     return Budget.objects.select_related("department", "parent").order_by("code")
+
+
+# --- one customer's benefits (the customer page, the member centre, the workbench) ----------
+
+#: a closed grant stays on the customer's page this many days
+RECENT_GRANT_DAYS = 90
+#: unredeemed grants expiring within this many days are on the account manager's workbench
+EXPIRING_WITHIN_DAYS = 14
+
+
+def member_grant_list(*, member) -> list[BenefitGrant]:
+    """The member's benefits: redeemable ones, and those used or closed in the last 90 days."""
+    since = today_in_shanghai() - timedelta(days=RECENT_GRANT_DAYS)
+    return list(
+        BenefitGrant.objects.filter(member=member, expires_on__gte=since)
+        .select_related("benefit")
+        .order_by("expires_on", "id")
+    )
+
+
+def member_grants(*, member) -> list[dict]:
+    """The grants of the member centre payload (API.md)."""
+    return [
+        {
+            "id": grant.pk,
+            "benefit": grant.benefit.code,
+            "status": grant.status,
+            "expires_at": grant.expires_on,
+        }
+        for grant in member_grant_list(member=member)
+    ]
+
+
+def expiring_grants(*, user, today: date) -> QuerySet[BenefitGrant]:
+    """Unredeemed benefit grants of the user's customers expiring within 14 days, soonest
+    first."""
+    return (
+        BenefitGrant.objects.filter(
+            member__in=member_scope(user=user),
+            status=GrantStatus.GRANTED,
+            expires_on__gte=today,
+            expires_on__lte=today + timedelta(days=EXPIRING_WITHIN_DAYS),
+        )
+        .select_related("member", "benefit")
+        .order_by("expires_on", "id")
+    )
+
+
+def member_benefit_feedback(*, member) -> QuerySet[BenefitFeedback]:
+    """What account managers said about benefits for this customer, newest first."""
+    return (
+        BenefitFeedback.objects.filter(member=member)
+        .select_related("benefit", "author")
+        .order_by("-created_at", "-id")
+    )

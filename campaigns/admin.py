@@ -20,9 +20,6 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.forms.models import BaseInlineFormSet, BaseModelFormSet
-from django.http import HttpResponse
-from django.shortcuts import redirect
-from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from unfold.admin import StackedInline, TabularInline
@@ -36,14 +33,14 @@ from benefits.models import Benefit
 from members.choices import LifecycleStage, SchemeStatus
 from members.models import Tier
 from members.selectors import member_scope
+from portal.admin_approvals import ApprovalDoorAdminMixin, ApproveForm, RejectForm
 from portal.admin_base import MatrixInlineMixin, MatrixModelAdmin
+from portal.errors import DomainError
 from portal.permissions import user_can
 
-from .choices import EDITABLE_STATUSES, CampaignStatus
+from .choices import EDITABLE_STATUSES, CampaignApproval, CampaignStatus
 from .models import Campaign, EventBatch, MemberEvent, Task, TaskCompletion, TaskStep
 from .services import (
-    CampaignStateError,
-    campaign_decide,
     campaign_launch_problems,
     campaign_operate,
     campaign_submit,
@@ -214,18 +211,6 @@ class ConfirmForm(BaseDialogForm):
     pass
 
 
-class ApproveForm(BaseDialogForm):
-    comment = forms.CharField(
-        label=_("Comment"), max_length=255, required=False, widget=UnfoldAdminTextareaWidget
-    )
-
-
-class RejectForm(BaseDialogForm):
-    comment = forms.CharField(
-        label=_("Why is it rejected?"), max_length=255, widget=UnfoldAdminTextareaWidget
-    )
-
-
 class ReasonForm(BaseDialogForm):
     reason = forms.CharField(
         label=_("Reason"), max_length=255, required=False, widget=UnfoldAdminTextareaWidget
@@ -272,11 +257,12 @@ class TaskInline(_ActiveChoicesMixin, MatrixInlineMixin, StackedInline):
 
 
 @admin.register(Campaign)
-class CampaignAdmin(_ActiveChoicesMixin, MatrixModelAdmin):
+class CampaignAdmin(ApprovalDoorAdminMixin, _ActiveChoicesMixin, MatrixModelAdmin):
     """A campaign with its tasks. Status and the approval fields are never edited here."""
 
     view_action = "campaigns.view_campaigns"
     change_action = CONFIGURE
+    approval_kind_code = CampaignApproval.CAMPAIGN_LAUNCH
     form = CampaignForm
     inlines = [TaskInline]
     list_display = [
@@ -407,9 +393,6 @@ class CampaignAdmin(_ActiveChoicesMixin, MatrixModelAdmin):
     def has_submit_permission(self, request, obj=None) -> bool:
         return user_can(request.user, CONFIGURE)
 
-    def has_approve_permission(self, request, obj=None) -> bool:
-        return user_can(request.user, "campaigns.approve_campaign")
-
     def has_operate_permission(self, request, obj=None) -> bool:
         return user_can(request.user, "campaigns.operate_campaign")
 
@@ -419,7 +402,7 @@ class CampaignAdmin(_ActiveChoicesMixin, MatrixModelAdmin):
         for campaign in queryset:
             try:
                 campaign_submit(campaign=campaign, actor=request.user)
-            except CampaignStateError as exc:
+            except DomainError as exc:
                 self.message_user(request, f"{campaign.code}: {exc}", messages.ERROR)
             else:
                 submitted += 1
@@ -453,20 +436,14 @@ class CampaignAdmin(_ActiveChoicesMixin, MatrixModelAdmin):
             in self.DETAIL_ACTIONS_BY_STATUS.get(action.action_name.removeprefix(prefix), ())
         ]
 
+    def approval_door_label(self, obj) -> str:
+        return obj.code
+
+    def approval_door_done(self, obj, *, approve: bool) -> str:
+        return str(_("approved.") if approve else _("rejected; back to its author."))
+
     def _apply(self, request, object_id, change, done: str):
-        campaign = self.get_object(request, object_id)
-        if campaign is None:
-            raise PermissionDenied
-        try:
-            change(campaign)
-        except (CampaignStateError, PermissionError) as exc:
-            self.message_user(request, f"{campaign.code}: {exc}", messages.ERROR)
-        else:
-            self.message_user(request, f"{campaign.code}: {done}", messages.SUCCESS)
-        url = reverse("admin:campaigns_campaign_change", args=[campaign.pk])
-        if request.headers.get("HX-Request"):  # the dialog posts with htmx: reload the page
-            return HttpResponse(headers={"HX-Redirect": url})
-        return redirect(url)
+        return self.approval_door_apply(request, object_id, change, lambda campaign: done)
 
     @unfold_action(
         description=_("Submit for approval"),
@@ -501,15 +478,7 @@ class CampaignAdmin(_ActiveChoicesMixin, MatrixModelAdmin):
         },
     )
     def approve_detail(self, request, form, object_id):
-        comment = form.cleaned_data["comment"]
-        return self._apply(
-            request,
-            object_id,
-            lambda c: campaign_decide(
-                campaign=c, approve=True, actor=request.user, comment=comment
-            ),
-            _("approved."),
-        )
+        return self._approval_decide(request, form, object_id, approve=True)
 
     @unfold_action(
         description=_("Reject"),
@@ -524,15 +493,7 @@ class CampaignAdmin(_ActiveChoicesMixin, MatrixModelAdmin):
         },
     )
     def reject_detail(self, request, form, object_id):
-        comment = form.cleaned_data["comment"]
-        return self._apply(
-            request,
-            object_id,
-            lambda c: campaign_decide(
-                campaign=c, approve=False, actor=request.user, comment=comment
-            ),
-            _("rejected; back to its author."),
-        )
+        return self._approval_decide(request, form, object_id, approve=False)
 
     def _operate_detail(self, request, form, object_id, operation: str, done: str):
         reason = form.cleaned_data["reason"]

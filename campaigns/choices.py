@@ -52,3 +52,9 @@ class RewardStatus(models.TextChoices):
     REFUSED_BUDGET = "REFUSED_BUDGET", _("Refused: budget exhausted 预算不足未发放")
     REFUSED_CAP = "REFUSED_CAP", _("Refused: cap reached 达到上限未发放")
     NO_REWARD = "NO_REWARD", _("No reward configured 无奖励")
+
+
+class CampaignApproval(models.TextChoices):
+    """The maker-checker requests the campaigns app owns (`campaigns.approvals`)."""
+
+    CAMPAIGN_LAUNCH = "CAMPAIGN_LAUNCH", _("Campaign launch")

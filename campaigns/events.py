@@ -15,7 +15,7 @@ from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
 
-from members.feeds import SHANGHAI
+from portal.clock import SHANGHAI
 
 from .choices import EventType
 

@@ -46,7 +46,7 @@ from django.db.models.functions import Coalesce
 from benefits.models import Budget
 from benefits.selectors import budget_burn
 from members.choices import LifecycleStage
-from members.feeds import today_in_shanghai
+from portal.clock import today_in_shanghai
 from portal.money import fen_to_decimal
 
 from .choices import Difficulty, RewardStatus

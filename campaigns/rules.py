@@ -9,10 +9,11 @@ occurred in, not the one it arrived in.
 
 from __future__ import annotations
 
-import calendar
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
+
+from portal.periods import PERIODS
 
 from .choices import Measure, Recurrence
 
@@ -86,39 +87,10 @@ MEASURES = {
 
 # --- recurrences ------------------------------------------------------------------------------
 
-Period = tuple[str, date, date]  # key, first day, last day
-
-
-class Once:
-    """One period for the whole campaign window."""
-
-    def period(self, day: date, *, starts_on: date, ends_on: date) -> Period:
-        return "once", starts_on, ends_on
-
-
-class Daily:
-    def period(self, day: date, *, starts_on: date, ends_on: date) -> Period:
-        return day.isoformat(), day, day
-
-
-class Weekly:
-    """ISO weeks: Monday to Sunday; the key uses the ISO year (29 Dec 2025 is 2026-W01)."""
-
-    def period(self, day: date, *, starts_on: date, ends_on: date) -> Period:
-        year, week, weekday = day.isocalendar()
-        monday = day - timedelta(days=weekday - 1)
-        return f"{year}-W{week:02d}", monday, monday + timedelta(days=6)
-
-
-class Monthly:
-    def period(self, day: date, *, starts_on: date, ends_on: date) -> Period:
-        last = calendar.monthrange(day.year, day.month)[1]
-        return f"{day:%Y-%m}", day.replace(day=1), day.replace(day=last)
-
-
+#: a task's recurrence → its calendar period kind (portal.periods); `Once` spans the window
 RECURRENCES = {
-    Recurrence.ONCE: Once(),
-    Recurrence.DAILY: Daily(),
-    Recurrence.WEEKLY: Weekly(),
-    Recurrence.MONTHLY: Monthly(),
+    Recurrence.ONCE: PERIODS["ONCE"],
+    Recurrence.DAILY: PERIODS["DAY"],
+    Recurrence.WEEKLY: PERIODS["ISO_WEEK"],
+    Recurrence.MONTHLY: PERIODS["MONTH"],
 }

@@ -8,11 +8,12 @@ from datetime import date, timedelta
 
 from django.conf import settings
 
-from members.feeds import today_in_shanghai
-from members.models import Member
+from members.models import Member, Segment
+from members.segments import segment_filter
+from portal.clock import today_in_shanghai
 
 from .choices import CampaignStatus
-from .models import Task
+from .models import Task, TaskCompletion, TaskProgress
 from .rules import MEASURES, RECURRENCES
 
 # --- the tasks events can advance  ---------------------------------------------------------------
@@ -138,14 +139,12 @@ def live_tasks(
 
 def segment_members(tasks: list[LiveTask], member_ids: set[int], on: date) -> dict[int, set[int]]:
     """segment id → the batch's members in it (one query per segment used)."""
-    from members.models import Segment
-
     wanted = {segment_id for task in tasks for segment_id in task.segment_ids}
     found: dict[int, set[int]] = {}
     for segment in Segment.objects.filter(pk__in=wanted):
         found[segment.pk] = set(
             Member.objects.filter(pk__in=member_ids)
-            .filter(segment.member_filter(on=on))
+            .filter(segment_filter(segment, on=on))
             .values_list("pk", flat=True)
         )
     return found
@@ -159,8 +158,6 @@ def member_tasks(*, member: Member, on: date | None = None) -> list[dict]:
     offered to the member today, and any task the member already has progress on in its
     current period; with progress, the next step's target and reward. A member who opted
     out of marketing sees no targeted task (`LiveTask.targeted`), progress or not."""
-    from .models import TaskProgress
-
     today = on or today_in_shanghai()
     tasks = [
         t
@@ -213,8 +210,6 @@ def member_tasks(*, member: Member, on: date | None = None) -> list[dict]:
 
 def member_completions(*, member: Member, limit: int = 20):
     """The member's latest task completions with their reward, or why it was refused."""
-    from .models import TaskCompletion
-
     return list(
         TaskCompletion.objects.filter(member_id=member.pk)
         .select_related("task", "campaign", "grant__benefit")

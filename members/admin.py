@@ -14,18 +14,12 @@ from django.utils.translation import gettext_lazy as _
 from unfold.admin import TabularInline
 from unfold.paginator import InfinitePaginator
 
-from campaigns.services.config import (
-    SEGMENT_CONFIG_FIELDS,
-    SegmentInUse,
-    segment_create,
-    segment_delete,
-    segment_launched_campaign_codes,
-    segment_update,
-)
+from portal.admin_approvals import ApprovalDoorAdminMixin
 from portal.admin_base import MatrixInlineMixin, MatrixModelAdmin
+from portal.errors import DomainError
 from portal.permissions import user_can
 
-from .choices import SchemeStatus
+from .choices import MemberApproval, SchemeStatus
 from .feeds import looks_like_id_number
 from .models import (
     FeedBatch,
@@ -39,9 +33,17 @@ from .models import (
     TierOverride,
     TierScheme,
 )
-from .segments import segment_rules_validate
+from .registry import segment_frozen_by, segment_targeted_by
+from .segments import segment_filter, segment_rules_validate
 from .selectors import member_scope
-from .services import TierRuleError, tier_scheme_decide_activation, tier_scheme_request_activation
+from .services import tier_scheme_request_activation
+from .services.segments import (
+    SEGMENT_CONFIG_FIELDS,
+    SegmentInUse,
+    segment_create,
+    segment_delete,
+    segment_update,
+)
 
 
 class MemberChangeList(ChangeList):
@@ -192,9 +194,13 @@ class PointsIndicatorInline(MatrixInlineMixin, TabularInline):
 
 
 @admin.register(TierScheme)
-class TierSchemeAdmin(MatrixModelAdmin):
-    """Tier schemes: drafts are edited here, simulated, then proposed for activation; the
-    active scheme is read-only (change it through a new draft)."""
+class TierSchemeAdmin(ApprovalDoorAdminMixin, MatrixModelAdmin):
+    """Tier schemes: drafts are edited here, simulated, then proposed for activation (decided
+    in the approvals inbox or with Approve / Reject on a pending scheme's page); the active
+    scheme is read-only (change it through a new draft)."""
+
+    approval_kind_code = MemberApproval.TIER_SCHEME_ACTIVATION
+    actions_detail = ["approve_detail", "reject_detail"]
 
     view_action = "members.view_tier_schemes"
     change_action = "members.configure_tier_schemes"
@@ -202,7 +208,7 @@ class TierSchemeAdmin(MatrixModelAdmin):
     list_filter = ["method", "status"]
     readonly_fields = ["status", "activated_at"]
     inlines = [TierInline, PointsIndicatorInline]
-    actions = ["simulate", "request_activation", "approve_activation", "reject_activation"]
+    actions = ["simulate", "request_activation"]
 
     def has_change_permission(self, request, obj=None) -> bool:
         if obj is not None and obj.status != SchemeStatus.DRAFT:
@@ -217,36 +223,31 @@ class TierSchemeAdmin(MatrixModelAdmin):
         scheme = queryset.first()
         return redirect("members:scheme-simulate", pk=scheme.pk)
 
-    def _decide(self, request, queryset, service, success: str, **kwargs) -> None:
-        for scheme in queryset:
-            try:
-                service(scheme=scheme, actor=request.user, **kwargs)
-            except TierRuleError as exc:
-                self.message_user(request, f"{scheme.code}: {exc}", messages.ERROR)
-            else:
-                self.message_user(request, f"{scheme.code}: {success}", messages.SUCCESS)
+    def get_actions_detail(self, request, object_id):
+        """Approve / Reject only on a scheme that waits for its activation decision."""
+        scheme = self.get_object(request, object_id)
+        if scheme is None or scheme.status != SchemeStatus.PENDING:
+            return []
+        return super().get_actions_detail(request, object_id)
+
+    def approval_door_done(self, obj, *, approve: bool) -> str:
+        return str(_("activated") if approve else _("back to draft"))
 
     @admin.action(description=_("Propose for activation"))
     def request_activation(self, request, queryset):
         if not user_can(request.user, "members.configure_tier_schemes"):
             raise PermissionDenied
-        self._decide(
-            request, queryset, tier_scheme_request_activation, _("proposed; a colleague decides")
-        )
-
-    @admin.action(description=_("Approve activation"))
-    def approve_activation(self, request, queryset):
-        if not user_can(request.user, "members.approve_tier_scheme"):
-            raise PermissionDenied
-        self._decide(request, queryset, tier_scheme_decide_activation, _("activated"), approve=True)
-
-    @admin.action(description=_("Reject activation"))
-    def reject_activation(self, request, queryset):
-        if not user_can(request.user, "members.approve_tier_scheme"):
-            raise PermissionDenied
-        self._decide(
-            request, queryset, tier_scheme_decide_activation, _("back to draft"), approve=False
-        )
+        for scheme in queryset:
+            try:
+                tier_scheme_request_activation(scheme=scheme, actor=request.user)
+            except DomainError as exc:
+                self.message_user(request, f"{scheme.code}: {exc}", messages.ERROR)
+            else:
+                self.message_user(
+                    request,
+                    f"{scheme.code}: {_('proposed; a colleague decides')}",
+                    messages.SUCCESS,
+                )
 
 
 @admin.register(TierChange)
@@ -325,25 +326,13 @@ class _SegmentRefused(Exception):
         super().__init__(reasons)
 
 
-def _campaigns_targeting(segments) -> dict[str, list[str]]:
-    """{segment code: codes of the campaigns targeting it} for those of `segments` (a
-    queryset) that any campaign targets, in one query."""
-    targeted: dict[str, list[str]] = {}
-    rows = (
-        segments.filter(campaigns__isnull=False)
-        .order_by("code", "campaigns__code")
-        .values_list("code", "campaigns__code")
-    )
-    for segment_code, campaign_code in rows:
-        targeted.setdefault(segment_code, []).append(campaign_code)
-    return targeted
-
-
-def _kept(segment_code: str, campaign_codes: list[str]) -> str:
+def _kept(segment_code: str, users: list[tuple[str, list[str]]]) -> str:
     return _(
-        "Segment %(segment)s is kept: campaign(s) %(campaigns)s target it, and deleting it "
-        "would widen them."
-    ) % {"segment": segment_code, "campaigns": ", ".join(campaign_codes)}
+        "Segment %(segment)s is kept: %(users)s target it, and deleting it would widen them."
+    ) % {
+        "segment": segment_code,
+        "users": "; ".join(f"{noun} {', '.join(codes)}" for noun, codes in users),
+    }
 
 
 @admin.register(Segment)
@@ -351,7 +340,7 @@ class SegmentAdmin(MatrixModelAdmin):
     """Saved member segments. The live size is counted on the change page only (one count
     per segment would make the list as slow as the member table is large).
 
-    Creating, changing and deleting go through `campaigns.services.config` (the author, the
+    Creating, changing and deleting go through `members.services.segments` (the author, the
     audit entry, the rules validated and frozen while launched campaigns use them); what the
     services refuse is shown as form errors or as a message, never as an error page.
     """
@@ -370,20 +359,21 @@ class SegmentAdmin(MatrixModelAdmin):
         if obj is None:
             return fields
         fields = ["live_size", "used_by", *fields]
-        if segment_launched_campaign_codes(segment=obj):
+        if segment_frozen_by(obj):
             fields.insert(0, "rules")  # part of what was approved: `segment_update` refuses
         return fields
 
     @admin.display(description=_("members matching now"))
     def live_size(self, segment: Segment) -> int | str:
         try:
-            return Member.objects.filter(segment.member_filter()).count()
+            return Member.objects.filter(segment_filter(segment)).count()
         except (KeyError, TypeError, ValueError):  # rules saved before they were validated
             return _("the rules are not valid; correct them and save")
 
-    @admin.display(description=_("campaigns targeting it"))
+    @admin.display(description=_("used by"))
     def used_by(self, segment: Segment) -> str:
-        return ", ".join(segment.campaigns.order_by("code").values_list("code", flat=True)) or "-"
+        users = segment_targeted_by(Segment.objects.filter(pk=segment.pk)).get(segment.code, [])
+        return "; ".join(f"{noun} {', '.join(codes)}" for noun, codes in users) or "-"
 
     # --- create and change: the services write, their refusals are form errors ---
 
@@ -430,7 +420,7 @@ class SegmentAdmin(MatrixModelAdmin):
     def delete_view(self, request, object_id, extra_context=None):
         segment = self.get_object(request, unquote(object_id))
         if segment is not None and self.has_delete_permission(request, segment):
-            targeted = _campaigns_targeting(Segment.objects.filter(pk=segment.pk))
+            targeted = segment_targeted_by(Segment.objects.filter(pk=segment.pk))
             if targeted:
                 return self._refuse_delete(
                     request, segment, _kept(segment.code, targeted[segment.code])
@@ -456,10 +446,10 @@ class SegmentAdmin(MatrixModelAdmin):
         """Django's "delete selected" (a confirmation page, then the deletion) with each
         segment deleted by `segment_delete`; when any selected segment is targeted by a
         campaign, nothing is deleted and the message says which."""
-        targeted = _campaigns_targeting(queryset)
+        targeted = segment_targeted_by(queryset)
         if targeted:
-            for segment_code, campaign_codes in targeted.items():
-                self.message_user(request, _kept(segment_code, campaign_codes), messages.ERROR)
+            for segment_code, users in targeted.items():
+                self.message_user(request, _kept(segment_code, users), messages.ERROR)
             self.message_user(
                 request,
                 _("Nothing was deleted; select only segments no campaign targets."),

@@ -120,3 +120,10 @@ class SegmentField(models.TextChoices):
     POINTS_BALANCE = "points_balance", _("Points balance 积分余额")
     MADA = "mada", _("Latest graded MADA (CNY) 最近月日均资产")
     AGE = "age", _("Age in years 年龄")
+
+
+class MemberApproval(models.TextChoices):
+    """The maker-checker requests the members app owns (`members.approvals`)."""
+
+    TIER_SCHEME_ACTIVATION = "TIER_SCHEME_ACTIVATION", _("Tier scheme activation")
+    TIER_OVERRIDE = "TIER_OVERRIDE", _("Manual tier override")

@@ -15,13 +15,14 @@ from datetime import date
 
 from django.db.models import QuerySet
 
+from portal.clock import today_in_shanghai
 from portal.csv_export import csv_lines as portal_csv_lines
 from portal.csv_export import csv_safe_text
 from portal.masking import mask_personal_numbers
 from portal.services import audit_record
 
-from .feeds import today_in_shanghai
 from .models import Member, Segment
+from .segments import segment_filter
 from .selectors import MemberFilters, member_list, member_scope
 
 #: rows fetched from the database per round trip while streaming
@@ -114,7 +115,7 @@ def segment_export_members(*, user, segment: Segment, on: date | None = None) ->
     a segment export is a marketing list."""
     return (
         member_scope(user=user)
-        .filter(segment.member_filter(on=on))
+        .filter(segment_filter(segment, on=on))
         .exclude(marketing_opt_out=True)
         .order_by("member_no")
     )

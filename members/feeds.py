@@ -12,13 +12,12 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from functools import lru_cache
 from typing import ClassVar
-from zoneinfo import ZoneInfo
 
+from portal.clock import SHANGHAI
 from portal.money import parse_fen
 
 from .choices import AssetCategory, FeedKind
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$", re.ASCII)
 _MEMBER_NO = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 _PHONE = re.compile(r"^\+?\d{7,15}$", re.ASCII)
@@ -65,10 +64,6 @@ def parse_registered_at(text: str) -> datetime:
 
 def looks_like_id_number(text: str) -> bool:
     return bool(_ID_NUMBER.match(text.strip()))
-
-
-def today_in_shanghai() -> date:
-    return datetime.now(SHANGHAI).date()
 
 
 @dataclass(frozen=True, slots=True)

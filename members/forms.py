@@ -2,6 +2,8 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from .choices import LifecycleStage, MemberStatus
+from .models import Segment, Tier
+from .worklists import WORK_LISTS
 
 
 class MemberFilterForm(forms.Form):
@@ -26,17 +28,12 @@ class MemberFilterForm(forms.Form):
         required=False,
         choices=[
             ("", _("All customers")),
-            ("upgrade", _("About to upgrade")),
-            ("downgrade", _("Below their tier")),
-            ("dormant", _("Dormant")),
-            ("new", _("New this month")),
+            *((name, work_list.label) for name, work_list in WORK_LISTS.items()),
         ],
     )
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        from .models import Segment, Tier
-
         self.fields["tier"].choices = [("", _("All tiers"))] + [
             (tier.code, tier.name)
             for tier in Tier.objects.filter(scheme__status="ACTIVE").order_by("rank")
@@ -55,8 +52,6 @@ class TierOverrideForm(forms.Form):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        from .models import Tier
-
         self.fields["tier"].queryset = Tier.objects.filter(scheme__status="ACTIVE").order_by("rank")
 
 
@@ -92,19 +87,3 @@ class FollowUpNoteForm(forms.Form):
     due_on = forms.DateField(
         label=_("Follow up by"), required=False, widget=forms.DateInput(attrs={"type": "date"})
     )
-
-
-class BenefitFeedbackForm(forms.Form):
-    benefit = forms.ModelChoiceField(label=_("Benefit"), queryset=None)
-    useful = forms.ChoiceField(
-        label=_("Suits the customer?"),
-        choices=[("yes", _("Yes, useful")), ("no", _("No, not wanted"))],
-        widget=forms.RadioSelect,
-    )
-    reason = forms.CharField(label=_("Why"), max_length=255, required=False)
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        from benefits.models import Benefit
-
-        self.fields["benefit"].queryset = Benefit.objects.order_by("code")

@@ -581,11 +581,6 @@ class Segment(models.Model):
     def __str__(self) -> str:
         return f"{self.code} {self.name}"
 
-    def member_filter(self, *, on=None) -> Q:
-        from .segments import segment_q
-
-        return segment_q(self.rules, on=on)
-
 
 class PointsEntry(models.Model):
     """One movement of a member's points: append-only. The balance is the sum of `points`

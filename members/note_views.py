@@ -1,6 +1,6 @@
 """What an account manager writes on the customer page: follow-up notes (add one, close one;
 htmx-friendly: a request from htmx gets the notes fragment back, a plain form post is
-redirected to the customer page) and feedback on whether a benefit suits the customer."""
+redirected to the customer page)."""
 
 from django.contrib import messages
 from django.shortcuts import get_object_or_404, redirect, render
@@ -9,7 +9,7 @@ from django.views.decorators.http import require_POST
 
 from portal.decorators import action_required
 
-from .forms import BenefitFeedbackForm, FollowUpNoteForm
+from .forms import FollowUpNoteForm
 from .models import FollowUpNote
 from .selectors import member_get, member_notes
 from .services import NoteError, followup_note_add, followup_note_done
@@ -63,26 +63,3 @@ def note_done_view(request, member_no: str, pk: int):
     if request.POST.get("next") == "home":
         return redirect("home")
     return _respond(request, member)
-
-
-@require_POST
-@action_required("benefits.leave_feedback")
-def benefit_feedback_view(request, member_no: str):
-    """Record whether a benefit suits this customer (read by the benefit demand report)."""
-    from benefits.services import benefit_feedback_record
-
-    member = member_get(user=request.user, member_no=member_no)
-    form = BenefitFeedbackForm(request.POST)
-    if form.is_valid():
-        benefit_feedback_record(
-            member=member,
-            benefit=form.cleaned_data["benefit"],
-            useful=form.cleaned_data["useful"] == "yes",
-            reason=form.cleaned_data["reason"],
-            actor=request.user,
-        )
-        messages.success(request, _("Feedback recorded."))
-    else:
-        for error in form.errors.values():
-            messages.error(request, " ".join(error))
-    return redirect("members:detail", member_no=member.member_no)

@@ -16,7 +16,11 @@ from django.core.exceptions import ValidationError
 from django.db.models import Q
 from django.utils.translation import gettext as _
 
-from .choices import LifecycleStage, MemberStatus, SegmentField
+from portal.clock import today_in_shanghai
+from portal.models import Branch
+
+from .choices import LifecycleStage, MemberStatus, SchemeStatus, SegmentField
+from .models import Segment, Tier
 
 NUMBER_OPS = {"gte": "gte", "lte": "lte", "gt": "gt", "lt": "lt", "eq": "exact"}
 
@@ -46,9 +50,6 @@ class ChoiceField:
 
 class TierField(ChoiceField):
     def clean(self, op: str, value) -> list[str]:
-        from .choices import SchemeStatus
-        from .models import Tier
-
         value = super().clean(op, value)
         # Members are graded by the active scheme only: a code that exists just in a draft or
         # retired scheme (e.g. STAR3 of DEFAULT_POINTS) would match nobody.
@@ -67,8 +68,6 @@ class BranchField(ChoiceField):
     """A branch and everything under it (the branch's materialised path)."""
 
     def clean(self, op: str, value) -> list[str]:
-        from portal.models import Branch
-
         value = super().clean(op, value)
         known = set(Branch.objects.filter(code__in=value).values_list("code", flat=True))
         unknown = sorted(set(value) - known)
@@ -77,8 +76,6 @@ class BranchField(ChoiceField):
         return value
 
     def q(self, op: str, value, on: date) -> Q:
-        from portal.models import Branch
-
         q = Q()
         for path in Branch.objects.filter(code__in=value).values_list("path", flat=True):
             q |= Q(branch__path__startswith=path)
@@ -210,10 +207,13 @@ def segment_rules_validate(rules) -> list[dict]:
     return cleaned
 
 
+def segment_filter(segment: Segment, *, on: date | None = None) -> Q:
+    """The saved segment's rules as one `Q` over `Member`, for business date `on`."""
+    return segment_q(segment.rules, on=on)
+
+
 def segment_q(rules: list[dict], *, on: date | None = None) -> Q:
     """All conditions as one `Q` over `Member`, evaluated for business date `on`."""
-    from .feeds import today_in_shanghai
-
     on = on or today_in_shanghai()
     q = Q()
     for rule in rules:
@@ -221,4 +221,4 @@ def segment_q(rules: list[dict], *, on: date | None = None) -> Q:
     return q
 
 
-__all__ = ["SEGMENT_FIELDS", "segment_q", "segment_rules_validate"]
+__all__ = ["SEGMENT_FIELDS", "segment_filter", "segment_q", "segment_rules_validate"]

@@ -6,16 +6,22 @@ Pages, the API and exports call these, so scoping and masking cannot drift apart
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
-from django.db.models import F, Q, QuerySet
+from django.db.models import Q, QuerySet
 from django.http import Http404
 
 from portal.choices import Role
+from portal.clock import today_in_shanghai
+from portal.models import JobRun
 from portal.money import fen_to_decimal
 from portal.permissions import user_can
 
 from .choices import TierMethod
-from .models import FeedBatch, Member, MemberMonthlyStat, Tier
+from .models import FeedBatch, FollowUpNote, Member, MemberMonthlyStat, PointsEntry, Segment, Tier
+from .segments import segment_filter
+from .tiers import TierPlan, tier_explain
+from .worklists import WORK_LISTS
 
 #: Roles whose member scope is the whole bank.
 HEAD_OFFICE_SCOPE = frozenset(
@@ -77,15 +83,10 @@ def member_list(*, user, filters: MemberFilters | None = None) -> QuerySet[Membe
     if filters.manager:
         members = members.filter(account_manager__username=filters.manager)
     if filters.segment:
-        from .models import Segment
-
         segment = Segment.objects.filter(code=filters.segment).first()
-        members = members.filter(segment.member_filter()) if segment else members.none()
-    if filters.worklist in WORKBENCH_LISTS:
-        from members.feeds import today_in_shanghai
-
-        condition, _ordering = worklist_condition(filters.worklist, today=today_in_shanghai())
-        members = members.filter(condition)
+        members = members.filter(segment_filter(segment)) if segment else members.none()
+    if filters.worklist in WORK_LISTS:
+        members = members.filter(WORK_LISTS[filters.worklist].condition(today=today_in_shanghai()))
     return members.order_by("member_no")
 
 
@@ -147,57 +148,8 @@ def member_tier_status(*, member: Member) -> dict:
     }
 
 
-def member_centre(*, member: Member) -> dict:
-    """The member centre payload of API.md. No personal data is included."""
-    from campaigns.selectors import member_tasks
-
-    return {
-        "member_no": member.member_no,
-        **member_tier_status(member=member),
-        "lifecycle_stage": member.lifecycle_stage,
-        "points_balance": member.points_balance,
-        "tasks": member_tasks(member=member),
-        "grants": member_grants(member=member),
-    }
-
-
-def member_grant_list(*, member: Member):
-    """The member's benefits: redeemable ones, and those used or closed in the last 90 days."""
-    from datetime import timedelta
-
-    from benefits.models import BenefitGrant
-
-    from .feeds import today_in_shanghai
-
-    since = today_in_shanghai() - timedelta(days=90)
-    return list(
-        BenefitGrant.objects.filter(member=member, expires_on__gte=since)
-        .select_related("benefit")
-        .order_by("expires_on", "id")
-    )
-
-
-def member_grants(*, member: Member) -> list[dict]:
-    """The grants of the member centre payload (API.md)."""
-    grants = member_grant_list(member=member)
-    return [
-        {
-            "id": grant.pk,
-            "benefit": grant.benefit.code,
-            "status": grant.status,
-            "expires_at": grant.expires_on,
-        }
-        for grant in grants
-    ]
-
-
 def member_tier_explanation(*, member: Member):
     """The engine's explanation of the member's tier for the latest business date graded."""
-    from portal.models import JobRun
-
-    from .feeds import today_in_shanghai
-    from .tiers import TierPlan, tier_explain
-
     last = (
         JobRun.objects.filter(kind="tier_recompute", status__in=["SUCCEEDED", "WARNING"])
         .order_by("-business_date")
@@ -233,8 +185,6 @@ def override_tier_choices():
 
 def member_points_entries(*, member: Member, limit: int = 20):
     """The member's latest points ledger entries (newest first)."""
-    from .models import PointsEntry
-
     return list(PointsEntry.objects.filter(member=member).order_by("-id")[:limit])
 
 
@@ -244,67 +194,19 @@ def member_points_entries(*, member: Member, limit: int = 20):
 WORKBENCH_ROWS = 10
 #: a list's count stops here ("1,000+"): counting a million-member scope would cost a scan
 WORKBENCH_COUNT_CAP = 1000
-#: "about to upgrade": the basis is within this share of the next tier's threshold
-UPGRADE_NEAR_SHARE = 0.9
-#: unredeemed grants expiring within this many days
-EXPIRING_WITHIN_DAYS = 14
-
-WORKBENCH_LISTS = ("upgrade", "downgrade", "dormant", "new")
-
-
-def _near_upgrade_condition(tiers: list[Tier]) -> Q:
-    """Members of each tier whose basis is ≥ 90 % of the next tier's threshold but below it
-    (one OR of per-tier ranges: no per-member work)."""
-    condition = Q(pk__in=[])
-    for tier, next_tier in zip(tiers, tiers[1:], strict=False):
-        floor = int(next_tier.threshold * UPGRADE_NEAR_SHARE)
-        condition |= Q(
-            tier=tier,
-            tier_basis__gte=max(floor, tier.threshold),
-            tier_basis__lt=next_tier.threshold,
-        )
-    return condition
-
-
-def active_tiers() -> list[Tier]:
-    return list(
-        Tier.objects.filter(scheme__status="ACTIVE").select_related("scheme").order_by("rank")
-    )
-
-
-def worklist_condition(name: str, *, today) -> tuple[Q, list]:
-    """The condition and the ordering of one of the account manager's action lists:
-    `upgrade` (within 10 % of the next tier), `downgrade` (below their tier's threshold,
-    protected for now; most months below first), `dormant` (longest inactive first), `new`
-    (registered this month). Applied to a scoped queryset as a plain WHERE (no subquery)."""
-    from datetime import datetime, time
-
-    from django.utils import timezone
-
-    if name == "upgrade":
-        return _near_upgrade_condition(active_tiers()), ["-tier_basis", "member_no"]
-    if name == "downgrade":
-        return Q(tier_months_below__gt=0), ["-tier_months_below", "member_no"]
-    if name == "dormant":
-        return Q(lifecycle_stage="DORMANT"), [
-            F("last_active_on").asc(nulls_first=True),
-            "member_no",
-        ]
-    if name == "new":
-        start = timezone.make_aware(datetime.combine(today.replace(day=1), time.min))
-        return Q(registered_at__gte=start), ["-registered_at", "member_no"]
-    raise ValueError(f"Unknown worklist {name!r}; known: {', '.join(WORKBENCH_LISTS)}.")
+#: the work lists, in the order the workbench shows them
+WORKBENCH_LISTS = tuple(WORK_LISTS)
 
 
 def member_worklist(*, user, name: str, today) -> QuerySet[Member]:
-    """One of the account manager's action lists over their scoped customers, in the order
-    they act on it (see `worklist_condition`)."""
-    condition, ordering = worklist_condition(name, today=today)
+    """One of the account manager's work lists (`members.worklists`) over their scoped
+    customers, in the order they act on it."""
+    work_list = WORK_LISTS[name]
     return (
         member_scope(user=user)
         .select_related("tier", "branch")
-        .filter(condition)
-        .order_by(*ordering)
+        .filter(work_list.condition(today=today))
+        .order_by(*work_list.ordering)
     )
 
 
@@ -314,32 +216,9 @@ def capped_count(queryset: QuerySet, cap: int = WORKBENCH_COUNT_CAP) -> tuple[in
     return min(found, cap), found > cap
 
 
-def expiring_grants(*, user, today):
-    """Unredeemed benefit grants of the user's customers expiring within 14 days, soonest
-    first."""
-    from datetime import timedelta
-
-    from benefits.models import BenefitGrant
-
-    return (
-        BenefitGrant.objects.filter(
-            member__in=member_scope(user=user),
-            status="GRANTED",
-            expires_on__gte=today,
-            expires_on__lte=today + timedelta(days=EXPIRING_WITHIN_DAYS),
-        )
-        .select_related("member", "benefit")
-        .order_by("expires_on", "id")
-    )
-
-
 def followups_due(*, user, today, within_days: int = 7):
     """The user's open follow-up notes due within a week (overdue first), on customers still
     in their scope."""
-    from datetime import timedelta
-
-    from .models import FollowUpNote
-
     return (
         FollowUpNote.objects.filter(
             author=user,
@@ -353,17 +232,4 @@ def followups_due(*, user, today, within_days: int = 7):
 
 
 def member_notes(*, member: Member):
-    from .models import FollowUpNote
-
     return FollowUpNote.objects.filter(member=member).select_related("author")
-
-
-def member_benefit_feedback(*, member: Member):
-    """What account managers said about benefits for this customer, newest first."""
-    from benefits.models import BenefitFeedback
-
-    return (
-        BenefitFeedback.objects.filter(member=member)
-        .select_related("benefit", "author")
-        .order_by("-created_at", "-id")
-    )

@@ -17,14 +17,15 @@ Integer arithmetic only (exact on PostgreSQL and SQLite alike):
 
 from __future__ import annotations
 
-import calendar
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
 from django.db import connection
 
+from portal.clock import SHANGHAI
 from portal.money import fen_to_decimal
+from portal.periods import add_months, days_in, month_start
 
 from .choices import (
     AssetCategory,
@@ -33,21 +34,7 @@ from .choices import (
     TierChangeCause,
     TierMethod,
 )
-from .feeds import SHANGHAI
 from .models import Member, MemberMonthlyStat, PointsIndicator, Tier, TierScheme
-
-
-def month_start(day: date) -> date:
-    return day.replace(day=1)
-
-
-def add_months(month: date, delta: int) -> date:
-    index = month.year * 12 + month.month - 1 + delta
-    return date(index // 12, index % 12 + 1, 1)
-
-
-def days_in(month: date) -> int:
-    return calendar.monthrange(month.year, month.month)[1]
 
 
 def basis_month_for(business_date: date) -> date:

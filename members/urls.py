@@ -1,8 +1,10 @@
+"""The members pages under /members/ (namespace `members`, mounted by `config.urls` together
+with the customer 360 page of `operations` and the benefit feedback of `benefits`)."""
+
 from django.urls import path
 
 from . import note_views, views
 
-app_name = "members"
 urlpatterns = [
     path("", views.member_list_view, name="list"),
     path("feeds/", views.feed_list_view, name="feeds"),
@@ -11,11 +13,8 @@ urlpatterns = [
     path("overrides/<int:pk>/decide/", views.tier_override_decide_view, name="override-decide"),
     path("export.csv", views.member_export_view, name="export"),
     path("segments/<int:pk>/export.csv", views.segment_export_view, name="segment-export"),
-    path("<str:member_no>/", views.member_detail_view, name="detail"),
     path("<str:member_no>/override/", views.tier_override_request_view, name="override-request"),
-    path("<str:member_no>/reveal/", views.member_reveal_view, name="reveal"),
     path("<str:member_no>/notes/", note_views.note_add_view, name="note-add"),
     path("<str:member_no>/notes/<int:pk>/done/", note_views.note_done_view, name="note-done"),
-    path("<str:member_no>/feedback/", note_views.benefit_feedback_view, name="feedback"),
     path("<str:member_no>/opt-out/", views.member_opt_out_view, name="opt-out"),
 ]

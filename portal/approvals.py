@@ -1,178 +1,108 @@
-"""Maker-checker: one inbox of `ApprovalRequest`s for every change that needs a second person.
+"""Maker-checker: the approval engine and its one door, `approval_decide`.
 
-A request is created by the service that proposes the change (in its transaction), with the
-values it would replace (`current`) and the proposed ones (`proposal`) so the checker sees a
-diff. Each kind has a handler (a small class in `HANDLERS`) that says who may decide it and
-what approval applies. Deciding goes through `approval_decide` (the inbox) or through the
-domain's own decide service (the admin pages): both end in the same domain service, which
-settles the request with `approval_settle`, so a change is applied exactly once and only on
-approval, and the requester can never decide their own request.
+A change that needs a second person is first a *request* (`ApprovalRequest`), created by the
+domain service that proposes it (`approval_request_create`, in its transaction) with the
+values it would replace (`current`) and the proposed ones (`proposal`), so the checker sees a
+diff. Each kind of request is a small class (`ApprovalKind`) that the domain owning the
+change registers from its `AppConfig.ready()` (`members/approvals.py`,
+`benefits/approvals.py`, `campaigns/approvals.py`); the kernel imports none of them.
+
+Every door that decides a request — the inbox, the admin actions, the API — calls
+`approval_decide`. It enforces the rules every kind shares, once: the request is still
+pending; the decider is not its maker (the requester stored on the request, and whoever
+else the kind names); the decider holds the approving role and is in the request's scope;
+a rejection says why. Then the kind applies (or refuses) the change and the request is
+settled, all in one transaction: a change applies exactly once, only on approval.
 """
 
 from __future__ import annotations
 
+from django.apps import apps
 from django.db import models, transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from .choices import ApprovalKind, ApprovalStatus, Role
+from .choices import ApprovalStatus, Role
+from .errors import InvalidInput, NotAllowed, StateConflict
 from .models import ApprovalRequest
 from .permissions import user_can
+from .registry import APPROVAL_KINDS
 from .services import audit_record
 
 __all__ = [
-    "HANDLERS",
-    "ApprovalError",
+    "ApprovalKind",
     "approval_decide",
     "approval_inbox",
+    "approval_kind",
+    "approval_kind_register",
     "approval_list",
     "approval_may_decide",
+    "approval_pending_for",
     "approval_request_create",
-    "approval_settle",
     "approval_visible",
 ]
 
 
-class ApprovalError(Exception):
-    """The request cannot be decided as asked (the message says why, for the checker)."""
+class ApprovalKind:
+    """One kind of request. A domain subclasses it, says which role approves, and applies
+    (or refuses) the change; the engine has checked everything else before it is called."""
 
-
-# --- handlers: who decides each kind and what approval applies ---------------------------------
-
-
-class ApprovalHandler:
-    """One kind of request. `decide` calls the domain service that applies (or refuses) the
-    change; that service settles the request."""
-
-    kind: ApprovalKind
-    #: the permission-matrix action the checker needs
+    #: the code stored in `ApprovalRequest.kind`
+    code: str
+    #: what the kind is called in the inbox
+    label: str
+    #: the permission-matrix action the checker's role must hold
     approve_action: str
+    #: a request about one customer is decided within the customer's branch (`branch` of
+    #: the request): the decider's branch and everything below it
+    scoped_by_branch: bool = False
 
     def scope(self, user) -> Q | None:
-        """The requests of this kind `user` may decide (None: none): their role must hold
-        the approving action."""
-        return Q(kind=self.kind) if user_can(user, self.approve_action) else None
-
-    def may_decide(self, approval: ApprovalRequest, user) -> bool:
-        condition = self.scope(user)
-        return (
-            condition is not None
-            and ApprovalRequest.objects.filter(condition, pk=approval.pk).exists()
-        )
-
-    def target(self, approval: ApprovalRequest):
-        app_label, model_name = approval.object_type.split(".")
-        from django.apps import apps
-
-        return apps.get_model(app_label, model_name).objects.get(pk=approval.object_id)
-
-    def decide(self, approval: ApprovalRequest, *, approve: bool, actor, comment: str) -> None:
-        raise NotImplementedError
-
-
-class TierSchemeActivation(ApprovalHandler):
-    kind = ApprovalKind.TIER_SCHEME_ACTIVATION
-    approve_action = "members.approve_tier_scheme"
-
-    def decide(self, approval, *, approve, actor, comment):
-        from members.services import tier_scheme_decide_activation
-
-        tier_scheme_decide_activation(
-            scheme=self.target(approval), approve=approve, actor=actor, comment=comment
-        )
-
-
-class CampaignLaunch(ApprovalHandler):
-    kind = ApprovalKind.CAMPAIGN_LAUNCH
-    approve_action = "campaigns.approve_campaign"
-
-    def decide(self, approval, *, approve, actor, comment):
-        from campaigns.services import campaign_decide
-
-        campaign_decide(
-            campaign=self.target(approval), approve=approve, actor=actor, comment=comment
-        )
-
-
-class TierOverrideDecision(ApprovalHandler):
-    kind = ApprovalKind.TIER_OVERRIDE
-    approve_action = "members.approve_tier_override"
-
-    def scope(self, user) -> Q | None:
-        """A request about one customer is decided within the customer's branch (a branch
-        manager's branch and everything below it)."""
-        condition = super().scope(user)
-        if condition is None or user.is_superuser:
+        """The requests of this kind `user` may decide (None: none of them)."""
+        if not user_can(user, self.approve_action):
+            return None
+        condition = Q(kind=self.code)
+        if not self.scoped_by_branch or user.is_superuser:
             return condition
         if user.branch is None:
             return None
         return condition & (Q(branch__isnull=True) | Q(branch__path__startswith=user.branch.path))
 
-    def decide(self, approval, *, approve, actor, comment):
-        from members.services import tier_override_decide
+    def target(self, approval: ApprovalRequest, *, lock: bool = False) -> models.Model | None:
+        """The object the request is about, locked for the decision with `lock` (None: the
+        change lives only in the request, e.g. a budget not yet created)."""
+        if not approval.object_type:
+            return None
+        objects = apps.get_model(approval.object_type).objects
+        return (objects.select_for_update() if lock else objects).get(pk=approval.object_id)
 
-        tier_override_decide(
-            override=self.target(approval), approve=approve, actor=actor, comment=comment
-        )
+    def makers(self, approval: ApprovalRequest, target) -> set[int]:
+        """Users (ids) who made the change besides the requester, and so may not decide it."""
+        return set()
 
+    def apply(self, approval: ApprovalRequest, target, *, actor, comment: str):
+        """Apply the approved change. May return the object the request now concerns (one it
+        created); raises a `DomainError` when the change can no longer be applied."""
+        raise NotImplementedError
 
-class ManualGrantDecision(ApprovalHandler):
-    kind = ApprovalKind.MANUAL_GRANT
-    approve_action = "benefits.approve_manual_grant"
-
-    def decide(self, approval, *, approve, actor, comment):
-        from benefits.services import manual_grant_decide
-
-        manual_grant_decide(
-            request=self.target(approval), approve=approve, actor=actor, comment=comment
-        )
-
-
-class BudgetCreation(ApprovalHandler):
-    kind = ApprovalKind.BUDGET_CREATE
-    approve_action = "benefits.approve_budget"
-
-    def target(self, approval):
-        return None
-
-    def decide(self, approval, *, approve, actor, comment):
-        from benefits.services import budget_create
-
-        if approve:
-            budget = budget_create(values=approval.proposal, actor=actor, approval=approval)
-            approval.object_type = budget._meta.label_lower
-            approval.object_id = str(budget.pk)
+    def refuse(self, approval: ApprovalRequest, target, *, actor, comment: str) -> None:
+        """Undo what waiting for the decision held (a status, a lock); nothing by default."""
 
 
-class BudgetIncrease(ApprovalHandler):
-    kind = ApprovalKind.BUDGET_INCREASE
-    approve_action = "benefits.approve_budget"
-
-    def decide(self, approval, *, approve, actor, comment):
-        from benefits.services import budget_amount_raise
-
-        if approve:
-            budget_amount_raise(
-                budget=self.target(approval),
-                from_amount=approval.current["amount"],
-                to_amount=approval.proposal["amount"],
-                actor=actor,
-                approval=approval,
-            )
+def approval_kind_register(kind: type[ApprovalKind]) -> type[ApprovalKind]:
+    """Register a kind (class decorator); called from the owning app's `ready()`."""
+    APPROVAL_KINDS[kind.code] = kind()
+    return kind
 
 
-HANDLERS: dict[str, ApprovalHandler] = {
-    handler.kind: handler
-    for handler in (
-        TierSchemeActivation(),
-        CampaignLaunch(),
-        TierOverrideDecision(),
-        ManualGrantDecision(),
-        BudgetCreation(),
-        BudgetIncrease(),
-    )
-}
+def approval_kind(code: str) -> ApprovalKind:
+    try:
+        return APPROVAL_KINDS[code]
+    except KeyError:
+        raise LookupError(
+            f"No approval kind {code!r} is registered (known: {', '.join(APPROVAL_KINDS)})."
+        ) from None
 
 
 # --- writes ----------------------------------------------------------------------------------
@@ -188,7 +118,7 @@ def _jsonable(values: dict) -> dict:
 
 def approval_request_create(
     *,
-    kind: ApprovalKind,
+    kind: str,
     summary: str,
     actor,
     obj: models.Model | None = None,
@@ -199,6 +129,7 @@ def approval_request_create(
 ) -> ApprovalRequest:
     """Record a proposed change for a second person to decide. Call it inside the transaction
     of the service that proposes the change; nothing is applied until approval."""
+    approval_kind(kind)  # an unregistered kind could never be decided
     approval = ApprovalRequest.objects.create(
         kind=kind,
         object_type=obj._meta.label_lower if obj is not None else "",
@@ -220,71 +151,65 @@ def approval_request_create(
     return approval
 
 
-def approval_settle(
-    *, kind: ApprovalKind, obj: models.Model, approved: bool, actor, comment: str = ""
-) -> int:
-    """Close the pending request for `obj` (called by the domain service that has just applied
-    or refused the change, in its transaction). Returns how many requests it closed."""
-    return ApprovalRequest.objects.filter(
-        kind=kind,
-        object_type=obj._meta.label_lower,
-        object_id=str(obj.pk),
-        status=ApprovalStatus.PENDING,
-    ).update(
-        status=ApprovalStatus.APPROVED if approved else ApprovalStatus.REJECTED,
-        decided_by=actor,
-        decided_at=timezone.now(),
-        comment=comment[:255],
-    )
-
-
 def approval_decide(
     *, approval: ApprovalRequest, approve: bool, actor, comment: str = ""
 ) -> ApprovalRequest:
-    """The checker's decision from the inbox: only a different user holding the approving
-    role (and, for a customer's request, the customer's branch) decides; a rejection says
-    why. Approval applies the change through the domain service in this transaction."""
+    """The one door for every decision (inbox, admin, API). Only a user who did not make the
+    change, holds the approving role and has the request in their scope decides; a rejection
+    says why. Approval applies the change through its kind, in this transaction; the
+    request is settled in the same transaction."""
+    comment = comment.strip()
     with transaction.atomic():
         approval = ApprovalRequest.objects.select_for_update().get(pk=approval.pk)
         if approval.status != ApprovalStatus.PENDING:
-            raise ApprovalError(
-                _("This request is already %(status)s.") % {"status": approval.get_status_display()}
+            raise StateConflict(
+                _("This request is already %(status)s.")
+                % {"status": approval.get_status_display()},
+                code="already_decided",
             )
-        if approval.requested_by_id == actor.pk:
-            raise ApprovalError(_("You cannot decide your own request; a colleague must."))
-        handler = HANDLERS[approval.kind]
-        if not handler.may_decide(approval, actor):
-            raise ApprovalError(_("Your role cannot decide this request."))
-        if not approve and not comment.strip():
-            raise ApprovalError(_("Say why the request is rejected."))
-        try:
-            handler.decide(approval, approve=approve, actor=actor, comment=comment)
-        except ApprovalError:
-            raise
-        except (ValueError, PermissionError) as exc:
-            raise ApprovalError(str(exc)) from exc
-        except Exception as exc:
-            # the domain's own refusals (TierRuleError, CampaignStateError, BudgetExhausted…)
-            if type(exc).__module__.split(".")[0] in {"members", "campaigns", "benefits"}:
-                raise ApprovalError(str(exc)) from exc
-            raise
-        fresh = ApprovalRequest.objects.get(pk=approval.pk)
-        if fresh.status == ApprovalStatus.PENDING:
-            # kinds whose change lives only in the request (budgets) are settled here
-            fresh.status = ApprovalStatus.APPROVED if approve else ApprovalStatus.REJECTED
-            fresh.decided_by, fresh.decided_at = actor, timezone.now()
-            fresh.comment = comment[:255]
-            fresh.object_type = approval.object_type or fresh.object_type
-            fresh.object_id = approval.object_id or fresh.object_id
-            fresh.save()
+        kind = approval_kind(approval.kind)
+        target = kind.target(approval, lock=True)
+        if _is_maker(kind, approval, target, actor):
+            raise NotAllowed(
+                _("You cannot decide your own request; a colleague must."), code="self_approval"
+            )
+        if not _in_scope(kind, approval, actor):
+            raise NotAllowed(_("Your role cannot decide this request."), code="not_approver")
+        if not approve and not comment:
+            raise InvalidInput(
+                _("Say why the request is rejected."), field="comment", code="reason_required"
+            )
+        if approve:
+            concerns = kind.apply(approval, target, actor=actor, comment=comment)
+            if isinstance(concerns, models.Model):
+                approval.object_type = concerns._meta.label_lower
+                approval.object_id = str(concerns.pk)
+        else:
+            kind.refuse(approval, target, actor=actor, comment=comment)
+        approval.status = ApprovalStatus.APPROVED if approve else ApprovalStatus.REJECTED
+        approval.decided_by, approval.decided_at = actor, timezone.now()
+        approval.comment = comment[:255]
+        approval.save()
         audit_record(
             actor=actor,
             action="approval.approve" if approve else "approval.reject",
-            obj=fresh,
-            changes={"kind": fresh.kind, "summary": fresh.summary},
+            obj=approval,
+            changes={"kind": approval.kind, "summary": approval.summary},
             reason=comment,
         )
-    return fresh
+    return approval
+
+
+def _is_maker(kind: ApprovalKind, approval: ApprovalRequest, target, user) -> bool:
+    """The requester, and whoever else made the change (the kind says), never decide it."""
+    return user.pk == approval.requested_by_id or user.pk in kind.makers(approval, target)
+
+
+def _in_scope(kind: ApprovalKind, approval: ApprovalRequest, user) -> bool:
+    condition = kind.scope(user)
+    return condition is not None and (
+        ApprovalRequest.objects.filter(condition, pk=approval.pk).exists()
+    )
 
 
 # --- reads -----------------------------------------------------------------------------------
@@ -299,11 +224,31 @@ def approval_list() -> QuerySet[ApprovalRequest]:
     )
 
 
+def approval_pending_for(*, kind: str, obj: models.Model) -> ApprovalRequest:
+    """The pending request of `kind` about `obj` (what an admin or API door decides);
+    `StateConflict` when there is none."""
+    approval = (
+        ApprovalRequest.objects.filter(
+            kind=kind,
+            object_type=obj._meta.label_lower,
+            object_id=str(obj.pk),
+            status=ApprovalStatus.PENDING,
+        )
+        .order_by("-id")
+        .first()
+    )
+    if approval is None:
+        raise StateConflict(
+            _("%(object)s is not waiting for a decision.") % {"object": obj}, code="not_pending"
+        )
+    return approval
+
+
 def _decidable_condition(user) -> Q:
-    """The requests `user`'s roles may decide, each kind in its handler's scope."""
+    """The requests `user`'s roles may decide, each kind in its own scope."""
     condition = Q(pk__in=[])
-    for handler in HANDLERS.values():
-        scope = handler.scope(user)
+    for kind in APPROVAL_KINDS.values():
+        scope = kind.scope(user)
         if scope is not None:
             condition |= scope
     return condition
@@ -328,8 +273,11 @@ def approval_visible(*, user) -> QuerySet[ApprovalRequest]:
 
 
 def approval_may_decide(*, approval: ApprovalRequest, user) -> bool:
-    return (
-        approval.status == ApprovalStatus.PENDING
-        and approval.requested_by_id != user.pk
-        and HANDLERS[approval.kind].may_decide(approval, user)
+    """Whether the inbox offers `user` the decision (the same rules `approval_decide`
+    enforces, without deciding)."""
+    if approval.status != ApprovalStatus.PENDING:
+        return False
+    kind = approval_kind(approval.kind)
+    return not _is_maker(kind, approval, kind.target(approval), user) and _in_scope(
+        kind, approval, user
     )

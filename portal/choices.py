@@ -41,18 +41,6 @@ class ApiScope(models.TextChoices):
     CONFIG_WRITE = "config-write", _("Change configuration (campaigns, benefits…)")
 
 
-class ApprovalKind(models.TextChoices):
-    """What a maker-checker request asks to change (each kind has a handler in
-    `portal.approvals` that checks the approver and applies the change)."""
-
-    TIER_SCHEME_ACTIVATION = "TIER_SCHEME_ACTIVATION", _("Tier scheme activation")
-    CAMPAIGN_LAUNCH = "CAMPAIGN_LAUNCH", _("Campaign launch")
-    BUDGET_CREATE = "BUDGET_CREATE", _("New budget")
-    BUDGET_INCREASE = "BUDGET_INCREASE", _("Budget increase")
-    TIER_OVERRIDE = "TIER_OVERRIDE", _("Manual tier override")
-    MANUAL_GRANT = "MANUAL_GRANT", _("Manual grant above the limit")
-
-
 class ApprovalStatus(models.TextChoices):
     PENDING = "PENDING", pgettext_lazy("approval status", "Pending")
     APPROVED = "APPROVED", pgettext_lazy("approval status", "Approved")

@@ -3,6 +3,8 @@ goes through these; the raw values are only shown by an audited reveal."""
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 
 
@@ -62,9 +64,6 @@ def mask_digits(text: str, *, keep_first: int = 3, keep_last: int = 2) -> str:
 def mask_members_row(raw: str) -> str:
     """A raw members-feed row for display: every field with 7 or more digits (a phone or ID
     number, however mistyped) is masked, except the member number and dates."""
-    import csv
-    import io
-
     try:
         fields = next(csv.reader([raw]))
     except (csv.Error, StopIteration):

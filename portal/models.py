@@ -14,7 +14,8 @@ from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from .choices import ApiScope, ApprovalKind, ApprovalStatus, BranchLevel, JobStatus, Role
+from .choices import ApiScope, ApprovalStatus, BranchLevel, JobStatus, Role
+from .registry import approval_kind_choices
 
 
 def audit_trail(*trackers: pghistory.RowEvent, **options):
@@ -164,9 +165,10 @@ class ApprovalRequest(models.Model):
     """Maker-checker: a change one user asks for and another user, holding the approving
     role, decides. The change is stored here as a proposal (`proposal`, with the values it
     replaces in `current`, shown as a diff) and applied only on approval; the requester can
-    never decide their own request. See `portal.approvals` for what each kind applies."""
+    never decide their own request. `portal.approvals` decides it; each domain registers the
+    kinds of change it owns (`<app>/approvals.py`)."""
 
-    kind = models.CharField(_("kind"), max_length=32, choices=ApprovalKind.choices)
+    kind = models.CharField(_("kind"), max_length=32, choices=approval_kind_choices)
     status = models.CharField(
         _("status"),
         max_length=16,

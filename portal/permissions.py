@@ -13,6 +13,7 @@ from rest_framework.exceptions import PermissionDenied
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 
 from .choices import ApiScope, Role
+from .models import ApiToken
 
 AM = Role.ACCOUNT_MANAGER
 BM = Role.BRANCH_MANAGER
@@ -35,6 +36,8 @@ PERMISSION_MATRIX: dict[str, frozenset[Role]] = {
     "portal.view_dashboard": frozenset({BM, PO, BA, RA, AD}),
     # Maker-checker: everyone sees their own requests and those they may decide
     "portal.view_approvals": STAFF_ROLES,
+    # Deciding needs the approving role of the request's kind too (portal.approvals)
+    "portal.decide_approvals": STAFF_ROLES,
     # Members
     "members.view_members": frozenset({AM, BM, PO, RA, AD}),
     "members.reveal_personal_data": frozenset({AM, BM, RA}),
@@ -93,6 +96,8 @@ TOKEN_SCOPE_FOR_ACTION: dict[str, ApiScope] = {
     "members.configure_segments": ApiScope.CONFIG_WRITE,
     "benefits.configure_benefits": ApiScope.CONFIG_WRITE,
     "benefits.configure_budgets": ApiScope.CONFIG_WRITE,
+    "portal.view_approvals": ApiScope.CONFIG_READ,
+    "portal.decide_approvals": ApiScope.CONFIG_WRITE,
 }
 
 
@@ -158,8 +163,6 @@ class MatrixPermission(BasePermission):
     a request made with an API token needs the token scope of that action as well."""
 
     def has_permission(self, request, view) -> bool:
-        from .models import ApiToken
-
         action = api_action(request, view)
         if not user_can(request.user, action):
             return False

@@ -1,21 +1,21 @@
-"""Writes of the portal app: audit entries, job runs and API tokens."""
+"""Writes of the kernel: audit entries and API tokens (job runs: `portal.jobs`)."""
 
 from __future__ import annotations
 
-import traceback
-from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
-from datetime import date, datetime, timedelta
+from contextlib import nullcontext
+from datetime import datetime, timedelta
 
-from django.db import models, transaction
+import pghistory
+from django.db import connection, models, transaction
 from django.utils import timezone
 
-from .choices import ApiScope, JobStatus
+from .choices import ApiScope
+from .errors import InvalidInput
 from .models import (
     API_KEY_PREFIX_LENGTH,
     ApiToken,
     AuditEntry,
-    JobRun,
+    KpiSnapshot,
     api_key_digest,
     api_key_generate,
 )
@@ -47,56 +47,38 @@ def audit_record(
     )
 
 
+def audit_changes(before: dict, after: dict) -> dict:
+    """Field-level changes as the audit trail keeps them: {field: [before, after]}."""
+    return {
+        name: [before.get(name), value]
+        for name, value in after.items()
+        if before.get(name) != value
+    }
+
+
+def audit_gone(before: dict) -> dict:
+    """The changes of a deletion: every field to None."""
+    return {name: [value, None] for name, value in before.items()}
+
+
 def audit_context(**metadata):
     """The context of every history row written inside the block (django-pghistory), e.g.
     the batch job that made the change; a no-op on SQLite, which records no history."""
-    from django.db import connection
-
     if connection.vendor != "postgresql":
         return nullcontext()
-    import pghistory
-
     return pghistory.context(**metadata)
 
 
-def jobrun_progress(*, run: JobRun, progress: str) -> None:
-    """Record how far a running job has got (shown on the job runs page)."""
-    JobRun.objects.filter(pk=run.pk).update(progress=progress[:200])
-    run.progress = progress[:200]
+def kpi_snapshot_save(*, business_date, data: dict) -> KpiSnapshot:
+    """Store the dashboard's figures for a business date (the nightly `kpi_snapshot` step
+    computes them; one row per date, replaced by a re-run)."""
+    snapshot, _created = KpiSnapshot.objects.update_or_create(
+        business_date=business_date, defaults={"data": data}
+    )
+    return snapshot
 
 
-@contextmanager
-def jobrun_record(*, kind: str, business_date: date, actor=None) -> Iterator[JobRun]:
-    """Record one run of a batch job as a `JobRun` row committed before and after the work.
-
-    The work runs inside the block; it may set `run.counts`, `run.message` and
-    `run.status = JobStatus.WARNING`. An exception marks the run FAILED with the error and
-    what to do next, then propagates.
-    """
-    run = JobRun.objects.create(kind=kind, business_date=business_date, triggered_by=actor)
-    try:
-        job = f"job {kind} {business_date.isoformat()} (run #{run.pk})"
-        with audit_context(job=job, **({"user": actor.pk} if getattr(actor, "pk", None) else {})):
-            yield run
-    except Exception as exc:
-        run.status = JobStatus.FAILED
-        run.error = (
-            f"{type(exc).__name__}: {exc}\n\nFix the cause, then re-run this job for "
-            f"{business_date} (run_nightly --date {business_date} or the re-run button).\n\n"
-            + traceback.format_exc(limit=5)
-        )
-        run.finished_at = timezone.now()
-        with transaction.atomic():
-            run.save()
-        raise
-    else:
-        if run.status == JobStatus.RUNNING:
-            run.status = JobStatus.SUCCEEDED
-        run.finished_at = timezone.now()
-        run.save()
-
-
-class ApiTokenError(ValueError):
+class ApiTokenError(InvalidInput):
     """An API token cannot be issued as asked (unknown scope, no scope, past expiry…)."""
 
 

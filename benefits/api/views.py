@@ -2,7 +2,7 @@
 
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
-from rest_framework import status, viewsets
+from rest_framework import viewsets
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -10,7 +10,7 @@ from members.selectors import member_get
 from portal.permissions import MatrixPermission
 
 from ..models import Benefit, BenefitGrant, Budget, TierEntitlement
-from ..services import GrantNotRedeemable, grant_redeem
+from ..services import grant_redeem
 from .serializers import (
     BenefitSerializer,
     BudgetSerializer,
@@ -31,12 +31,7 @@ class GrantRedeemView(APIView):
         grant = get_object_or_404(
             BenefitGrant.objects.select_related("benefit", "member"), pk=grant_id, member=member
         )
-        try:
-            grant = grant_redeem(grant=grant, actor=request.user)
-        except GrantNotRedeemable as exc:
-            return Response(
-                {"detail": str(exc), "code": "not_redeemable"}, status=status.HTTP_409_CONFLICT
-            )
+        grant = grant_redeem(grant=grant, actor=request.user)  # 409 `not_redeemable` if not
         return Response(GrantSerializer(grant).data)
 
 

@@ -19,24 +19,22 @@ from django.db.models import Count, Prefetch
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import APIException
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 
 from members.models import Member, Segment
+from members.segments import segment_filter
+from members.services import segment_create, segment_delete, segment_update
+from portal.approvals import approval_decide, approval_pending_for
 from portal.permissions import MatrixPermission
 
+from ..choices import CampaignApproval
 from ..models import Campaign, Task, TaskStep
-from ..services import CampaignStateError, campaign_decide, campaign_operate, campaign_submit
+from ..services import campaign_operate, campaign_submit
 from ..services.config import (
-    CampaignNotEditable,
-    SegmentInUse,
     campaign_create,
     campaign_editable_check,
     campaign_update,
-    segment_create,
-    segment_delete,
-    segment_update,
     task_create,
     task_delete,
     task_update,
@@ -51,23 +49,13 @@ from .serializers import (
 from .views import DecimalJSONParser
 
 
-class Conflict(APIException):
-    """409 in the API's error shape: {"detail": ..., "code": ...}."""
-
-    status_code = status.HTTP_409_CONFLICT
-    default_detail = "The request conflicts with the current state."
-    default_code = "conflict"
-
-
 @contextmanager
 def _answered() -> Iterator[None]:
-    """The configuration services' refusals as the API answers them."""
+    """Django validation errors of the configuration services as DRF field errors (their
+    domain refusals, e.g. a campaign no longer editable, are answered by the API's one
+    exception handler: 409 `campaign_not_editable`, `segment_in_use`)."""
     try:
         yield
-    except CampaignNotEditable as exc:
-        raise Conflict(str(exc), code="campaign_not_editable") from exc
-    except SegmentInUse as exc:
-        raise Conflict(str(exc), code="segment_in_use") from exc
     except DjangoValidationError as exc:
         if hasattr(exc, "error_dict"):
             raise serializers.ValidationError(exc.message_dict) from exc
@@ -141,16 +129,22 @@ class CampaignViewSet(viewsets.ModelViewSet):
     # --- the workflow ---
 
     def _move(self, change) -> Response:
-        try:
-            campaign = change()
-        except CampaignStateError as exc:
-            return Response(
-                {"detail": str(exc), "code": "campaign_state"}, status=status.HTTP_409_CONFLICT
-            )
-        except PermissionError as exc:  # the maker-checker rule: nobody approves their own
-            return Response(
-                {"detail": str(exc), "code": "self_approval"}, status=status.HTTP_403_FORBIDDEN
-            )
+        """A workflow move; its refusals are answered by the API's one exception handler
+        (409 for the campaign's state, 403 for the maker-checker rules, 400 for input)."""
+        campaign = change()
+        return Response(self._read(campaign.pk))
+
+    def _decide(self, request, *, approve: bool) -> Response:
+        """The API's door to the campaign's launch request: the approval engine decides."""
+        campaign = self.get_object()
+        body = CampaignDecisionSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        approval_decide(
+            approval=approval_pending_for(kind=CampaignApproval.CAMPAIGN_LAUNCH, obj=campaign),
+            approve=approve,
+            actor=request.user,
+            comment=body.validated_data["comment"],
+        )
         return Response(self._read(campaign.pk))
 
     @extend_schema(request=None, responses={200: CampaignSerializer})
@@ -165,34 +159,13 @@ class CampaignViewSet(viewsets.ModelViewSet):
     def approve(self, request, pk=None):
         """Approve a submitted campaign (not one you wrote or submitted); it is scheduled, or
         active when its window has begun."""
-        campaign = self.get_object()
-        body = CampaignDecisionSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        comment = body.validated_data["comment"]
-        return self._move(
-            lambda: campaign_decide(
-                campaign=campaign, approve=True, actor=request.user, comment=comment
-            )
-        )
+        return self._decide(request, approve=True)
 
     @extend_schema(request=CampaignDecisionSerializer, responses={200: CampaignSerializer})
     @action(detail=True, methods=["post"], write_action_required="campaigns.approve_campaign")
     def reject(self, request, pk=None):
         """Reject a submitted campaign, saying why in `comment`; it goes back to its author."""
-        campaign = self.get_object()
-        body = CampaignDecisionSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        comment = body.validated_data["comment"].strip()
-        if not comment:
-            return Response(
-                {"comment": ["Say why the campaign is rejected."]},
-                status=status.HTTP_400_BAD_REQUEST,
-            )
-        return self._move(
-            lambda: campaign_decide(
-                campaign=campaign, approve=False, actor=request.user, comment=comment
-            )
-        )
+        return self._decide(request, approve=False)
 
     def _operate(self, request, operation: str) -> Response:
         campaign = self.get_object()
@@ -293,11 +266,11 @@ class TaskViewSet(viewsets.ModelViewSet):
 def _segment_sizes(segments: list[Segment]) -> dict[int, int]:
     """Live sizes of a page of segments in one query: one filtered COUNT per segment over
     one scan of the members (the same conditions as `Member.objects.filter(
-    segment.member_filter()).count()`)."""
+    segment_filter(segment)).count()`)."""
     if not segments:
         return {}
     counts = Member.objects.aggregate(
-        **{f"s{segment.pk}": Count("pk", filter=segment.member_filter()) for segment in segments}
+        **{f"s{segment.pk}": Count("pk", filter=segment_filter(segment)) for segment in segments}
     )
     return {segment.pk: counts[f"s{segment.pk}"] for segment in segments}
 

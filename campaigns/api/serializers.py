@@ -18,13 +18,13 @@ from rest_framework import serializers
 from benefits.models import Benefit, Budget
 from members.choices import LifecycleStage, SchemeStatus
 from members.models import Member, Segment, Tier
-from members.segments import segment_rules_validate
+from members.segments import segment_filter, segment_rules_validate
+from members.services import SEGMENT_CONFIG_FIELDS
 from portal.models import Department
 
 from ..models import Campaign, Task, TaskStep
 from ..services.config import (
     CAMPAIGN_CONFIG_FIELDS,
-    SEGMENT_CONFIG_FIELDS,
     STEP_CONFIG_FIELDS,
     TASK_CONFIG_FIELDS,
 )
@@ -186,7 +186,7 @@ class SegmentSerializer(serializers.ModelSerializer):
         sizes = self.context.get("sizes") or {}
         if segment.pk in sizes:
             return sizes[segment.pk]
-        return Member.objects.filter(segment.member_filter()).count()
+        return Member.objects.filter(segment_filter(segment)).count()
 
 
 __all__ = [

@@ -12,13 +12,13 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from members.feeds import today_in_shanghai
-from portal.approvals import approval_request_create, approval_settle
-from portal.choices import ApprovalKind
+from portal.approvals import approval_request_create
+from portal.clock import today_in_shanghai
+from portal.errors import StateConflict
 from portal.services import audit_record
 
-from ..choices import EDITABLE_STATUSES, CampaignStatus
-from ..models import Campaign
+from ..choices import EDITABLE_STATUSES, CampaignApproval, CampaignStatus
+from ..models import Campaign, TaskProgress
 from ..selectors import live_tasks
 from .ingest import BatchTooLarge, IngestResult, events_ingest
 
@@ -27,8 +27,10 @@ logger = logging.getLogger(__name__)
 # --- the campaign lifecycle -------------------------------------------------------------------
 
 
-class CampaignStateError(Exception):
+class CampaignStateError(StateConflict):
     """The campaign is not in a state that allows this (the message says what is)."""
+
+    code = "campaign_state"
 
 
 def _transition(campaign: Campaign, *, to: str, actor, action: str, **fields) -> Campaign:
@@ -60,7 +62,7 @@ def campaign_submit(*, campaign: Campaign, actor) -> Campaign:
     if problems:
         raise CampaignStateError(" ".join(problems))
     approval_request_create(
-        kind=ApprovalKind.CAMPAIGN_LAUNCH,
+        kind=CampaignApproval.CAMPAIGN_LAUNCH,
         obj=campaign,
         summary=f"{campaign.code} {campaign.name} ({campaign.starts_on} – {campaign.ends_on})",
         current={"status": campaign.status},
@@ -120,40 +122,41 @@ def campaign_launch_problems(*, campaign: Campaign) -> list[str]:
     return problems
 
 
-@transaction.atomic
-def campaign_decide(*, campaign: Campaign, approve: bool, actor, comment: str = "") -> Campaign:
-    """The checker's decision on a submitted campaign. Nobody decides on a campaign they
-    wrote or submitted; approval schedules it (or activates it when its window has begun),
-    rejection sends it back to its author as editable."""
+def _pending_launch(campaign: Campaign) -> Campaign:
     campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
     if campaign.status != CampaignStatus.PENDING_APPROVAL:
         raise CampaignStateError(
             f"Campaign {campaign.code} is {campaign.get_status_display()}, not pending approval."
         )
-    if actor.pk in (campaign.created_by_id, campaign.submitted_by_id):
-        raise PermissionError("You cannot decide on a campaign you wrote or submitted.")
-    if not approve and not comment.strip():
-        raise CampaignStateError("Say why the campaign is rejected.")
-    if approve:
-        to = (
-            CampaignStatus.ACTIVE
-            if campaign.starts_on <= today_in_shanghai()
-            else CampaignStatus.SCHEDULED
-        )
-    else:
-        to = CampaignStatus.REJECTED
-    approval_settle(
-        kind=ApprovalKind.CAMPAIGN_LAUNCH,
-        obj=campaign,
-        approved=approve,
-        actor=actor,
-        comment=comment,
+    return campaign
+
+
+def campaign_launch_apply(*, campaign: Campaign, actor, comment: str = "") -> Campaign:
+    """Launch an approved campaign (called by the approval engine, which has checked the
+    decider): it is scheduled, or active at once when its window has begun."""
+    campaign = _pending_launch(campaign)
+    to = (
+        CampaignStatus.ACTIVE
+        if campaign.starts_on <= today_in_shanghai()
+        else CampaignStatus.SCHEDULED
     )
+    return _decided(campaign, to=to, actor=actor, action="campaign.approve", comment=comment)
+
+
+def campaign_launch_refuse(*, campaign: Campaign, actor, comment: str) -> Campaign:
+    """A rejected launch sends the campaign back to its author as editable."""
+    campaign = _pending_launch(campaign)
+    return _decided(
+        campaign, to=CampaignStatus.REJECTED, actor=actor, action="campaign.reject", comment=comment
+    )
+
+
+def _decided(campaign: Campaign, *, to: str, actor, action: str, comment: str) -> Campaign:
     return _transition(
         campaign,
         to=to,
         actor=actor,
-        action="campaign.approve" if approve else "campaign.reject",
+        action=action,
         decided_by=actor,
         decided_at=timezone.now(),
         decision_comment=comment[:255],
@@ -200,8 +203,6 @@ def campaign_periods_roll(*, business_date: date) -> dict:
             status__in=[CampaignStatus.ACTIVE, CampaignStatus.PAUSED, CampaignStatus.SCHEDULED],
             ends_on__lt=business_date - grace,
         ).update(status=CampaignStatus.ENDED, updated_at=timezone.now())
-    from ..models import TaskProgress
-
     closed = TaskProgress.objects.filter(period_end=business_date - timedelta(days=1))
     return {
         "campaigns_started": started,
@@ -215,7 +216,8 @@ __all__ = [
     "BatchTooLarge",
     "IngestResult",
     "CampaignStateError",
-    "campaign_decide",
+    "campaign_launch_apply",
+    "campaign_launch_refuse",
     "campaign_operate",
     "campaign_periods_roll",
     "campaign_submit",

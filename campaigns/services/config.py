@@ -1,18 +1,18 @@
-"""Configuration writes of the campaigns app: campaigns, their tasks with ladder steps, and
-member segments. The configuration API and the admin both call these, so the rules hold
-whichever door a change comes through:
+"""Configuration writes of the campaigns app: campaigns and their tasks with ladder steps
+(member segments are written by `members.services.segments`). The configuration API and
+the admin both call these, so the rules hold whichever door a change comes through:
 
 - only a campaign in `EDITABLE_STATUSES` (a draft, or a rejected one) changes, tasks
   included; anything later was approved as it is (`CampaignNotEditable`). Editing a
   rejected campaign (or its tasks) makes it a draft again;
 - every such edit row-locks the campaign first (`select_for_update`, in pk order, like
-  `campaign_submit` and `campaign_decide`), so it cannot slip in between a colleague's
+  `campaign_submit` and the launch decision), so it cannot slip in between a colleague's
   submit and its approval;
 - targets are above 0 and whole for COUNT and CONSECUTIVE_DAYS; ladder steps are numbered
   1..n with strictly rising targets; stages are lifecycle stage codes, tiers those of the
   active scheme (`ValidationError` keyed by field);
 - the rules of a segment that a pending, scheduled, active or paused campaign targets are
-  frozen, and a segment any campaign targets is kept (`SegmentInUse`);
+  frozen, and a segment any campaign targets is kept (`campaigns.segments` tells members);
 - each service writes its audit entry, with the field-level diff `{field: [before,
   after]}` in business codes, in its own transaction.
 
@@ -33,10 +33,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from members.choices import LifecycleStage, SchemeStatus
-from members.models import Segment, Tier
-from members.segments import segment_rules_validate
+from members.models import Tier
 from portal.models import User
-from portal.services import audit_record
+from portal.services import audit_changes, audit_gone, audit_record
 
 from ..choices import EDITABLE_STATUSES, CampaignStatus, Measure
 from ..models import Campaign, Task, TaskStep
@@ -74,7 +73,6 @@ TASK_CONFIG_FIELDS = (
     "position",
 )
 STEP_CONFIG_FIELDS = ("step_no", "target", "reward_points", "reward_benefit")
-SEGMENT_CONFIG_FIELDS = ("code", "name", "description", "department", "rules")
 _MANY_TO_MANY = frozenset({"target_tiers", "segments", "offered_tiers"})
 _STAGE_LISTS = frozenset({"target_stages", "offered_stages"})
 
@@ -88,20 +86,14 @@ LAUNCHED_STATUSES = tuple(
 class CampaignNotEditable(CampaignStateError):
     """The campaign was submitted or launched: its configuration is what was approved."""
 
+    code = "campaign_not_editable"
+
     def __init__(self, campaign: Campaign):
         self.campaign = campaign
         super().__init__(
             f"Campaign {campaign.code} is {campaign.get_status_display()}; only a draft or a "
             "rejected campaign can be edited."
         )
-
-
-class SegmentInUse(Exception):
-    """Campaigns target the segment, so the change asked for would change them too."""
-
-    def __init__(self, message: str, *, campaign_codes: list[str]):
-        self.campaign_codes = campaign_codes
-        super().__init__(message)
 
 
 # --- the pure rules ------------------------------------------------------------------------------
@@ -222,7 +214,7 @@ def campaign_create(*, actor: User, data: Mapping[str, Any]) -> Campaign:
         actor=actor,
         action="campaign.create",
         obj=campaign,
-        changes=_diff({}, _campaign_snapshot(campaign)),
+        changes=audit_changes({}, _campaign_snapshot(campaign)),
     )
     return campaign
 
@@ -252,7 +244,7 @@ def campaign_update(*, campaign: Campaign, actor: User, changes: Mapping[str, An
         actor=actor,
         action="campaign.change",
         obj=campaign,
-        changes=_diff(before, _campaign_snapshot(campaign)),
+        changes=audit_changes(before, _campaign_snapshot(campaign)),
     )
     return campaign
 
@@ -314,7 +306,7 @@ def task_create(
         getattr(task, name).set(rows)
     TaskStep.objects.bulk_create(TaskStep(task=task, **step) for step in ladder)
     audit_record(
-        actor=actor, action="task.create", obj=task, changes=_diff({}, _task_snapshot(task))
+        actor=actor, action="task.create", obj=task, changes=audit_changes({}, _task_snapshot(task))
     )
     return task
 
@@ -368,7 +360,7 @@ def task_update(
         actor=actor,
         action="task.change",
         obj=task,
-        changes=_diff(before, _task_snapshot(task)),
+        changes=audit_changes(before, _task_snapshot(task)),
     )
     return task
 
@@ -382,7 +374,9 @@ def task_delete(*, task: Task, actor: User) -> None:
     campaign = campaigns[task.campaign_id]
     _require_editable(campaign)
     _reopen_if_rejected(campaign, actor=actor)
-    audit_record(actor=actor, action="task.delete", obj=task, changes=_gone(_task_snapshot(task)))
+    audit_record(
+        actor=actor, action="task.delete", obj=task, changes=audit_gone(_task_snapshot(task))
+    )
     task.delete()
 
 
@@ -453,102 +447,6 @@ def _task_snapshot(task: Task) -> dict:
     }
 
 
-# --- segments ------------------------------------------------------------------------------------
-
-
-def segment_launched_campaign_codes(*, segment: Segment) -> list[str]:
-    """Codes of the pending, scheduled, active or paused campaigns targeting the segment."""
-    return list(
-        segment.campaigns.filter(status__in=LAUNCHED_STATUSES)
-        .order_by("code")
-        .values_list("code", flat=True)
-    )
-
-
-@transaction.atomic
-def segment_create(*, actor: User | None, data: Mapping[str, Any]) -> Segment:
-    """A new member segment authored by `actor`; its rules must be valid conditions
-    (`members.segments`)."""
-    values = _configuration(data, SEGMENT_CONFIG_FIELDS, "segment")
-    if "rules" in values:
-        values["rules"] = _segment_rules(values["rules"])
-    segment = Segment.objects.create(**values, created_by=actor)
-    audit_record(
-        actor=actor,
-        action="segment.create",
-        obj=segment,
-        changes=_diff({}, _segment_snapshot(segment)),
-    )
-    return segment
-
-
-@transaction.atomic
-def segment_update(*, segment: Segment, actor: User | None, changes: Mapping[str, Any]) -> Segment:
-    """Change a segment, its row locked. Its rules must be valid, and they are frozen
-    (`SegmentInUse`) while a pending, scheduled, active or paused campaign targets it: they
-    are part of what was approved. Name and description may always change."""
-    values = _configuration(changes, SEGMENT_CONFIG_FIELDS, "segment")
-    segment = Segment.objects.select_for_update().get(pk=segment.pk)
-    if "rules" in values:
-        values["rules"] = _segment_rules(values["rules"])
-        if values["rules"] != segment.rules and (
-            codes := segment_launched_campaign_codes(segment=segment)
-        ):
-            raise SegmentInUse(
-                f"Campaign(s) {', '.join(codes)} were submitted with this segment's rules; "
-                "make a new segment instead.",
-                campaign_codes=codes,
-            )
-    before = _segment_snapshot(segment)
-    for name, value in values.items():
-        setattr(segment, name, value)
-    segment.save()
-    audit_record(
-        actor=actor,
-        action="segment.change",
-        obj=segment,
-        changes=_diff(before, _segment_snapshot(segment)),
-    )
-    return segment
-
-
-@transaction.atomic
-def segment_delete(*, segment: Segment, actor: User | None) -> None:
-    """Delete a segment no campaign targets (else `SegmentInUse`): deleting it would
-    silently widen those campaigns. The audit entry keeps what the segment was."""
-    segment = Segment.objects.select_for_update().get(pk=segment.pk)
-    codes = list(segment.campaigns.order_by("code").values_list("code", flat=True))
-    if codes:
-        raise SegmentInUse(
-            f"Campaign(s) {', '.join(codes)} target this segment; it is kept.",
-            campaign_codes=codes,
-        )
-    audit_record(
-        actor=actor,
-        action="segment.delete",
-        obj=segment,
-        changes=_gone(_segment_snapshot(segment)),
-    )
-    segment.delete()
-
-
-def _segment_rules(rules) -> list[dict]:
-    try:
-        return segment_rules_validate(rules)
-    except ValidationError as exc:
-        raise ValidationError({"rules": exc.messages}) from None
-
-
-def _segment_snapshot(segment: Segment) -> dict:
-    return {
-        "code": segment.code,
-        "name": segment.name,
-        "description": segment.description,
-        "department": segment.department.code,
-        "rules": segment.rules,
-    }
-
-
 # --- shared --------------------------------------------------------------------------------------
 
 
@@ -599,19 +497,6 @@ def _split(values: dict) -> tuple[dict, dict]:
     return scalars, related
 
 
-def _diff(before: dict, after: dict) -> dict:
-    """Field-level changes as the audit trail keeps them: {field: [before, after]}."""
-    return {
-        name: [before.get(name), value]
-        for name, value in after.items()
-        if before.get(name) != value
-    }
-
-
-def _gone(before: dict) -> dict:
-    return {name: [value, None] for name, value in before.items()}
-
-
 def _amount(value: Decimal | None) -> str | None:
     return None if value is None else f"{Decimal(value):.2f}"
 
@@ -627,19 +512,13 @@ def _code(row) -> str | None:
 __all__ = [
     "CAMPAIGN_CONFIG_FIELDS",
     "LAUNCHED_STATUSES",
-    "SEGMENT_CONFIG_FIELDS",
     "STEP_CONFIG_FIELDS",
     "TASK_CONFIG_FIELDS",
     "CampaignNotEditable",
-    "SegmentInUse",
     "campaign_create",
     "campaign_editable_check",
     "campaign_update",
     "ladder_problems",
-    "segment_create",
-    "segment_delete",
-    "segment_launched_campaign_codes",
-    "segment_update",
     "stage_problems",
     "target_problems",
     "task_create",

@@ -23,9 +23,11 @@ inside the transaction matters:
    go one by one instead, so exactly the rewards that fit are issued and the rest are
    refused, visibly. A batch that still deadlocks with another is retried whole.
 
-Rows go to PostgreSQL as one JSON parameter per statement (`json_to_recordset`: a short
+Rows go to PostgreSQL as one JSON parameter per statement (`portal.sql.rows_source`: a short
 statement whose text does not depend on the batch size); the SQLite demo database gets
-VALUES.
+VALUES. The members tables (activity, points ledger and balances, last activity) are
+written by the members services for sets of rows, the budgets by the benefits services;
+this module writes only the campaigns tables.
 """
 
 from __future__ import annotations
@@ -45,10 +47,19 @@ from django.utils import timezone
 
 from benefits.models import Benefit, Budget
 from benefits.services import BudgetExhausted, budget_consume, budget_consume_many, grant_create
-from members.choices import PointsEntryKind
-from members.feeds import today_in_shanghai
 from members.models import Member
-from members.services.points import expiry_policy, points_earn
+from members.services import (
+    ACTIVITY_COLUMNS,
+    PointsCredit,
+    member_activity_record_many,
+    member_last_active_advance_many,
+    points_balances_add,
+    points_earn,
+    points_earn_many,
+)
+from portal.clock import today_in_shanghai
+from portal.errors import InvalidInput
+from portal.sql import db_time, execute, rows_source
 
 from ..choices import RewardStatus
 from ..events import MAX_EVENTS_PER_BATCH, EventRefusal, EventRow, event_parse
@@ -79,8 +90,11 @@ class IngestResult:
 DEADLOCK_ATTEMPTS = 5
 
 
-class BatchTooLarge(Exception):
-    pass
+class BatchTooLarge(InvalidInput):
+    """More events than one batch may hold (413)."""
+
+    http_status = 413
+    code = "batch_too_large"
 
 
 @dataclass
@@ -178,7 +192,8 @@ def _ingest(*, parsed: list[EventRow], refused: list[EventRefusal], client, now:
         today = today_in_shanghai()
         reached = _advance_tasks(accepted, members=members, today=today)
         recorded = _completions_record([r for r in reached if not _points_only(r)])
-        _record_activity(accepted, members=members)
+        activity = _activity(accepted, members=members)
+        member_activity_record_many(source=activity)
         # From here on a batch takes budget rows, then member rows (balances, last
         # activity): always in that order, so two batches never wait on each other in a
         # cycle over a budget and a member.
@@ -186,7 +201,7 @@ def _ingest(*, parsed: list[EventRow], refused: list[EventRefusal], client, now:
             if _needs_one_by_one(item):
                 reward_issue_one(item, on=today)
         rewarded = _points_rewards_issue([r for r in reached if _points_only(r)], on=today)
-        _last_activity_record(accepted, members=members)
+        member_last_active_advance_many(source=activity)
         completions = len(recorded) + rewarded
 
     refused.sort(key=lambda r: r.index)
@@ -206,42 +221,6 @@ def _ingest(*, parsed: list[EventRow], refused: list[EventRefusal], client, now:
 # --- rows in, rows out --------------------------------------------------------------------------
 
 
-def _db_time(moment: datetime | None):
-    """A timestamp as the database stores it (SQLite: UTC text; PostgreSQL: as is)."""
-    if moment is None or isinstance(moment, str):  # str: as read back from SQLite
-        return moment
-    return connection.ops.adapt_datetimefield_value(moment)
-
-
-def _rows(columns: dict[str, str], rows: list[tuple]) -> tuple[str, list]:
-    """A derived table of `rows` with the given column names and PostgreSQL types, to select
-    or join from. Returns (SQL of a parenthesised subquery, its parameters).
-
-    PostgreSQL gets ONE parameter, the rows as a JSON array read by json_to_recordset: the
-    statement text does not depend on the batch size, and encoding is C-fast (thousands of
-    separate parameters, or arrays, cost more on the client than the statement itself on
-    the server). SQLite, the embedded demo database, gets VALUES."""
-    names = list(columns)
-    if connection.vendor == "postgresql":
-        document = json.dumps([dict(zip(names, row, strict=True)) for row in rows], default=str)
-        fields = ", ".join(f"{name} {kind}" for name, kind in columns.items())
-        return f"(SELECT * FROM json_to_recordset(%s::json) AS u({fields}))", [document]
-    one = "(" + ", ".join(["%s"] * len(names)) + ")"
-    aliases = ", ".join(f"column{i} AS {name}" for i, name in enumerate(names, start=1))
-    values = ", ".join([one] * len(rows))
-    return f"(SELECT {aliases} FROM (VALUES {values}))", [v for row in rows for v in row]
-
-
-def _execute(sql: str, params: list) -> list[tuple]:
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchall() if cursor.description else []
-
-
-def _as_date(value) -> date:
-    return date.fromisoformat(value) if isinstance(value, str) else value  # SQLite gives text
-
-
 # --- events and activity ------------------------------------------------------------------------
 
 
@@ -251,7 +230,7 @@ def _store_events(rows: list[EventRow], *, members: dict, batch_id: int, now: da
     Rows go in event_id order, so two batches never wait on each other in a cycle."""
     if not rows:
         return set()
-    source, params = _rows(
+    source, params = rows_source(
         {
             "event_id": "varchar",
             "member_id": "bigint",
@@ -267,80 +246,37 @@ def _store_events(rows: list[EventRow], *, members: dict, batch_id: int, now: da
                 members[row.member_no][0],
                 row.type,
                 row.amount_fen,
-                _db_time(row.occurred_at),
+                db_time(row.occurred_at),
                 row.occurred_on,
                 row.channel,
             )
             for row in sorted(rows, key=lambda r: r.event_id)
         ],
     )
-    found = _execute(
+    found = execute(
         "INSERT INTO campaigns_memberevent (event_id, member_id, type, amount_fen, occurred_at, "
         "occurred_on, channel, batch_id, received_at) SELECT v.event_id, v.member_id, v.type, "
         f"v.amount_fen, v.occurred_at, v.occurred_on, v.channel, %s, %s FROM {source} AS v "
         "WHERE true ORDER BY v.event_id ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
-        [batch_id, _db_time(now), *params],
+        [batch_id, db_time(now), *params],
     )
     return {event_id for (event_id,) in found}
 
 
-def _record_activity(rows: list[EventRow], *, members: dict) -> None:
-    """Events are activity (API.md, lifecycle): new activity days, the month's active-day
-    count, FUND_PURCHASE / PAYROLL amounts for the tier engine's indicators (keys another
-    batch may hold, written in sorted order). Last activity: `_last_activity_record`."""
-    days = sorted({(members[r.member_no][0], r.occurred_on) for r in rows})
-    amounts: dict[tuple[int, date], list[int]] = defaultdict(lambda: [0, 0])
+def _activity(rows: list[EventRow], *, members: dict) -> tuple[str, list]:
+    """The batch's activity as the members services take it: one row per member and day,
+    with the day's FUND_PURCHASE and PAYROLL amounts (the tier engine's indicators)."""
+    days: dict[tuple[int, date], list[int]] = defaultdict(lambda: [0, 0])
     for row in rows:
+        amounts = days[(members[row.member_no][0], row.occurred_on)]
         if row.type in ("FUND_PURCHASE", "PAYROLL") and row.amount_fen:
-            key = (members[row.member_no][0], row.occurred_on.replace(day=1))
-            amounts[key][0 if row.type == "FUND_PURCHASE" else 1] += row.amount_fen
-    source, params = _rows(
-        {"member_id": "bigint", "day": "date", "month": "date"},
-        [(member_id, day, day.replace(day=1)) for member_id, day in days],
-    )
-    new_days: dict[tuple[int, date], int] = defaultdict(int)
-    for member_id, month in _execute(
-        "INSERT INTO members_memberactivityday (member_id, date, month) SELECT v.member_id, "
-        f"v.day, v.month FROM {source} AS v WHERE true ORDER BY v.member_id, v.day "
-        "ON CONFLICT (member_id, date) DO NOTHING RETURNING member_id, month",
-        params,
-    ):
-        new_days[(member_id, _as_date(month))] += 1
-    stat_keys = sorted(set(new_days) | set(amounts))
-    if stat_keys:
-        source, params = _rows(
-            {"member_id": "bigint", "month": "date", "days": "integer", "fund": "bigint",
-             "payroll": "bigint"},
-            [(*key, new_days.get(key, 0), *amounts.get(key, (0, 0))) for key in stat_keys],
-        )  # fmt: skip
-        _execute(
-            "INSERT INTO members_membermonthlystat (member_id, month, active_days, "
-            "fund_purchase_fen, payroll_fen) SELECT v.member_id, v.month, v.days, v.fund, "
-            f"v.payroll FROM {source} AS v WHERE true ORDER BY v.member_id, v.month "
-            "ON CONFLICT (member_id, month) DO UPDATE SET "
-            "active_days = members_membermonthlystat.active_days + excluded.active_days, "
-            "fund_purchase_fen = members_membermonthlystat.fund_purchase_fen "
-            "+ excluded.fund_purchase_fen, "
-            "payroll_fen = members_membermonthlystat.payroll_fen + excluded.payroll_fen",
-            params,
-        )
-
-
-def _last_activity_record(rows: list[EventRow], *, members: dict) -> None:
-    """Members' last activity moves forward to their latest event day (lifecycle stages);
-    written last in the batch, after the budget, like the points balances."""
-    latest: dict[int, date] = {}
-    for row in rows:
-        member_id = members[row.member_no][0]
-        latest[member_id] = max(row.occurred_on, latest.get(member_id, row.occurred_on))
-    # Only members whose last activity moves forward are written (most events of a day find
-    # it already there): the condition is in the UPDATE, so nothing else is locked.
-    source, params = _rows({"id": "bigint", "day": "date"}, sorted(latest.items()))
-    _execute(
-        f"UPDATE members_member SET last_active_on = v.day FROM {source} AS v "
-        "WHERE members_member.id = v.id AND (members_member.last_active_on IS NULL "
-        "OR members_member.last_active_on < v.day)",
-        params,
+            amounts[0 if row.type == "FUND_PURCHASE" else 1] += row.amount_fen
+    return rows_source(
+        ACTIVITY_COLUMNS,
+        [
+            (member_id, day, day.replace(day=1), fund, payroll)
+            for (member_id, day), (fund, payroll) in sorted(days.items())
+        ],
     )
 
 
@@ -422,16 +358,16 @@ def _advance_tasks(rows: list[EventRow], *, members: dict, today: date) -> list[
     for key in sorted(offered - found):
         fresh[key] = advance(key, 0, 0, [], 0, None, stage_of[key[0]])
     if fresh:
-        source, params = _rows(
+        source, params = rows_source(
             {"member_id": "bigint", "task_id": "bigint", "period_key": "varchar",
              "period_start": "date", "period_end": "date", "stage": "varchar",
              "value": "bigint", "best": "bigint", "days": "text", "steps": "integer",
              "done": "timestamptz"},
-            [(*key, *periods[key], stage_of[key[0]], *state[:4], _db_time(state[4]))
+            [(*key, *periods[key], stage_of[key[0]], *state[:4], db_time(state[4]))
              for key, state in fresh.items()],
         )  # fmt: skip
         days = "CAST(v.days AS jsonb)" if connection.vendor == "postgresql" else "v.days"
-        inserted = _execute(
+        inserted = execute(
             "INSERT INTO campaigns_taskprogress (member_id, task_id, period_key, period_start, "
             "period_end, stage_at_start, value, best, days, steps_reached, completed_at, "
             "started_at, updated_at) SELECT v.member_id, v.task_id, v.period_key, "
@@ -439,7 +375,7 @@ def _advance_tasks(rows: list[EventRow], *, members: dict, today: date) -> list[
             f"%s, %s FROM {source} AS v WHERE true ORDER BY v.member_id, v.task_id, "
             "v.period_key ON CONFLICT (member_id, task_id, period_key) DO NOTHING "
             "RETURNING member_id, task_id, period_key",
-            [_db_time(now), _db_time(now), *params],
+            [db_time(now), db_time(now), *params],
         )
         lost = set(fresh) - {tuple(row) for row in inserted}
         if lost:  # a concurrent batch inserted these first: advance its rows instead
@@ -470,11 +406,11 @@ def _progress_lock(keys: list[tuple[int, int, str]]) -> list[tuple]:
     """The progress rows of these (member, task, period) keys that exist, locked, id order."""
     if not keys:
         return []
-    source, params = _rows(
+    source, params = rows_source(
         {"member_id": "bigint", "task_id": "bigint", "period_key": "varchar"}, keys
     )
     lock = " FOR UPDATE OF p" if connection.features.has_select_for_update_of else ""
-    return _execute(
+    return execute(
         "SELECT p.id, p.member_id, p.task_id, p.period_key, p.value, p.best, p.days, "
         "p.steps_reached, p.completed_at, p.stage_at_start FROM campaigns_taskprogress p "
         f"JOIN {source} AS k ON p.member_id = k.member_id AND p.task_id = k.task_id "
@@ -487,17 +423,17 @@ def _write_progress(rows: list[tuple], *, now: datetime) -> None:
     """One UPDATE … FROM for the batch's progress rows."""
     if not rows:
         return
-    source, params = _rows(
+    source, params = rows_source(
         {"id": "bigint", "value": "bigint", "best": "bigint", "days": "text",
          "steps": "integer", "done": "timestamptz"},
-        [(*row[:5], _db_time(row[5])) for row in rows],
+        [(*row[:5], db_time(row[5])) for row in rows],
     )  # fmt: skip
     days = "CAST(v.days AS jsonb)" if connection.vendor == "postgresql" else "v.days"
-    _execute(
+    execute(
         "UPDATE campaigns_taskprogress SET value = v.value, best = v.best, "
         f"days = {days}, steps_reached = v.steps, completed_at = v.done, "
         f"updated_at = %s FROM {source} AS v WHERE campaigns_taskprogress.id = v.id",
-        [_db_time(now), *params],
+        [db_time(now), *params],
     )
 
 
@@ -518,7 +454,7 @@ def _completions_record(reached: list[Reached], entries: dict | None = None) -> 
             return RewardStatus.NO_REWARD, 0, None, 0
         return RewardStatus.REWARDED, r.level.points, entries[r.key], r.points_cost_fen
 
-    source, params = _rows(
+    source, params = rows_source(
         {"member_id": "bigint", "task_id": "bigint", "campaign_id": "bigint",
          "period_key": "varchar", "step_no": "integer", "stage": "varchar",
          "status": "varchar", "points": "integer", "entry": "bigint", "cost": "bigint"},
@@ -530,7 +466,7 @@ def _completions_record(reached: list[Reached], entries: dict | None = None) -> 
     )  # fmt: skip
     by_key = {(r.member_id, r.task.id, r.period_key, r.level.step_no): r for r in reached}
     recorded = []
-    for pk, member_id, task_id, period_key, step_no in _execute(
+    for pk, member_id, task_id, period_key, step_no in execute(
         "INSERT INTO campaigns_taskcompletion (member_id, task_id, campaign_id, period_key, "
         "step_no, completed_at, reward_status, reward_points, points_entry_id, cost_fen, "
         "refusal_reason, stage_at_start) SELECT v.member_id, v.task_id, v.campaign_id, "
@@ -539,7 +475,7 @@ def _completions_record(reached: list[Reached], entries: dict | None = None) -> 
         "ORDER BY v.member_id, v.task_id, v.period_key, v.step_no "
         "ON CONFLICT (member_id, task_id, period_key, step_no) DO NOTHING "
         "RETURNING id, member_id, task_id, period_key, step_no",
-        [_db_time(now), *params],
+        [db_time(now), *params],
     ):
         item = by_key[(member_id, task_id, period_key, step_no)]
         item.completion_id = pk
@@ -578,7 +514,8 @@ def _points_rewards_issue(items: list[Reached], *, on: date) -> int:
     for budget_id, group in sorted(by_budget.items()):
         try:
             with transaction.atomic():
-                entries, balances = _points_issue(group, on=on)
+                earned = points_earn_many(credits=_points_credits(group), business_date=on)
+                entries = earned.entries
                 fresh = [item for item in group if item.key in entries]
                 if len(_completions_record(fresh, entries)) != len(fresh):
                     raise IntegrityError(
@@ -599,7 +536,7 @@ def _points_rewards_issue(items: list[Reached], *, on: date) -> int:
                         for _, (fen, count, source) in sorted(per_task.items())
                     ],
                 )
-                _balances_add(balances)  # member rows after the budget row
+                points_balances_add(balances=earned.balances)  # member rows after the budget
                 recorded += len(fresh)
         except BudgetExhausted:
             for item in _completions_record(group):
@@ -612,46 +549,20 @@ def _points_source(item: Reached) -> str:
     return f"task reward {item.task.campaign_code} #{item.task.id}"
 
 
-def _points_issue(items: list[Reached], *, on: date) -> tuple[dict[str, int], dict[int, int]]:
-    """Write the items' points entries: one ledger INSERT skipping keys already credited.
-    Returns idempotency key → entry id of the entries written now, and member id → points
-    for `_balances_add`."""
-    now = timezone.now()
-    expires_on = expiry_policy().expires_on(on)
-    source, params = _rows(
-        {"member_id": "bigint", "points": "bigint", "source": "varchar", "key": "varchar"},
-        sorted(
-            (
-                item.member_id,
-                item.level.points,
-                f"task {item.task.campaign_code} #{item.task.id} step {item.level.step_no}"[:100],
-                item.key,
-            )
-            for item in items
-        ),
-    )
-    written = _execute(
-        "INSERT INTO members_pointsentry (member_id, kind, points, remaining, business_date, "
-        "expires_on, source, idempotency_key, note, created_at) SELECT v.member_id, %s, "
-        f"v.points, v.points, %s, %s, v.source, v.key, '', %s FROM {source} AS v WHERE true "
-        "ORDER BY v.key ON CONFLICT (idempotency_key) DO NOTHING "
-        "RETURNING id, idempotency_key, member_id, points",
-        [PointsEntryKind.EARN, on, expires_on, _db_time(now), *params],
-    )
-    balances: dict[int, int] = defaultdict(int)
-    for _, _, member_id, points in written:
-        balances[member_id] += points
-    return {key: pk for pk, key, _, _ in written}, balances
+def _points_credits(items: list[Reached]) -> list[PointsCredit]:
+    return [
+        PointsCredit(
+            member_id=item.member_id,
+            points=item.level.points,
+            source=_points_ledger_source(item),
+            key=item.key,
+        )
+        for item in items
+    ]
 
 
-def _balances_add(balances: dict[int, int]) -> None:
-    """One UPDATE of the members' points balances (the ledger's sum), in member id order."""
-    source, params = _rows({"id": "bigint", "points": "bigint"}, sorted(balances.items()))
-    _execute(
-        "UPDATE members_member SET points_balance = members_member.points_balance + v.points "
-        f"FROM {source} AS v WHERE members_member.id = v.id",
-        params,
-    )
+def _points_ledger_source(item: Reached) -> str:
+    return f"task {item.task.campaign_code} #{item.task.id} step {item.level.step_no}"
 
 
 def reward_issue_one(item: Reached, *, on: date) -> TaskCompletion:
@@ -690,7 +601,7 @@ def reward_issue_one(item: Reached, *, on: date) -> TaskCompletion:
                     member_id=member_id,
                     points=level.points,
                     business_date=on,
-                    source=f"task {task.campaign_code} #{task.id} step {level.step_no}",
+                    source=_points_ledger_source(item),
                     idempotency_key=item.key,
                 )
                 cost += item.points_cost_fen

@@ -37,17 +37,3 @@ class MemberListSerializer(serializers.ModelSerializer):
         if member.tier is None:
             return None
         return {"code": member.tier.code, "name": member.tier.name, "rank": member.tier.rank}
-
-
-class MemberCentreSerializer(serializers.Serializer):
-    """The member centre as mobile banking shows it (API.md). No personal data."""
-
-    member_no = serializers.CharField()
-    tier = serializers.JSONField(allow_null=True)
-    tier_since = serializers.DateField(allow_null=True)
-    lifecycle_stage = serializers.CharField()
-    points_balance = serializers.IntegerField()
-    next_tier = serializers.JSONField(allow_null=True)
-    protection = serializers.JSONField(allow_null=True)
-    tasks = serializers.ListField(child=serializers.JSONField())
-    grants = serializers.ListField(child=serializers.JSONField())

@@ -1,15 +1,13 @@
-"""Members API: the scoped staff list and the member centre."""
+"""Members API: the scoped staff list (the member centre is composed in `operations.api`)."""
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics
-from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from portal.permissions import MatrixPermission
 
 from ..choices import LifecycleStage, MemberStatus
-from ..selectors import MemberFilters, member_centre, member_get, member_list
-from .serializers import MemberCentreSerializer, MemberListSerializer
+from ..selectors import MemberFilters, member_list
+from .serializers import MemberListSerializer
 
 
 class MemberListView(generics.ListAPIView):
@@ -44,15 +42,3 @@ class MemberListView(generics.ListAPIView):
                 tier=params.get("tier", ""),
             ),
         )
-
-
-class MemberCentreView(APIView):
-    """The member centre: tier, next tier, protection, points, tasks and grants."""
-
-    permission_classes = [MatrixPermission]
-    action_required = "members.view_member_centre"
-
-    @extend_schema(responses=MemberCentreSerializer)
-    def get(self, request, member_no: str):
-        member = member_get(user=request.user, member_no=member_no)
-        return Response(MemberCentreSerializer(member_centre(member=member)).data)

@@ -7,6 +7,7 @@ from datetime import date
 from django.db import transaction
 from django.utils import timezone
 
+from portal.errors import InvalidInput, NotAllowed
 from portal.permissions import user_can
 from portal.services import audit_record
 
@@ -14,15 +15,15 @@ from ..models import FollowUpNote, Member
 from ..selectors import member_scope
 
 
-class NoteError(ValueError):
+class NoteError(InvalidInput):
     """The note cannot be written as asked (the message says why)."""
 
 
 def _check(member: Member, actor) -> None:
     if not user_can(actor, "members.write_notes"):
-        raise PermissionError("Your role cannot write notes on customers.")
+        raise NotAllowed("Your role cannot write notes on customers.")
     if not member_scope(user=actor).filter(pk=member.pk).exists():
-        raise PermissionError("This customer is not in your scope.")
+        raise NotAllowed("This customer is not in your scope.")
 
 
 @transaction.atomic
@@ -50,7 +51,7 @@ def followup_note_done(*, note: FollowUpNote, actor) -> FollowUpNote:
     """Mark a follow-up as done (only the note's author)."""
     _check(note.member, actor)
     if note.author_id != actor.pk:
-        raise PermissionError("Only the note's author can close its follow-up.")
+        raise NotAllowed("Only the note's author can close its follow-up.")
     if note.done_at is None:
         note.done_at = timezone.now()
         note.save(update_fields=["done_at"])

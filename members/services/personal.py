@@ -7,11 +7,13 @@ import logging
 
 from django.db import transaction
 
+from portal.errors import InvalidInput, NotAllowed
 from portal.masking import mask_id_number, mask_personal_numbers, mask_phone
 from portal.permissions import user_can
 from portal.services import audit_record
 
 from ..models import Member
+from ..selectors import member_scope
 
 logger = logging.getLogger(__name__)
 
@@ -20,18 +22,16 @@ REASON_MAX_LENGTH = 255
 
 
 def _require_in_scope(*, member: Member, actor) -> None:
-    from ..selectors import member_scope
-
     if not member_scope(user=actor).filter(pk=member.pk).exists():
-        raise PermissionError("This customer is not in your scope.")
+        raise NotAllowed("This customer is not in your scope.")
 
 
 def _clean_reason(reason: str, *, what: str, required: bool = True) -> str:
     reason = (reason or "").strip()
     if required and not reason:
-        raise ValueError(f"A reason is required to {what}.")
+        raise InvalidInput(f"A reason is required to {what}.", field="reason")
     if len(reason) > REASON_MAX_LENGTH:
-        raise ValueError(f"The reason is too long (at most {REASON_MAX_LENGTH} characters).")
+        raise InvalidInput(f"The reason is too long (at most {REASON_MAX_LENGTH} characters).")
     return reason
 
 
@@ -53,7 +53,7 @@ def member_personal_data_reveal(*, member: Member, actor, reason: str, ip: str |
     stated reason, and record who saw them, why and from where ("member.reveal"). The audit
     entry never contains the values themselves; nothing is revealed without a reason."""
     if not user_can(actor, "members.reveal_personal_data"):
-        raise PermissionError("Your role cannot reveal customers' personal data.")
+        raise NotAllowed("Your role cannot reveal customers' personal data.")
     _require_in_scope(member=member, actor=actor)
     reason = _without_personal_data(_clean_reason(reason, what="reveal personal data"), member)
     audit_record(
@@ -79,7 +79,7 @@ def member_marketing_opt_out_set(
     optional: a customer's right is not held up by paperwork. Setting the flag it already
     has changes and records nothing."""
     if not user_can(actor, "members.record_opt_out"):
-        raise PermissionError("Your role cannot record a customer's marketing opt-out.")
+        raise NotAllowed("Your role cannot record a customer's marketing opt-out.")
     _require_in_scope(member=member, actor=actor)
     reason = _without_personal_data(
         _clean_reason(reason, what="change the marketing opt-out", required=False), member

@@ -8,20 +8,24 @@ and expiry draw down the oldest earnings first (FIFO over EARN entries' `remaini
 from __future__ import annotations
 
 import calendar
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F
+from django.utils import timezone
 
+from portal.errors import InvalidInput, StateConflict
 from portal.services import audit_record
+from portal.sql import db_time, execute, rows_source
 
 from ..choices import PointsEntryKind
 from ..models import Member, PointsEntry
 
 
-class InsufficientPoints(Exception):
+class InsufficientPoints(StateConflict):
     """The member has fewer points than asked for; nothing was written."""
 
 
@@ -45,14 +49,24 @@ class RollingMonths:
         return date(year, month + 1, calendar.monthrange(year, month + 1)[1])
 
 
+#: POINTS_EXPIRY_POLICY → how to build the policy from the settings
+EXPIRY_POLICIES = {
+    "NEXT_YEAR_END": lambda: NextYearEnd(),
+    "MONTHS": lambda: RollingMonths(settings.POINTS_EXPIRY_MONTHS),
+}
+
+
 def expiry_policy():
     """The configured policy (settings.POINTS_EXPIRY_POLICY)."""
     name = settings.POINTS_EXPIRY_POLICY
-    if name == "NEXT_YEAR_END":
-        return NextYearEnd()
-    if name == "MONTHS":
-        return RollingMonths(settings.POINTS_EXPIRY_MONTHS)
-    raise ValueError(f"POINTS_EXPIRY_POLICY={name!r} is not a policy: use NEXT_YEAR_END or MONTHS.")
+    try:
+        return EXPIRY_POLICIES[name]()
+    except KeyError:
+        raise ValueError(
+            f"POINTS_EXPIRY_POLICY={name!r} is not a policy: use "
+            + " or ".join(EXPIRY_POLICIES)
+            + "."
+        ) from None
 
 
 def points_earn(
@@ -61,7 +75,7 @@ def points_earn(
     """Credit `points` once per idempotency key (the same key again returns None and
     changes nothing). Runs inside the caller's transaction."""
     if points <= 0:
-        raise ValueError("points_earn needs a positive number of points.")
+        raise InvalidInput("points_earn needs a positive number of points.")
     try:
         with transaction.atomic():
             entry = PointsEntry.objects.create(
@@ -78,6 +92,74 @@ def points_earn(
         return None
     Member.objects.filter(pk=member_id).update(points_balance=F("points_balance") + points)
     return entry
+
+
+@dataclass(frozen=True)
+class PointsCredit:
+    """One credit of a set: `points` to a member, once per idempotency `key`."""
+
+    member_id: int
+    points: int
+    source: str
+    key: str
+
+
+@dataclass
+class PointsEarned:
+    """What `points_earn_many` wrote: entry id per idempotency key written now, and the points
+    per member that `points_balances_add` moves onto the balances."""
+
+    entries: dict[str, int]
+    balances: dict[int, int]
+
+
+def points_earn_many(*, credits: list[PointsCredit], business_date: date) -> PointsEarned:
+    """Credit a set of rewards with ONE ledger INSERT, skipping keys already credited (by
+    anyone, even concurrently: the unique key makes the second writer wait, then skip).
+    The balances are NOT moved here: the caller moves them with `points_balances_add` in
+    the same transaction, after any other row it must lock first (a batch locks budget rows
+    before member rows)."""
+    if not credits:
+        return PointsEarned({}, {})
+    if any(credit.points <= 0 for credit in credits):
+        raise InvalidInput("Every credit needs a positive number of points.")
+    source, params = rows_source(
+        {"member_id": "bigint", "points": "bigint", "source": "varchar", "key": "varchar"},
+        sorted(
+            (credit.member_id, credit.points, credit.source[:100], credit.key) for credit in credits
+        ),
+    )
+    written = execute(
+        "INSERT INTO members_pointsentry (member_id, kind, points, remaining, business_date, "
+        "expires_on, source, idempotency_key, note, created_at) SELECT v.member_id, %s, "
+        f"v.points, v.points, %s, %s, v.source, v.key, '', %s FROM {source} AS v WHERE true "
+        "ORDER BY v.key ON CONFLICT (idempotency_key) DO NOTHING "
+        "RETURNING id, idempotency_key, member_id, points",
+        [
+            PointsEntryKind.EARN,
+            business_date,
+            expiry_policy().expires_on(business_date),
+            db_time(timezone.now()),
+            *params,
+        ],
+    )
+    balances: dict[int, int] = defaultdict(int)
+    for _, _, member_id, points in written:
+        balances[member_id] += points
+    return PointsEarned({key: pk for pk, key, _, _ in written}, dict(balances))
+
+
+def points_balances_add(*, balances: dict[int, int]) -> None:
+    """Move members' points balances by the points credited (`PointsEarned.balances`): one
+    UPDATE, in member id order. The balance stays the sum of the ledger."""
+    if not balances:
+        return
+    source, params = rows_source({"id": "bigint", "points": "bigint"}, sorted(balances.items()))
+    execute(
+        "UPDATE members_member SET points_balance = members_member.points_balance + v.points "
+        f"FROM {source} AS v WHERE members_member.id = v.id",
+        params,
+    )
 
 
 def _draw_down(*, member_id: int, points: int) -> None:
@@ -107,7 +189,7 @@ def points_spend(
     if existing is not None:
         return existing
     if points <= 0:
-        raise ValueError("Spend a positive number of points.")
+        raise InvalidInput("Spend a positive number of points.")
     Member.objects.select_for_update().filter(pk=member.pk).first()  # one spender at a time
     _draw_down(member_id=member.pk, points=points)
     entry = PointsEntry.objects.create(
@@ -129,9 +211,9 @@ def points_adjust(
     """A staff correction, audited: positive credits new points (with the normal expiry),
     negative takes points away oldest first."""
     if not points:
-        raise ValueError("An adjustment needs a non-zero number of points.")
+        raise InvalidInput("An adjustment needs a non-zero number of points.")
     if not reason.strip():
-        raise ValueError("An adjustment needs a reason.")
+        raise InvalidInput("An adjustment needs a reason.")
     existing = PointsEntry.objects.filter(idempotency_key=idempotency_key).first()
     if existing is not None:
         return existing
@@ -187,8 +269,6 @@ WHERE kind = 'EARN' AND remaining > 0 AND expires_on < %(d)s
 def points_expire(*, business_date: date) -> dict:
     """Expire every earning whose `expires_on` is before the business date: set-based, one
     EXPIRE entry per member, idempotent for the date (a second run finds nothing open)."""
-    from django.utils import timezone
-
     params = {"d": business_date, "key": business_date.isoformat(), "now": timezone.now()}
     with connection.cursor() as cursor:
         cursor.execute(_EXPIRE_SQL[0], params)

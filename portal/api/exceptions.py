@@ -1,9 +1,21 @@
-"""API errors in the shape API.md fixes: {"detail": ..., "code": ...} or field errors."""
+"""API errors in the shape API.md fixes: {"detail": ..., "code": ...} or field errors.
 
+The one DRF exception handler: DRF's own exceptions as DRF answers them (with a `code`), and
+every `DomainError` by its class — `NotAllowed` 403, `StateConflict` 409, `InvalidInput`
+400 (or the class's own `http_status`); a refusal about one input field also names it."""
+
+from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+
+from ..errors import DomainError
 
 
 def exception_handler(exc, context):
+    if isinstance(exc, DomainError):
+        data = {"detail": exc.message, "code": exc.code}
+        if exc.field:
+            data[exc.field] = [exc.message]
+        return Response(data, status=exc.http_status)
     response = drf_exception_handler(exc, context)
     if response is None:
         return None

@@ -13,9 +13,9 @@ from rest_framework.test import APIClient
 from benefits.choices import GrantSource, GrantStatus
 from benefits.models import Benefit, BenefitGrant, Budget, TierEntitlement
 from benefits.services import grant_create, grant_redeem, grant_revoke
-from members.feeds import today_in_shanghai
 from members.models import Tier
 from portal.choices import Role
+from portal.clock import today_in_shanghai
 from portal.models import AuditEntry
 from tests.factories import BenefitFactory, BudgetFactory, MemberFactory
 

@@ -13,7 +13,7 @@ from django.db.models import Sum
 from benefits.choices import GrantSource
 from benefits.models import BenefitGrant, Budget, BudgetEntry
 from benefits.services import BudgetExhausted, grant_create
-from members.feeds import today_in_shanghai
+from portal.clock import today_in_shanghai
 from tests.factories import BenefitFactory, BudgetFactory, MemberFactory
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]

@@ -16,13 +16,13 @@ import pytest
 from django.core.management import call_command
 from django.db.models import Sum
 
-from benefits import services
 from benefits.choices import EntitlementPeriod, GrantSource, GrantStatus
 from benefits.models import BenefitGrant, Budget, BudgetEntry, TierEntitlement
 from benefits.services import grant_create
 from members.models import Tier
 from portal.choices import JobStatus
 from portal.models import JobRun
+from tests.clock import benefits_today
 from tests.factories import BenefitFactory, BudgetFactory, MemberFactory
 
 BUSINESS_DATE = date(2026, 11, 26)
@@ -33,7 +33,7 @@ GOLD_MEMBERS = ["M0000001", "M0000002", "M0000003"]
 @pytest.fixture(autouse=True)
 def today(monkeypatch):
     """Budgets are open or closed by today's date in Asia/Shanghai: the business date."""
-    monkeypatch.setattr(services, "today_in_shanghai", lambda: BUSINESS_DATE)
+    benefits_today(monkeypatch, BUSINESS_DATE)
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ import pytest
 from benefits.models import BenefitFeedback, BenefitGrant, BudgetEntry, ManualGrantRequest
 from benefits.services import benefit_feedback_record, manual_grant
 from portal.choices import Role
+from portal.errors import NotAllowed
 from tests.factories import BenefitFactory, MemberFactory
 
 LIMIT = 50_000
@@ -53,7 +54,7 @@ def test_a_manual_grant_for_a_customer_outside_the_scope_is_refused(
 ):
     benefit = BenefitFactory(unit_cost_fen=cost)
 
-    with pytest.raises(PermissionError, match="not in your scope"):
+    with pytest.raises(NotAllowed, match="not in your scope"):
         manual_grant(
             member=customers[customer], benefit=benefit, reason="goodwill", actor=staff[who]
         )
@@ -77,7 +78,7 @@ def test_a_manual_grant_for_a_customer_in_the_scope_is_made(staff, customers, wh
 
 @pytest.mark.parametrize(("who", "customer"), [("am1", "am2"), ("am1", "b01"), ("bm1", "am2")])
 def test_feedback_on_a_customer_outside_the_scope_is_refused(staff, customers, who, customer):
-    with pytest.raises(PermissionError, match="not in your scope"):
+    with pytest.raises(NotAllowed, match="not in your scope"):
         benefit_feedback_record(
             member=customers[customer],
             benefit=BenefitFactory(),

@@ -17,8 +17,8 @@ from django.contrib.auth.models import Group
 from django.db import connection
 from django.db.models import Sum
 
-from benefits import services
 from benefits.choices import (
+    BenefitApproval,
     BudgetEntryKind,
     EntitlementPeriod,
     GrantSource,
@@ -47,13 +47,15 @@ from benefits.services import (
     grant_revoke,
     grants_expire,
     manual_grant,
-    manual_grant_decide,
     period_of,
 )
 from members.choices import MemberStatus
 from members.models import Tier, TierScheme
 from portal.choices import Role
+from portal.errors import InvalidInput, NotAllowed, StateConflict
 from portal.models import AuditEntry, User
+from tests.approvals import decide_pending
+from tests.clock import benefits_today
 from tests.factories import BenefitFactory, BudgetFactory, MemberFactory
 
 TODAY = date(2026, 11, 26)
@@ -65,7 +67,7 @@ _keys = itertools.count(1)
 @pytest.fixture(autouse=True)
 def today(monkeypatch):
     """The services read today's date in Asia/Shanghai; pin it."""
-    monkeypatch.setattr(services, "today_in_shanghai", lambda: TODAY)
+    benefits_today(monkeypatch, TODAY)
     return TODAY
 
 
@@ -213,7 +215,7 @@ def test_a_budget_is_open_on_the_first_and_last_day_of_its_period(db, monkeypatc
     benefit = make_benefit(budget)
 
     give(MemberFactory(), benefit)
-    monkeypatch.setattr(services, "today_in_shanghai", lambda: date(2026, 11, 30))
+    benefits_today(monkeypatch, date(2026, 11, 30))
     give(MemberFactory(), benefit)
 
     assert consumed(budget) == 2 * COST
@@ -644,9 +646,9 @@ def test_grants_expire_only_past_the_expiry_date_and_release_the_cost(db, monkey
     on_the_day = give(member, benefit, expires_on=TODAY)
     future = give(member, benefit, expires_on=date(2026, 11, 27))
     used = give(member, benefit, expires_on=date(2026, 11, 1))
-    monkeypatch.setattr(services, "today_in_shanghai", lambda: date(2026, 10, 30))
+    benefits_today(monkeypatch, date(2026, 10, 30))
     grant_redeem(grant=used)  # redeemed in time, then its expiry date passed
-    monkeypatch.setattr(services, "today_in_shanghai", lambda: TODAY)
+    benefits_today(monkeypatch, TODAY)
 
     result = grants_expire(business_date=TODAY)
 
@@ -840,7 +842,9 @@ def test_a_manual_grant_above_the_limit_waits_for_approval(pending, people):
 
 
 def test_a_budget_approver_approves_and_the_grant_is_made_and_charged(pending, people):
-    decided = manual_grant_decide(request=pending, approve=True, actor=people["approver"])
+    decided = decide_pending(
+        pending, BenefitApproval.MANUAL_GRANT, approve=True, actor=people["approver"]
+    )
 
     assert decided.status == RequestStatus.APPROVED
     assert decided.decided_by == people["approver"] and decided.decided_at is not None
@@ -852,18 +856,24 @@ def test_a_budget_approver_approves_and_the_grant_is_made_and_charged(pending, p
 
 
 def test_a_decided_request_cannot_be_decided_again(pending, people):
-    manual_grant_decide(request=pending, approve=True, actor=people["approver"])
+    decide_pending(pending, BenefitApproval.MANUAL_GRANT, approve=True, actor=people["approver"])
     other_approver = with_extra_role(people["admin"], Role.BUDGET_APPROVER)
 
-    with pytest.raises(ValueError, match="already been decided"):
-        manual_grant_decide(request=pending, approve=True, actor=other_approver)
+    with pytest.raises(StateConflict, match="not waiting for a decision"):
+        decide_pending(pending, BenefitApproval.MANUAL_GRANT, approve=True, actor=other_approver)
 
     assert BenefitGrant.objects.count() == 1
     assert consumed(pending.budget) == LIMIT + 1
 
 
 def test_a_budget_approver_rejects_and_nothing_is_granted(pending, people):
-    decided = manual_grant_decide(request=pending, approve=False, actor=people["approver"])
+    decided = decide_pending(
+        pending,
+        BenefitApproval.MANUAL_GRANT,
+        approve=False,
+        actor=people["approver"],
+        comment="not for this customer",
+    )
 
     assert decided.status == RequestStatus.REJECTED and decided.grant is None
     assert BenefitGrant.objects.count() == 0 and consumed(pending.budget) == 0
@@ -878,8 +888,10 @@ def test_the_requester_cannot_decide_their_own_request(db, limit, people):
         member=customer_of(people["am"]), benefit=benefit, reason="r", actor=maker
     )
 
-    with pytest.raises(PermissionError, match="own request"):
-        manual_grant_decide(request=request, approve=True, actor=maker)
+    with pytest.raises(NotAllowed) as refused:
+        decide_pending(request, BenefitApproval.MANUAL_GRANT, approve=True, actor=maker)
+
+    assert refused.value.code == "self_approval"
 
     request.refresh_from_db()
     assert request.status == RequestStatus.PENDING and request.decided_by is None
@@ -888,8 +900,8 @@ def test_the_requester_cannot_decide_their_own_request(db, limit, people):
 
 @pytest.mark.parametrize("role", ["bm", "operator", "auditor", "admin", "system"])
 def test_roles_without_the_right_cannot_decide_a_manual_grant(pending, people, role):
-    with pytest.raises(PermissionError):
-        manual_grant_decide(request=pending, approve=True, actor=people[role])
+    with pytest.raises(NotAllowed):
+        decide_pending(pending, BenefitApproval.MANUAL_GRANT, approve=True, actor=people[role])
 
     pending.refresh_from_db()
     assert pending.status == RequestStatus.PENDING
@@ -900,7 +912,7 @@ def test_roles_without_the_right_cannot_decide_a_manual_grant(pending, people, r
 def test_roles_without_the_right_cannot_grant_by_hand(db, limit, people, role):
     benefit = make_benefit(unit_cost_fen=10_000)
 
-    with pytest.raises(PermissionError):
+    with pytest.raises(NotAllowed):
         manual_grant(
             member=customer_of(people["am"]), benefit=benefit, reason="r", actor=people[role]
         )
@@ -909,7 +921,7 @@ def test_roles_without_the_right_cannot_grant_by_hand(db, limit, people, role):
 
 
 def test_a_manual_grant_needs_a_reason(db, limit, people):
-    with pytest.raises(ValueError, match="reason"):
+    with pytest.raises(InvalidInput, match="reason"):
         manual_grant(
             member=customer_of(people["am"]),
             benefit=make_benefit(),
@@ -926,7 +938,9 @@ def test_approval_against_an_exhausted_budget_leaves_the_request_pending(db, lim
     )
 
     with pytest.raises(BudgetExhausted):
-        manual_grant_decide(request=request, approve=True, actor=people["approver"])
+        decide_pending(
+            request, BenefitApproval.MANUAL_GRANT, approve=True, actor=people["approver"]
+        )
 
     request.refresh_from_db()
     assert request.status == RequestStatus.PENDING and request.grant is None
@@ -954,7 +968,7 @@ def test_an_account_manager_records_feedback_on_a_benefit(db, people):
 def test_a_role_without_the_right_cannot_leave_feedback(db, people):
     member, benefit = MemberFactory(), make_benefit()
 
-    with pytest.raises(PermissionError):
+    with pytest.raises(NotAllowed):
         benefit_feedback_record(
             member=member, benefit=benefit, useful=True, reason="", actor=people["auditor"]
         )

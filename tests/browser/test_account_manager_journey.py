@@ -9,10 +9,10 @@ from datetime import timedelta
 import pytest
 from playwright.sync_api import Page, expect
 
-from members.feeds import today_in_shanghai
 from members.models import FollowUpNote
-from members.tiers import add_months, month_start
 from portal.choices import Role
+from portal.clock import today_in_shanghai
+from portal.periods import add_months, month_start
 from tests.factories import MemberFactory, MemberMonthlyStatFactory
 
 from .conftest import BROWSER_TEST, login

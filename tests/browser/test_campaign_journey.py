@@ -11,10 +11,10 @@ from datetime import timedelta
 from django.utils import translation
 from playwright.sync_api import Locator, Page, expect
 
-from campaigns.choices import CampaignStatus
+from campaigns.choices import CampaignApproval, CampaignStatus
 from campaigns.models import Campaign
-from members.feeds import today_in_shanghai
-from portal.choices import ApprovalKind, ApprovalStatus, Role
+from portal.choices import ApprovalStatus, Role
+from portal.clock import today_in_shanghai
 from portal.models import ApprovalRequest
 from tests.factories import BudgetFactory
 
@@ -141,7 +141,7 @@ def test_operator_builds_and_submits_a_campaign_and_an_approver_approves_it(
     assert (campaign.submitted_by, campaign.decided_by) == (operator, approver)
     assert campaign.decision_comment == "同意，预算充足"
     request = ApprovalRequest.objects.get(
-        kind=ApprovalKind.CAMPAIGN_LAUNCH, object_id=str(campaign.pk)
+        kind=CampaignApproval.CAMPAIGN_LAUNCH, object_id=str(campaign.pk)
     )
     assert (request.status, request.requested_by, request.decided_by) == (
         ApprovalStatus.APPROVED,

@@ -10,11 +10,11 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from benefits.services import grant_create
-from members.feeds import today_in_shanghai
 from members.models import FollowUpNote, Tier
-from members.tiers import add_months, month_start
+from operations.kpi import kpi_snapshot_compute
 from portal.choices import Role
-from portal.kpi import kpi_snapshot_compute
+from portal.clock import today_in_shanghai
+from portal.periods import add_months, month_start
 from tests.factories import BenefitFactory, MemberFactory, MemberMonthlyStatFactory
 
 from .conftest import BROWSER_TEST, login

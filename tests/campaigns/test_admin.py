@@ -11,8 +11,10 @@ import pytest
 from django.contrib.admin.helpers import AdminReadonlyField
 from django.contrib.auth.models import Group
 from django.contrib.messages import get_messages
+from django.utils import translation
 
 from campaigns.models import Campaign, EventBatch, MemberEvent, Task, TaskCompletion, TaskStep
+from campaigns.services import campaign_submit
 from members.models import PointsEntry, Segment
 from members.services.points import points_earn
 from portal.choices import Role
@@ -61,10 +63,17 @@ def budget(db):
 
 
 def draft(author, **kw) -> Campaign:
+    """A draft whose window starts tomorrow (approval schedules it). Asked for as
+    PENDING_APPROVAL, it gets a task and is submitted by its author, as in the portal."""
     kw.setdefault("starts_on", today() + timedelta(days=1))
     kw.setdefault("ends_on", today() + timedelta(days=60))
-    kw.setdefault("status", "DRAFT")
-    return CampaignFactory(created_by=author, **kw)
+    status = kw.pop("status", "DRAFT")
+    pending = status == "PENDING_APPROVAL"
+    campaign = CampaignFactory(created_by=author, status="DRAFT" if pending else status, **kw)
+    if pending:
+        TaskFactory(campaign=campaign)
+        campaign = campaign_submit(campaign=campaign, actor=author)
+    return campaign
 
 
 def change_url(campaign: Campaign) -> str:
@@ -343,7 +352,9 @@ def test_self_approval_is_refused_in_the_admin_with_a_message(client, staff, bud
     campaign.refresh_from_db()
     assert campaign.status == "PENDING_APPROVAL"
     assert campaign.decided_by is None
-    assert any("you wrote or submitted" in m for m in messages_of(response))
+    with translation.override("zh-hans"):
+        refusal = translation.gettext("You cannot decide your own request; a colleague must.")
+    assert any(refusal in m for m in messages_of(response))
 
 
 def test_a_rejection_in_the_admin_needs_a_comment(client, staff, budget):

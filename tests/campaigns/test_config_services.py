@@ -18,12 +18,8 @@ from campaigns.models import Campaign, Task, TaskStep
 from campaigns.services import CampaignStateError, campaign_submit
 from campaigns.services.config import (
     CampaignNotEditable,
-    SegmentInUse,
     campaign_create,
     campaign_update,
-    segment_create,
-    segment_delete,
-    segment_update,
     task_create,
     task_delete,
     task_targets_validate,
@@ -31,6 +27,7 @@ from campaigns.services.config import (
 )
 from members.models import Segment, Tier
 from members.segments import segment_rules_validate
+from members.services import SegmentInUse, segment_create, segment_delete, segment_update
 from portal.choices import Role
 from portal.models import AuditEntry
 from tests.factories import (
@@ -474,7 +471,7 @@ def test_the_rules_of_a_segment_a_launched_campaign_targets_are_frozen(operator,
         segment=segment, actor=operator, changes={"name": "沉睡客户", "rules": DORMANT}
     )
 
-    assert refused.value.campaign_codes == ["C-USES"]
+    assert refused.value.codes == ["C-USES"]
     assert "C-USES" in str(refused.value)
     renamed.refresh_from_db()
     assert (renamed.name, renamed.rules) == ("沉睡客户", DORMANT)

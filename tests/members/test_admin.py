@@ -450,7 +450,7 @@ def test_a_refusal_of_the_service_is_shown_as_a_form_error_not_an_error_page(
 ):
     """The campaign was submitted after the page was opened: the page still offered the
     rules, the service refuses them; the form says why and nothing is written."""
-    monkeypatch.setattr(members_admin, "segment_launched_campaign_codes", lambda segment: [])
+    monkeypatch.setattr(members_admin, "segment_frozen_by", lambda segment: [])
     client.force_login(staff["operator"])
 
     response = client.post(
@@ -506,7 +506,7 @@ def test_a_campaign_taking_up_the_segment_meanwhile_still_keeps_it(
     client, staff, used_segment, monkeypatch
 ):
     """The admin's check passed; the service, with the row locked, refuses."""
-    monkeypatch.setattr(members_admin, "_campaigns_targeting", lambda segments: {})
+    monkeypatch.setattr(members_admin, "segment_targeted_by", lambda segments: {})
     client.force_login(staff["operator"])
 
     response = client.post(f"{SEGMENTS_URL}{used_segment.pk}/delete/", {"post": "yes"})
@@ -561,7 +561,7 @@ def test_bulk_delete_with_a_segment_in_use_deletes_nothing_and_says_why(
 def test_bulk_delete_refused_by_the_service_meanwhile_deletes_nothing(
     client, staff, used_segment, monkeypatch
 ):
-    monkeypatch.setattr(members_admin, "_campaigns_targeting", lambda segments: {})
+    monkeypatch.setattr(members_admin, "segment_targeted_by", lambda segments: {})
     unused = SegmentFactory(code="SEG-AAA")  # deleted first, then rolled back
     client.force_login(staff["operator"])
 

@@ -12,9 +12,9 @@ from rest_framework.test import APIClient
 from benefits.choices import GrantSource
 from benefits.services import grant_create
 from members.choices import LifecycleStage
-from members.feeds import today_in_shanghai
 from members.models import Tier
 from portal.choices import Role
+from portal.clock import today_in_shanghai
 from tests.factories import BenefitFactory, MemberFactory
 
 CENTRE_KEYS = {

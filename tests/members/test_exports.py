@@ -14,9 +14,9 @@ from django.test.utils import CaptureQueriesContext
 
 from members.choices import LifecycleStage
 from members.exports import COLUMNS
-from members.feeds import today_in_shanghai
 from members.models import Tier
 from portal.choices import Role
+from portal.clock import today_in_shanghai
 from portal.models import AuditEntry
 from tests.factories import MemberFactory, SegmentFactory
 

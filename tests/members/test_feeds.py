@@ -16,7 +16,6 @@ import pytest
 from django.db import connection
 
 from members.choices import FeedStatus
-from members.feeds import SHANGHAI, today_in_shanghai
 from members.models import (
     AssetBalance,
     ConsumptionDay,
@@ -27,6 +26,7 @@ from members.models import (
     MemberMonthlyStat,
 )
 from members.services import FeedFileError, feed_import
+from portal.clock import SHANGHAI, today_in_shanghai
 from portal.models import AuditEntry
 from tests.factories import MemberFactory
 

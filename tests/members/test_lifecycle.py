@@ -12,10 +12,10 @@ from datetime import date, datetime, time, timedelta
 import pytest
 
 from members.choices import LifecycleStage, MemberStatus
-from members.feeds import SHANGHAI
 from members.models import Member
 from members.services import lifecycle_recompute
-from members.tiers import days_in
+from portal.clock import SHANGHAI
+from portal.periods import days_in
 from tests.factories import MemberFactory
 
 pytestmark = pytest.mark.django_db

@@ -20,6 +20,7 @@ from members.services.points import (
     points_spend,
 )
 from portal.choices import Role
+from portal.errors import InvalidInput
 from portal.models import AuditEntry, JobRun
 from tests.factories import MemberFactory
 
@@ -130,7 +131,7 @@ def test_adjustment_needs_a_reason_and_is_audited(make_user):
     manager = make_user(Role.BRANCH_MANAGER)
     member = MemberFactory()
     earn(member, 100, date(2026, 11, 1), "e")
-    with pytest.raises(ValueError, match="reason"):
+    with pytest.raises(InvalidInput, match="reason"):
         points_adjust(
             member=member, points=-10, business_date=date(2026, 11, 2), reason=" ",
             actor=manager, idempotency_key="adj0",

@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError
 from django.utils import translation
 
 from members.models import Member
-from members.segments import segment_q, segment_rules_validate
+from members.segments import segment_filter, segment_q, segment_rules_validate
 from tests.factories import SHANGHAI, MemberFactory, SegmentFactory
 
 pytestmark = pytest.mark.django_db
@@ -93,6 +93,6 @@ def test_bad_rules_are_refused_naming_the_condition(rules, message):
 def test_segment_size_is_live():
     segment = SegmentFactory(rules=[{"field": "lifecycle_stage", "op": "in", "value": ["DORMANT"]}])
     MemberFactory(lifecycle_stage="DORMANT")
-    assert Member.objects.filter(segment.member_filter(on=ON)).count() == 1
+    assert Member.objects.filter(segment_filter(segment, on=ON)).count() == 1
     MemberFactory(lifecycle_stage="DORMANT")
-    assert Member.objects.filter(segment.member_filter(on=ON)).count() == 2
+    assert Member.objects.filter(segment_filter(segment, on=ON)).count() == 2

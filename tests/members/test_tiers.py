@@ -16,8 +16,7 @@ import pytest
 from django.core.management import call_command
 from django.db import transaction
 
-from members.choices import SchemeStatus, TierChangeCause
-from members.feeds import SHANGHAI, today_in_shanghai
+from members.choices import MemberApproval, SchemeStatus, TierChangeCause
 from members.models import (
     Member,
     MemberMonthlyStat,
@@ -30,16 +29,18 @@ from members.models import (
 from members.selectors import member_tier_status
 from members.services import (
     TierRuleError,
-    tier_override_decide,
     tier_override_request,
     tier_recompute,
-    tier_scheme_decide_activation,
     tier_scheme_request_activation,
     tier_simulate,
 )
-from members.tiers import TierPlan, days_in, tier_explain
+from members.tiers import TierPlan, tier_explain
 from portal.choices import Role
+from portal.clock import SHANGHAI, today_in_shanghai
+from portal.errors import NotAllowed
 from portal.models import JobRun
+from portal.periods import days_in
+from tests.approvals import decide_pending
 from tests.factories import MemberFactory
 
 pytestmark = pytest.mark.django_db
@@ -818,7 +819,9 @@ def activate_points_scheme(make_user) -> TierScheme:
     maker = make_user(Role.PRODUCT_OPERATOR, username="po_maker")
     checker = make_user(Role.PRODUCT_OPERATOR, username="po_checker")
     tier_scheme_request_activation(scheme=points_scheme(), actor=maker)
-    return tier_scheme_decide_activation(scheme=points_scheme(), approve=True, actor=checker)
+    return decide_pending(
+        points_scheme(), MemberApproval.TIER_SCHEME_ACTIVATION, approve=True, actor=checker
+    )
 
 
 def worked_example_member(load_assets, member_no: str = "STAR") -> None:
@@ -857,10 +860,14 @@ def test_points_worked_example_after_maker_checker_activation(load_assets, make_
     checker = make_user(Role.PRODUCT_OPERATOR, username="po_checker")
 
     tier_scheme_request_activation(scheme=points_scheme(), actor=maker)
-    with pytest.raises(TierRuleError):
-        tier_scheme_decide_activation(scheme=points_scheme(), approve=True, actor=maker)
+    with pytest.raises(NotAllowed):
+        decide_pending(
+            points_scheme(), MemberApproval.TIER_SCHEME_ACTIVATION, approve=True, actor=maker
+        )
     assert points_scheme().status == SchemeStatus.PENDING
-    tier_scheme_decide_activation(scheme=points_scheme(), approve=True, actor=checker)
+    decide_pending(
+        points_scheme(), MemberApproval.TIER_SCHEME_ACTIVATION, approve=True, actor=checker
+    )
 
     assert points_scheme().status == SchemeStatus.ACTIVE
     assert mada_scheme().status == SchemeStatus.RETIRED
@@ -1002,12 +1009,16 @@ def test_manual_override_needs_a_branch_managers_approval_and_expires(org, overr
     assert tier_of("VIP") == "STANDARD"  # nothing changes before approval
     assert [cause for *_, cause, _day in history("VIP")] == ["INITIAL"]
     for not_allowed in ("am", "other_am", "other_bm"):
-        with pytest.raises(TierRuleError):
-            tier_override_decide(override=override, approve=True, actor=cast[not_allowed])
+        with pytest.raises(NotAllowed):
+            decide_pending(
+                override, MemberApproval.TIER_OVERRIDE, approve=True, actor=cast[not_allowed]
+            )
     override.refresh_from_db()
     assert override.status == "PENDING"
 
-    tier_override_decide(override=override, approve=True, actor=cast["bm"], comment="ok")
+    decide_pending(
+        override, MemberApproval.TIER_OVERRIDE, approve=True, actor=cast["bm"], comment="ok"
+    )
 
     override.refresh_from_db()
     vip = member("VIP")
@@ -1055,7 +1066,7 @@ def test_credit_risk_ends_an_override_in_force_with_cause_credit_risk(org, overr
         expires_on=today + timedelta(days=30),
         actor=cast["am"],
     )
-    tier_override_decide(override=override, approve=True, actor=cast["bm"])
+    decide_pending(override, MemberApproval.TIER_OVERRIDE, approve=True, actor=cast["bm"])
     Member.objects.filter(member_no="VIP").update(credit_risk=True)
 
     tier_recompute(business_date=today + timedelta(days=1))
@@ -1152,7 +1163,7 @@ def test_scheme_change_regrades_a_member_with_an_override_in_force(org, override
         expires_on=today + timedelta(days=30),
         actor=cast["am"],
     )
-    tier_override_decide(override=override, approve=True, actor=cast["bm"])
+    decide_pending(override, MemberApproval.TIER_OVERRIDE, approve=True, actor=cast["bm"])
     activate_points_scheme(make_user)
 
     tier_recompute(business_date=today + timedelta(days=1))

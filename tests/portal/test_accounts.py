@@ -26,8 +26,8 @@ from django.http import HttpRequest
 from django.test import Client
 from django.utils import timezone
 
+from operations.demo import DEMO_PASSWORD, STAFF
 from portal.choices import Role
-from portal.demo import DEMO_PASSWORD, STAFF
 from portal.models import User
 
 PASSWORD = "Pass-word-123"  # tests/factories.py UserFactory

@@ -11,6 +11,7 @@ import pytest
 from django.urls import reverse
 from django.utils import translation
 
+from benefits.choices import BenefitApproval
 from benefits.models import BenefitGrant, Budget
 from benefits.services import (
     BudgetProposalError,
@@ -19,14 +20,18 @@ from benefits.services import (
     budget_increase_request,
     manual_grant,
 )
+from campaigns.choices import CampaignApproval
 from campaigns.models import Campaign
-from campaigns.services import campaign_decide, campaign_submit
-from members.feeds import today_in_shanghai
+from campaigns.services import campaign_submit
+from members.choices import MemberApproval
 from members.models import Member, Tier, TierScheme
 from members.services import tier_override_request, tier_scheme_request_activation
-from portal.approvals import ApprovalError, approval_decide, approval_inbox
-from portal.choices import ApprovalKind, ApprovalStatus, Role
+from portal.approvals import approval_decide, approval_inbox
+from portal.choices import ApprovalStatus, Role
+from portal.clock import today_in_shanghai
+from portal.errors import DomainError, NotAllowed
 from portal.models import ApprovalRequest, AuditEntry
+from tests.approvals import decide_pending
 from tests.factories import (
     BenefitFactory,
     BudgetFactory,
@@ -93,7 +98,7 @@ def test_a_budget_created_in_the_admin_exists_only_after_another_approver_approv
 
     assert "Sent for approval" in page_text(response)
     assert not Budget.objects.filter(code="WEALTH-2027").exists()
-    approval = ApprovalRequest.objects.get(kind=ApprovalKind.BUDGET_CREATE)
+    approval = ApprovalRequest.objects.get(kind=BenefitApproval.BUDGET_CREATE)
     assert approval.status == ApprovalStatus.PENDING
     assert approval.proposal["amount"] == "250000.00"
     assert approval.proposal["department"] == "WEALTH"
@@ -133,7 +138,7 @@ def test_raising_a_budget_waits_for_approval_and_lowering_applies_at_once(client
 
     budget.refresh_from_db()
     assert budget.amount == Decimal("100000.00")  # not raised yet
-    approval = ApprovalRequest.objects.get(kind=ApprovalKind.BUDGET_INCREASE)
+    approval = ApprovalRequest.objects.get(kind=BenefitApproval.BUDGET_INCREASE)
     assert approval.diff() == [("amount", "100000.00", "150000.00")]
 
     approval_decide(approval=approval, approve=True, actor=approvers["checker"])
@@ -159,7 +164,7 @@ def test_an_increase_approved_after_the_budget_changed_is_refused_not_overwritte
     )
     budget_amount_lower(budget=budget, amount=Decimal("90000.00"), actor=approvers["maker"])
 
-    with pytest.raises(ApprovalError, match="no longer has the amount 100000.00"):
+    with pytest.raises(DomainError, match="no longer has the amount 100000.00"):
         approval_decide(approval=approval, approve=True, actor=approvers["checker"])
 
     budget.refresh_from_db()
@@ -182,21 +187,21 @@ def test_only_budget_approvers_decide_budgets_and_a_rejection_needs_a_reason(app
     }
     approval = budget_create_request(values=values, actor=approvers["maker"])
 
-    with translation.override("en"), pytest.raises(ApprovalError, match="Your role cannot"):
+    with translation.override("en"), pytest.raises(DomainError, match="Your role cannot"):
         approval_decide(approval=approval, approve=True, actor=approvers["operator"])
-    with translation.override("en"), pytest.raises(ApprovalError, match="Say why"):
+    with translation.override("en"), pytest.raises(DomainError, match="Say why"):
         approval_decide(approval=approval, approve=False, actor=approvers["checker"])
     approval_decide(approval=approval, approve=False, actor=approvers["checker"], comment="no")
 
     approval.refresh_from_db()
     assert approval.status == ApprovalStatus.REJECTED
     assert not Budget.objects.filter(code="NEW", department=department).exists()
-    with translation.override("en"), pytest.raises(ApprovalError, match="already Rejected"):
+    with translation.override("en"), pytest.raises(DomainError, match="already Rejected"):
         approval_decide(approval=approval, approve=True, actor=approvers["checker"])
 
 
 def test_a_product_operator_cannot_propose_a_budget(approvers):
-    with pytest.raises(PermissionError):
+    with pytest.raises(NotAllowed):
         budget_create_request(values={}, actor=approvers["operator"])
 
 
@@ -216,7 +221,7 @@ def test_a_manual_tier_override_is_decided_in_the_customers_branch_only(client, 
         expires_on=today_in_shanghai() + timedelta(days=30),
         actor=am,
     )
-    approval = ApprovalRequest.objects.get(kind=ApprovalKind.TIER_OVERRIDE)
+    approval = ApprovalRequest.objects.get(kind=MemberApproval.TIER_OVERRIDE)
 
     assert list(approval_inbox(user=bm)) == [approval]
     assert list(approval_inbox(user=other_bm)) == []
@@ -244,7 +249,7 @@ def test_a_campaign_launch_shows_its_tasks_and_is_approved_from_the_inbox(client
 
     campaign_submit(campaign=campaign, actor=author)
 
-    approval = ApprovalRequest.objects.get(kind=ApprovalKind.CAMPAIGN_LAUNCH)
+    approval = ApprovalRequest.objects.get(kind=CampaignApproval.CAMPAIGN_LAUNCH)
     client.force_login(approver)
     detail = page_text(client.get(reverse("approval-detail", args=[approval.pk])))
     assert "每日签到" in detail and "基金定投" in detail and "FUND_PURCHASE" in detail
@@ -269,9 +274,15 @@ def test_deciding_in_the_domains_own_page_settles_the_inbox_request_too(make_use
     TaskFactory(campaign=campaign)
     campaign_submit(campaign=campaign, actor=author)
 
-    campaign_decide(campaign=campaign, approve=False, actor=approver, comment="too costly")
+    decide_pending(
+        campaign,
+        CampaignApproval.CAMPAIGN_LAUNCH,
+        approve=False,
+        actor=approver,
+        comment="too costly",
+    )
 
-    approval = ApprovalRequest.objects.get(kind=ApprovalKind.CAMPAIGN_LAUNCH)
+    approval = ApprovalRequest.objects.get(kind=CampaignApproval.CAMPAIGN_LAUNCH)
     assert (approval.status, approval.comment) == (ApprovalStatus.REJECTED, "too costly")
     assert list(approval_inbox(user=approver)) == []
     assert Campaign.objects.get(pk=campaign.pk).status == "REJECTED"
@@ -282,12 +293,12 @@ def test_a_tier_scheme_activation_shows_the_thresholds_that_change(make_user):
     checker = make_user(Role.PRODUCT_OPERATOR, username="po_checker", branch="HO")
     points = TierScheme.objects.get(code="DEFAULT_POINTS")
     tier_scheme_request_activation(scheme=points, actor=maker)
-    approval = ApprovalRequest.objects.get(kind=ApprovalKind.TIER_SCHEME_ACTIVATION)
+    approval = ApprovalRequest.objects.get(kind=MemberApproval.TIER_SCHEME_ACTIVATION)
 
     changed = {field for field, _now, _proposed in approval.diff()}
     assert {"scheme", "method", "tier 1"} <= changed
     assert "CNY MADA" in approval.current["tier 2"] and "points" in approval.proposal["tier 2"]
-    with pytest.raises(ApprovalError):
+    with pytest.raises(DomainError):
         approval_decide(approval=approval, approve=True, actor=maker)
     assert TierScheme.objects.get(code="DEFAULT_POINTS").status == "PENDING"
 
@@ -307,7 +318,7 @@ def test_a_manual_grant_above_the_limit_is_granted_only_on_approval(org, make_us
     manual_grant(member=member, benefit=lounge, reason="Complaint goodwill", actor=am)
 
     assert not BenefitGrant.objects.filter(member=member).exists()
-    approval = ApprovalRequest.objects.get(kind=ApprovalKind.MANUAL_GRANT)
+    approval = ApprovalRequest.objects.get(kind=BenefitApproval.MANUAL_GRANT)
     assert approval.proposal["cost"] == "800.00"
     assert approval.branch == org["B01S1"]
 

@@ -25,12 +25,12 @@ import pytest
 from django.db import connection
 from kombu import pools
 
+from config.celery import app as celery_app
 from members.models import Member
-from portal.celery import app as celery_app
+from operations.nightly import NIGHTLY_STEPS
+from operations.tasks import nightly_run_task, ping_task
 from portal.choices import JobStatus
 from portal.models import JobRun
-from portal.nightly import NIGHTLY_STEPS
-from portal.tasks import nightly_run_task, ping_task
 from tests.factories import MemberFactory
 from tests.portal.test_nightly import REGISTERED_TASKS
 
@@ -107,7 +107,7 @@ class Worker:
 #: callback) go to the worker's queue too, not to the shared default queue "celery"
 WORKER_OWNING_ITS_QUEUE = (
     "import sys\n"
-    "from portal.celery import app\n"
+    "from config.celery import app\n"
     "app.conf.task_default_queue = sys.argv[1]\n"
     "app.worker_main(sys.argv[2:])\n"
 )
@@ -117,7 +117,7 @@ WORKER_OWNING_ITS_QUEUE = (
 def celery_worker(
     tmp_path: Path, *, follow_ups_on_own_queue: bool = False, **extra_env: str
 ) -> Iterator[Worker]:
-    """`celery -A portal worker --pool=solo` on a queue of its own, pointed at the test
+    """`celery -A config worker --pool=solo` on a queue of its own, pointed at the test
     database and at the Redis of the tests; stopped (and waited for) whatever happens."""
     queue = f"portal-test-{uuid.uuid4().hex[:12]}"
     nodename = f"{queue}@pytest"
@@ -127,7 +127,7 @@ def celery_worker(
         if key not in {"TIER_RECOMPUTE_CHUNKS", "DJANGO_ENV", "CELERY_BROKER_URL"}
     }
     env.update(
-        DJANGO_SETTINGS_MODULE="portal.settings",
+        DJANGO_SETTINGS_MODULE="config.settings",
         DATABASE_URL=current_test_database_url(),
         REDIS_URL=REDIS_URL,
         **extra_env,
@@ -148,7 +148,7 @@ def celery_worker(
     if follow_ups_on_own_queue:
         command = [sys.executable, "-c", WORKER_OWNING_ITS_QUEUE, queue, *worker_args]
     else:
-        command = [sys.executable, "-m", "celery", "-A", "portal", *worker_args]
+        command = [sys.executable, "-m", "celery", "-A", "config", *worker_args]
     log = tmp_path / "worker.log"
     with log.open("w") as log_file:
         process = subprocess.Popen(  # noqa: S603 - our own interpreter and celery
@@ -262,8 +262,8 @@ def test_a_real_worker_fans_the_recomputes_out_as_chords_over_member_id_ranges(
         log = worker.log_tail(100_000)
 
     # two ranges for each of the two recomputes, each chord closed by its callback
-    assert len(re.findall(r"Task portal\.nightly_chunk_task\[\S+\] succeeded", log)) == 4
-    assert len(re.findall(r"Task portal\.nightly_close_task\[\S+\] succeeded", log)) == 2
+    assert len(re.findall(r"Task operations\.nightly_chunk_task\[\S+\] succeeded", log)) == 4
+    assert len(re.findall(r"Task operations\.nightly_close_task\[\S+\] succeeded", log)) == 2
     assert [step["kind"] for step in summary] == STEP_KINDS
     assert all(step["status"] == JobStatus.SUCCEEDED for step in summary), summary
     runs = {

@@ -19,8 +19,8 @@ from django.utils.translation import override
 from benefits.models import Benefit, Budget
 from campaigns.models import Campaign
 from members.choices import LifecycleStage
+from operations.kpi import KPI_CHARTS, kpi_snapshot_compute
 from portal.choices import Role
-from portal.kpi import KPI_CHARTS, kpi_snapshot_compute
 from tests.portal.test_kpi import BUSINESS_DATE, grow_bank, seed_small_bank
 
 EN = {"HTTP_ACCEPT_LANGUAGE": "en"}

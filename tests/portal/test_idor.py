@@ -33,9 +33,9 @@ from benefits.models import BenefitFeedback, BenefitGrant, ManualGrantRequest
 from campaigns.choices import RewardStatus
 from campaigns.models import EventBatch, MemberEvent, TaskCompletion, TaskProgress
 from members.choices import PointsEntryKind, TierChangeCause
-from members.feeds import today_in_shanghai
 from members.models import FollowUpNote, Member, PointsEntry, Tier, TierChange, TierOverride
 from portal.choices import Role
+from portal.clock import today_in_shanghai
 from portal.models import AuditEntry
 from tests.factories import BenefitFactory, MemberFactory, SegmentFactory, TaskFactory
 

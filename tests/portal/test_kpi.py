@@ -25,10 +25,10 @@ from benefits.selectors import budget_burn, demand_report
 from campaigns.reports import campaigns_overview
 from members.choices import LifecycleStage, TierChangeCause
 from members.models import Member, Tier, TierChange
+from operations.kpi import kpi_latest, kpi_series, kpi_snapshot_compute, kpi_table
+from operations.nightly import NIGHTLY_STEPS
 from portal.choices import JobStatus
-from portal.kpi import kpi_latest, kpi_series, kpi_snapshot_compute, kpi_table
 from portal.models import JobRun, KpiSnapshot
-from portal.nightly import NIGHTLY_STEPS
 from tests.factories import BenefitFactory, BudgetFactory, CampaignFactory, MemberFactory
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")

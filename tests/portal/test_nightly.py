@@ -23,14 +23,14 @@ from django.conf import settings
 from django.contrib.auth.models import Group
 from django.core.management import CommandError, call_command
 
-from members.feeds import today_in_shanghai
+from config.celery import app as celery_app
+from config.schedules import BEAT_SCHEDULE
 from members.models import Member, MemberMonthlyStat, TierChange
-from portal import nightly
-from portal.celery import app as celery_app
+from operations import nightly
+from operations.nightly import NIGHTLY_STEPS, NightlyStep, nightly_step
 from portal.choices import JobStatus, Role
+from portal.clock import today_in_shanghai
 from portal.models import JobRun
-from portal.nightly import NIGHTLY_STEPS, NightlyStep, nightly_step
-from portal.schedules import BEAT_SCHEDULE
 from tests.factories import MemberFactory
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -42,13 +42,13 @@ STEP_LINE = re.compile(r"^(?P<kind>\w+): (?P<status>[A-Z]+) (?P<counts>.*) \((?P
 
 #: STYLE.md "Celery": a rename of a task is a visible change of this set.
 REGISTERED_TASKS = {
-    "portal.nightly_run_task",
-    "portal.nightly_step_task",
-    "portal.nightly_chunk_task",
-    "portal.nightly_close_task",
-    "portal.nightly_fail_task",
-    "portal.nightly_summary_task",
-    "portal.ping_task",
+    "operations.nightly_run_task",
+    "operations.nightly_step_task",
+    "operations.nightly_chunk_task",
+    "operations.nightly_close_task",
+    "operations.nightly_fail_task",
+    "operations.nightly_summary_task",
+    "operations.ping_task",
 }
 
 
@@ -283,7 +283,7 @@ def test_registered_celery_task_names_are_the_known_set():
 
 def test_beat_runs_the_nightly_chain_at_0130_shanghai_with_an_expiry():
     entries = [
-        entry for entry in BEAT_SCHEDULE.values() if entry["task"] == "portal.nightly_run_task"
+        entry for entry in BEAT_SCHEDULE.values() if entry["task"] == "operations.nightly_run_task"
     ]
 
     assert len(entries) == 1
@@ -301,7 +301,7 @@ def _start_django(**variables: str) -> subprocess.CompletedProcess:
         for key, value in os.environ.items()
         if key not in {"SECRET_KEY", "ALLOWED_HOSTS", "DATABASE_URL", "DEBUG", "REDIS_URL"}
     }
-    env.update(DJANGO_SETTINGS_MODULE="portal.settings", DJANGO_ENV="production", **variables)
+    env.update(DJANGO_SETTINGS_MODULE="config.settings", DJANGO_ENV="production", **variables)
     return subprocess.run(  # noqa: S603 - our own interpreter and a fixed script
         [sys.executable, "-c", "import django; django.setup(); print('started')"],
         cwd=PROJECT_ROOT,

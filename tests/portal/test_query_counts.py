@@ -11,9 +11,9 @@ import pytest
 from django.urls import reverse
 
 from benefits.services import grant_create
-from members.feeds import today_in_shanghai
 from members.models import FeedRejection, PointsEntry, Tier, TierChange, TierScheme
 from portal.choices import Role
+from portal.clock import today_in_shanghai
 from tests.factories import (
     BenefitFactory,
     BudgetFactory,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from portal.nightly import NIGHTLY_STEPS
+from operations.nightly import NIGHTLY_STEPS
 
 pytestmark = pytest.mark.integration
 
@@ -134,7 +134,7 @@ def test_seed_demo_runs_inside_a_transaction_on_sqlite(tmp_path):
     seeded = subprocess.run(  # noqa: S603 - our own interpreter and a fixed script
         [sys.executable, "-c", script],
         cwd=PROJECT_ROOT,
-        env={**sqlite_env(database), "DJANGO_SETTINGS_MODULE": "portal.settings"},
+        env={**sqlite_env(database), "DJANGO_SETTINGS_MODULE": "config.settings"},
         capture_output=True,
         text=True,
         timeout=120,

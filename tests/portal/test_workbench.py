@@ -8,10 +8,10 @@ from datetime import datetime, time, timedelta
 import pytest
 from django.urls import reverse
 
-from members.feeds import today_in_shanghai
 from members.models import FollowUpNote
-from members.selectors import active_tiers
+from members.worklists import active_tiers
 from portal.choices import Role
+from portal.clock import today_in_shanghai
 from portal.models import AuditEntry
 from tests.factories import BenefitFactory, MemberFactory
 

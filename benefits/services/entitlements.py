@@ -1,0 +1,120 @@
+"""The nightly grant of tier entitlements: every member gets their tier's benefits once per
+period, set-based, for as many as the budget has room for."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from portal.periods import PERIODS, Period
+
+from ..choices import BudgetEntryKind, EntitlementPeriod, GrantSource, GrantStatus
+from ..models import TierEntitlement
+from .budgets import budget_consume_up_to
+
+__all__ = ["ENTITLEMENT_PERIODS", "entitlement_grants_run", "period_of"]
+
+#: an entitlement's period → its calendar period kind (portal.periods)
+ENTITLEMENT_PERIODS = {
+    EntitlementPeriod.MONTH: PERIODS["MONTH"],
+    EntitlementPeriod.QUARTER: PERIODS["QUARTER"],
+    EntitlementPeriod.YEAR: PERIODS["YEAR"],
+}
+
+
+def period_of(kind: str, day: date) -> Period:
+    """(period key, first day, last day) of the entitlement period containing `day`."""
+    return ENTITLEMENT_PERIODS[kind].period(day)
+
+
+def entitlement_grants_run(*, business_date: date) -> dict:
+    """Grant every member the entitlements of their current tier for the period containing
+    the business date, once per member, benefit, period and unit (idempotency key). Per
+    entitlement, candidates are found with one statement, the budget is consumed for as many
+    as it has room for (one conditional UPDATE per budget level) and the grants inserted in
+    one statement; a shortfall is reported, never overspent."""
+    granted = skipped = 0
+    shortfalls = []
+    entitlements = TierEntitlement.objects.select_related("benefit__budget", "tier").filter(
+        benefit__active=True, quantity__gt=0
+    )
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    for entitlement in entitlements:
+        benefit = entitlement.benefit
+        key, _start, end = period_of(entitlement.period, business_date)
+        expires = end
+        if benefit.validity_days:
+            expires = min(end, business_date + timedelta(days=benefit.validity_days))
+        prefix = f"ENT:{benefit.code}:{key}:"
+        units = " UNION ALL ".join(
+            f"SELECT {i} AS unit" for i in range(1, entitlement.quantity + 1)
+        )
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("DROP TABLE IF EXISTS ent_candidates")
+            cursor.execute(
+                f"""
+CREATE TEMP TABLE ent_candidates AS
+SELECT m.id AS member_id,
+    CAST(%(prefix)s AS varchar(60)) || m.id || ':' || u.unit AS grant_key
+FROM members_member m CROSS JOIN ({units}) u
+WHERE m.tier_id = %(tier)s AND m.status = 'ACTIVE'
+  AND NOT EXISTS (SELECT 1 FROM benefits_benefitgrant g
+                  WHERE g.idempotency_key
+                      = CAST(%(prefix)s AS varchar(60)) || m.id || ':' || u.unit)
+""",
+                {"prefix": prefix, "tier": entitlement.tier_id},
+            )
+            cursor.execute("SELECT COUNT(*) FROM ent_candidates")
+            wanted = cursor.fetchone()[0]
+            affordable, closed = budget_consume_up_to(
+                budget=benefit.budget,
+                unit_fen=benefit.unit_cost_fen,
+                wanted=wanted,
+                source=f"entitlement {benefit.code} {key}",
+            )
+            if affordable:
+                cursor.execute(
+                    """
+INSERT INTO benefits_benefitgrant
+    (member_id, benefit_id, source, budget_id, cost_fen, status, idempotency_key, period_key,
+     granted_at, expires_on)
+SELECT c.member_id, %(benefit)s, %(source)s, %(budget)s, %(cost)s, %(status)s, c.grant_key,
+    %(period)s, %(now)s, %(expires)s
+FROM ent_candidates c
+ORDER BY c.member_id, c.grant_key
+LIMIT %(limit)s
+""",
+                    {
+                        "benefit": benefit.pk,
+                        "source": GrantSource.ENTITLEMENT,
+                        "budget": benefit.budget_id,
+                        "cost": benefit.unit_cost_fen,
+                        "status": GrantStatus.GRANTED,
+                        "period": key,
+                        "now": now,
+                        "expires": expires.isoformat(),
+                        "limit": affordable,
+                    },
+                )
+                # One ledger entry per grant on the benefit's own budget.
+                cursor.execute(
+                    """
+INSERT INTO benefits_budgetentry (budget_id, kind, amount_fen, source, grant_id, created_at)
+SELECT g.budget_id, %(kind)s, g.cost_fen, %(source)s, g.id, %(now)s
+FROM benefits_benefitgrant g JOIN ent_candidates c ON c.grant_key = g.idempotency_key
+""",
+                    {
+                        "kind": BudgetEntryKind.CONSUME,
+                        "source": f"entitlement {benefit.code} {key}"[:100],
+                        "now": now,
+                    },
+                )
+            cursor.execute("DROP TABLE ent_candidates")
+        granted += affordable
+        if affordable < wanted:
+            skipped += wanted - affordable
+            why = f" (budget {closed} is not open today)" if closed else ""
+            shortfalls.append(f"{benefit.code}: {wanted - affordable} not granted{why}")
+    return {"granted": granted, "not_granted_budget": skipped, "shortfalls": shortfalls}

@@ -1,0 +1,29 @@
+"""The approval kinds the campaigns app owns, registered with the kernel's engine
+(`portal.approvals`) from `CampaignsConfig.ready()`."""
+
+from __future__ import annotations
+
+from portal.approvals import ApprovalKind, approval_kind_register
+
+from .choices import CampaignApproval
+from .services import campaign_launch_apply, campaign_launch_refuse
+
+__all__ = ["CampaignLaunch"]
+
+
+@approval_kind_register
+class CampaignLaunch(ApprovalKind):
+    """A campaign's launch: decided by a budget approver who neither wrote nor submitted it."""
+
+    code = CampaignApproval.CAMPAIGN_LAUNCH
+    label = CampaignApproval.CAMPAIGN_LAUNCH.label
+    approve_action = "campaigns.approve_campaign"
+
+    def makers(self, approval, target):
+        return {target.created_by_id, target.submitted_by_id} - {None}
+
+    def apply(self, approval, target, *, actor, comment):
+        campaign_launch_apply(campaign=target, actor=actor, comment=comment)
+
+    def refuse(self, approval, target, *, actor, comment):
+        campaign_launch_refuse(campaign=target, actor=actor, comment=comment)

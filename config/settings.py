@@ -1,0 +1,338 @@
+"""Settings for the Membership Operations Portal.
+
+Every environment value is read here through django-environ. Defaults exist only for
+what is safe in development: an embedded SQLite database and eager Celery. With
+DJANGO_ENV=production the process refuses to start without SECRET_KEY, ALLOWED_HOSTS
+and DATABASE_URL.
+"""
+
+from datetime import timedelta
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.translation import gettext_lazy as _
+
+from config.schedules import BEAT_SCHEDULE
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+DJANGO_ENV = env.str("DJANGO_ENV", default="development")
+PRODUCTION = DJANGO_ENV == "production"
+
+if PRODUCTION:
+    missing = [
+        name
+        for name in ("SECRET_KEY", "ALLOWED_HOSTS", "DATABASE_URL")
+        if not env.str(name, default="").strip()
+    ]
+    if missing:
+        raise ImproperlyConfigured(
+            "Production settings need these environment variables: "
+            + ", ".join(missing)
+            + ". Set them (see README.md, 'Configuration') and start again."
+        )
+
+SECRET_KEY = env.str("SECRET_KEY", default="dev-only-insecure-key-change-me")
+DEBUG = env.bool("DEBUG", default=not PRODUCTION)
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
+
+INSTALLED_APPS = [
+    # BasicAppConfig: the theme without replacing admin.site, so PortalAdminSite (entry by
+    # the permission matrix) stays the admin site.
+    "unfold.apps.BasicAppConfig",
+    "unfold.contrib.filters",
+    "portal.apps.PortalAdminConfig",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "django_htmx",
+    "rules.apps.AutodiscoverRulesConfig",
+    "axes",
+    "pgtrigger",
+    "pghistory",
+    "portal",
+    "members",
+    "benefits",
+    "campaigns",
+    "operations",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # pghistory's HistoryMiddleware (+ client address): every write of a request is recorded
+    # with its user and URL in the audit trail (PostgreSQL only).
+    "portal.middleware.AuditContextMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+    # Last, as django-axes requires: turns a lockout flagged during the request into the
+    # lockout page.
+    "axes.middleware.AxesMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.template.context_processors.i18n",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "operations.context_processors.navigation",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": env.db_url("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # WAL lets the demo server read while a command writes; a generous timeout avoids
+    # "database is locked" while seed_demo or import_feed holds the write lock.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "timeout": 30,
+            "init_command": (
+                "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; "
+                "PRAGMA temp_store=MEMORY; PRAGMA cache_size=-131072;"
+            ),
+        }
+    )
+elif env.bool("DB_POOL", default=False):
+    # psycopg 3's own pool; never together with persistent connections (CONN_MAX_AGE).
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = True
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_USER_MODEL = "portal.User"
+AUTHENTICATION_BACKENDS = [
+    # First: refuses every attempt while the username + address is locked out, before a
+    # password is checked. It also refuses authenticate() calls without a request (they
+    # would escape throttling); tests log in with force_login or pass request=HttpRequest().
+    "axes.backends.AxesStandaloneBackend",
+    "rules.permissions.ObjectPermissionBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+#: Bank policy: at least PASSWORD_MIN_LENGTH characters (never fewer than 10, whatever the
+#: environment says), not like the user's name or e-mail, not common, not only digits.
+PASSWORD_MIN_LENGTH = env.int("PASSWORD_MIN_LENGTH", default=10)
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": max(PASSWORD_MIN_LENGTH, 10)},
+    },
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "zh-hans"
+LANGUAGES = [("zh-hans", "简体中文"), ("en", "English")]
+#: our zh-Hans formats group amounts by thousands (portal/formats/zh_Hans/formats.py)
+FORMAT_MODULE_PATH = ["portal.formats"]
+#: Our catalogues first (makemessages writes there); then strings of the admin theme, which
+#: ships no zh-Hans translation, kept apart so makemessages never marks them obsolete.
+LOCALE_PATHS = [BASE_DIR / "locale", BASE_DIR / "locale_vendor"]
+TIME_ZONE = "Asia/Shanghai"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+MEDIA_ROOT = env.path("MEDIA_ROOT", default=BASE_DIR / "var" / "media")
+
+# --- Sessions and cookies -----------------------------------------------------------------
+#: Inactivity timeout: every request saves the session and pushes its expiry this many
+#: seconds ahead, so a session idle for longer is gone (the next page asks to log in).
+SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=30 * 60)
+SESSION_SAVE_EVERY_REQUEST = True
+#: The cookie dies with the browser too; the server-side expiry above still applies.
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_HTTPONLY = True
+if PRODUCTION:
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
+    SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# --- Login throttling (django-axes) ------------------------------------------------------
+# Every login form (/login/ and /admin/login/) authenticates through AxesStandaloneBackend.
+# Failures are counted per username *and* client address, so a user mistyping cannot lock
+# out a colleague at the same branch, and an attacker at one address is stopped after
+# AXES_FAILURE_LIMIT tries on an account. Attempts are kept in the database (AccessAttempt,
+# visible in the admin) and are lifted by the cool-off, `manage.py axes_reset_username`, or
+# deleting the attempt in the admin.
+#: Not read from the environment: no deployment may switch throttling off.
+AXES_ENABLED = True
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+#: Minutes a lockout lasts; 0 keeps the account locked until an administrator resets it.
+AXES_COOLOFF_MINUTES = env.int("AXES_COOLOFF_MINUTES", default=15)
+AXES_COOLOFF_TIME = timedelta(minutes=AXES_COOLOFF_MINUTES) if AXES_COOLOFF_MINUTES > 0 else None
+AXES_RESET_ON_SUCCESS = True
+#: 429 Too Many Requests with the lockout page (how long the lock lasts, whom to contact).
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+
+# --- REST API -------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "portal.api.authentication.ApiTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "PAGE_SIZE": 50,
+    "EXCEPTION_HANDLER": "portal.api.exceptions.exception_handler",
+    "COERCE_DECIMAL_TO_STRING": True,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Membership Operations Portal API",
+    "DESCRIPTION": "Member centre, member events and configuration (see shared/API.md).",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    # Campaign targeting and task offers both use the lifecycle stage choices: one enum name.
+    "ENUM_NAME_OVERRIDES": {"LifecycleStageEnum": "members.choices.LifecycleStage"},
+}
+
+# --- Celery -----------------------------------------------------------------------------
+REDIS_URL = env.str("REDIS_URL", default="")
+CELERY_BROKER_URL = REDIS_URL or "memory://"
+CELERY_RESULT_BACKEND = REDIS_URL or None
+CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_TIMEZONE = TIME_ZONE
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Workers keep the project's log handlers (and their masking filter) instead of Celery's own.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_RESULT_EXPIRES = 24 * 60 * 60
+
+CELERY_BEAT_SCHEDULE = BEAT_SCHEDULE
+
+# --- Nightly chain -----------------------------------------------------------------------
+#: Split the tier and lifecycle recompute into this many member-id ranges (each one
+#: set-based statement set); more chunks = smaller transactions.
+TIER_RECOMPUTE_CHUNKS = env.int("TIER_RECOMPUTE_CHUNKS", default=1)
+#: Lifecycle thresholds (API.md defaults in members.services.LIFECYCLE_DEFAULTS).
+LIFECYCLE_RULES: dict = {}
+
+# --- Benefits ----------------------------------------------------------------------------
+#: Manual grants above this unit cost (fen) need a budget approver's approval.
+BENEFIT_MANUAL_GRANT_LIMIT_FEN = env.int("BENEFIT_MANUAL_GRANT_LIMIT_FEN", default=50_000)
+#: A benefit whose redemption rate is below this share (%) is flagged in the demand report.
+BENEFIT_LOW_DEMAND_PERCENT = env.int("BENEFIT_LOW_DEMAND_PERCENT", default=20)
+
+# --- Points and campaigns ----------------------------------------------------------------
+#: What one point costs the campaign budget that issues it, in fen (1 point = 0.01 CNY).
+POINT_VALUE_FEN = env.int("POINT_VALUE_FEN", default=1)
+#: When earned points expire (members.points.EXPIRY_POLICIES): "NEXT_YEAR_END" (31 December
+#: of the year after earning, as most Chinese banks do) or "MONTHS" with POINTS_EXPIRY_MONTHS.
+POINTS_EXPIRY_POLICY = env.str("POINTS_EXPIRY_POLICY", default="NEXT_YEAR_END")
+POINTS_EXPIRY_MONTHS = env.int("POINTS_EXPIRY_MONTHS", default=24)
+#: An event stamped further in the future than this (clock skew allowance) is refused.
+EVENT_FUTURE_TOLERANCE_SECONDS = env.int("EVENT_FUTURE_TOLERANCE_SECONDS", default=300)
+#: Events older than this many days are refused (a replay of ancient history is a mistake).
+EVENT_MAX_AGE_DAYS = env.int("EVENT_MAX_AGE_DAYS", default=400)
+#: Events that occurred inside a campaign window still count this many days after it ends
+#: (late deliveries); then the night ends the campaign.
+CAMPAIGN_LATE_EVENT_GRACE_DAYS = env.int("CAMPAIGN_LATE_EVENT_GRACE_DAYS", default=3)
+
+# --- Feeds ------------------------------------------------------------------------------
+FEED_STAGING_CHUNK_ROWS = env.int("FEED_STAGING_CHUNK_ROWS", default=20_000)
+
+# --- Admin theme (django-unfold) ----------------------------------------------------------
+UNFOLD = {
+    "SITE_TITLE": _("Membership Operations Portal"),
+    "SITE_HEADER": _("Membership Operations"),
+    "SITE_URL": "/",
+    "SHOW_LANGUAGES": True,
+    "SHOW_HISTORY": True,
+}
+
+# Every handler carries the personal-data filter (portal/logging.py). The "django" and
+# "django.server" loggers are set here so that Django's default handlers, which would not
+# carry it, are replaced; error e-mails are built by a reporter that masks them too.
+# Error pages and reports mask phone and ID numbers (portal/logging.py).
+DEFAULT_EXCEPTION_REPORTER = "portal.logging.MaskingExceptionReporter"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {
+        "personal_data": {"()": "portal.logging.PersonalDataFilter"},
+        "require_debug_false": {"()": "django.utils.log.RequireDebugFalse"},
+    },
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "django.server": {
+            "()": "django.utils.log.ServerFormatter",
+            "format": "[{server_time}] {message}",
+            "style": "{",
+        },
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["personal_data"],
+        },
+        "django.server": {
+            "class": "logging.StreamHandler",
+            "formatter": "django.server",
+            "filters": ["personal_data"],
+        },
+        "mail_admins": {
+            "class": "django.utils.log.AdminEmailHandler",
+            "level": "ERROR",
+            "filters": ["require_debug_false", "personal_data"],
+            "reporter_class": "portal.logging.MaskingExceptionReporter",
+        },
+    },
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {
+        "django": {"handlers": ["mail_admins"], "level": "INFO"},
+        "django.server": {"handlers": ["django.server"], "level": "INFO", "propagate": False},
+        "django.db.backends": {"level": "WARNING"},
+    },
+}

@@ -1,0 +1,195 @@
+"""The nightly chain (DESIGN.md, "Nightly pipeline"): one ordered list of steps per business
+date, each recorded as a `JobRun` and idempotent for its date.
+
+A step either runs whole (`run(business_date, job_run) -> (counts, warning or "")`) or, for
+the population-wide recomputes, over member-id ranges (`chunk(business_date, job_run,
+id_range) -> counts`). In-process (`run_nightly`, eager Celery) the ranges run one after the
+other; with a Celery broker they fan out as a chord whose callback closes the JobRun
+(`portal.tasks`), so more workers make a shorter night. Later steps (entitlements, expiry,
+budget alerts…) are appended to `NIGHTLY_STEPS` as their apps land.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+
+from django.conf import settings
+from django.db.models import Max, Min
+
+from benefits.services import budget_alerts_raise, entitlement_grants_run, grants_expire
+from campaigns.services import campaign_periods_roll
+from members.models import Member
+from members.services import (
+    asset_feed_missing_days,
+    feed_arrival_check,
+    lifecycle_recompute,
+    points_expire,
+    tier_recompute,
+)
+from members.tiers import basis_month_for
+from portal.choices import JobStatus
+from portal.jobs import jobrun_progress, jobrun_record
+from portal.models import JobRun
+
+from .kpi import kpi_snapshot_compute, kpi_snapshot_counts
+
+StepResult = tuple[dict, str]
+IdRange = tuple[int, int] | None
+
+
+@dataclass(frozen=True)
+class NightlyStep:
+    kind: str
+    label: str
+    run: Callable[[date, JobRun], StepResult] | None = None
+    chunk: Callable[[date, JobRun, IdRange], dict] | None = None
+    #: for a chunked step: a check whose message makes the run a WARNING (it still runs)
+    warn: Callable[[date], str] | None = None
+
+
+def _feed_check(business_date: date, run: JobRun) -> StepResult:
+    counts = feed_arrival_check(business_date=business_date)
+    warning = ""
+    if counts["missing"]:
+        warning = (
+            f"No {' and '.join(counts['missing'])} feed for {counts['feed_date']} yet: later steps "
+            "use the data that has arrived. Import the missing file(s), then re-run this date."
+        )
+    return counts, warning
+
+
+def _tier_chunk(business_date: date, run: JobRun, id_range: IdRange) -> dict:
+    return tier_recompute(business_date=business_date, job_run=run, id_range=id_range)
+
+
+def tier_basis_warning(business_date: date) -> str:
+    """Say when the tier basis month has days without an assets feed."""
+    month = basis_month_for(business_date)
+    missing = asset_feed_missing_days(month=month)
+    if not missing:
+        return ""
+    shown = ", ".join(day.isoformat() for day in missing[:5]) + (" …" if len(missing) > 5 else "")
+    return (
+        f"The basis month {month:%Y-%m} has no assets feed for {len(missing)} day(s) ({shown}); "
+        "those days count as 0. Import the missing files, then re-run this date."
+    )
+
+
+def _lifecycle_chunk(business_date: date, run: JobRun, id_range: IdRange) -> dict:
+    return lifecycle_recompute(business_date=business_date, id_range=id_range)
+
+
+def _entitlement_grants(business_date: date, run: JobRun) -> StepResult:
+    counts = entitlement_grants_run(business_date=business_date)
+    shortfalls = counts.pop("shortfalls")
+    warning = ""
+    if shortfalls:
+        if any("not open" in shortfall for shortfall in shortfalls):
+            remedy = "Open a budget for this period (with approval)"
+        else:
+            remedy = "Budget exhausted: raise the budget (with approval)"
+        warning = (
+            "Some entitlements were not granted: "
+            + "; ".join(shortfalls)
+            + f". {remedy}, then re-run this date to grant the rest."
+        )
+    return counts, warning
+
+
+def _task_periods(business_date: date, run: JobRun) -> StepResult:
+    return campaign_periods_roll(business_date=business_date), ""
+
+
+def _points_expire(business_date: date, run: JobRun) -> StepResult:
+    return points_expire(business_date=business_date), ""
+
+
+def _grants_expire(business_date: date, run: JobRun) -> StepResult:
+    return grants_expire(business_date=business_date), ""
+
+
+def _budget_alerts(business_date: date, run: JobRun) -> StepResult:
+    counts = budget_alerts_raise(business_date=business_date)
+    alerts = counts.pop("alerts")
+    return counts, ("New budget alerts: " + ", ".join(alerts)) if alerts else ""
+
+
+def _kpi_snapshot(business_date: date, run: JobRun) -> StepResult:
+    return kpi_snapshot_counts(kpi_snapshot_compute(business_date=business_date)), ""
+
+
+NIGHTLY_STEPS: list[NightlyStep] = [
+    NightlyStep("feed_check", "Feed arrival check", run=_feed_check),
+    NightlyStep("tier_recompute", "Tier recompute", chunk=_tier_chunk, warn=tier_basis_warning),
+    NightlyStep("lifecycle_recompute", "Lifecycle stages", chunk=_lifecycle_chunk),
+    NightlyStep("task_periods", "Task period roll-over", run=_task_periods),
+    NightlyStep("entitlement_grants", "Periodic entitlement grants", run=_entitlement_grants),
+    NightlyStep("points_expire", "Expiry of points", run=_points_expire),
+    NightlyStep("grants_expire", "Expiry of grants", run=_grants_expire),
+    NightlyStep("budget_alerts", "Budget alerts", run=_budget_alerts),
+    NightlyStep("kpi_snapshot", "KPI snapshot", run=_kpi_snapshot),
+]
+
+
+def nightly_step(kind: str) -> NightlyStep:
+    return next(step for step in NIGHTLY_STEPS if step.kind == kind)
+
+
+def member_id_ranges(chunks: int | None = None) -> list[IdRange]:
+    """Split the member id space into `chunks` contiguous ranges (None = everyone)."""
+    chunks = chunks if chunks is not None else settings.TIER_RECOMPUTE_CHUNKS
+    if chunks <= 1:
+        return [None]
+    bounds = Member.objects.aggregate(lo=Min("id"), hi=Max("id"))
+    if bounds["lo"] is None:
+        return [None]
+    lo, hi = bounds["lo"], bounds["hi"]
+    size = max(1, (hi - lo + chunks) // chunks)
+    return [(start, min(start + size - 1, hi)) for start in range(lo, hi + 1, size)]
+
+
+def sum_counts(parts: list[dict]) -> dict:
+    total: dict = {}
+    for part in parts:
+        for key, value in part.items():
+            total[key] = total.get(key, 0) + value
+    return total
+
+
+def _run_in_process(step: NightlyStep, business_date: date, run: JobRun) -> StepResult:
+    if step.run is not None:
+        return step.run(business_date, run)
+    ranges = member_id_ranges()
+    parts = []
+    for index, id_range in enumerate(ranges, start=1):
+        parts.append(step.chunk(business_date, run, id_range))
+        evaluated = sum(part.get("evaluated", 0) for part in parts)
+        jobrun_progress(run=run, progress=f"chunk {index}/{len(ranges)}, {evaluated:,} members")
+    counts = sum_counts(parts)
+    counts["chunks"] = len(ranges)
+    return counts, step.warn(business_date) if step.warn else ""
+
+
+def nightly_run(
+    *, business_date: date, actor=None, report: Callable[[JobRun], None] | None = None
+) -> list[JobRun]:
+    """Run every step of the chain for `business_date`, in order, in this process; stop at
+    the first failure (its JobRun says what to do next). Returns the JobRuns."""
+    runs = []
+    for step in NIGHTLY_STEPS:
+        run = nightly_step_run(step=step, business_date=business_date, actor=actor)
+        runs.append(run)
+        if report:
+            report(run)
+    return runs
+
+
+def nightly_step_run(*, step: NightlyStep, business_date: date, actor=None) -> JobRun:
+    """Run one step in this process, recorded as a JobRun (WARNING when it has a message)."""
+    with jobrun_record(kind=step.kind, business_date=business_date, actor=actor) as run:
+        run.counts, warning = _run_in_process(step, business_date, run)
+        if warning:
+            run.status, run.message = JobStatus.WARNING, warning
+    return run

@@ -1,0 +1,20 @@
+"""The operations pages: the workbench, the dashboard, job runs; the customer 360 page
+(`customer_patterns`, mounted by `config.urls` among the members pages)."""
+
+from django.urls import path
+
+from . import customer_views, dashboard_views, views
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("dashboard/", dashboard_views.dashboard_view, name="dashboard"),
+    path("dashboard/<slug:chart>.csv", dashboard_views.dashboard_csv_view, name="dashboard-csv"),
+    path("jobs/", views.jobrun_list_view, name="jobruns"),
+    path("jobs/<int:pk>/rerun/", views.jobrun_rerun_view, name="jobrun-rerun"),
+]
+
+#: the customer 360 page and its reveal, under /members/<member_no>/ in the members namespace
+customer_patterns = [
+    path("<str:member_no>/", customer_views.member_detail_view, name="detail"),
+    path("<str:member_no>/reveal/", customer_views.member_reveal_view, name="reveal"),
+]

@@ -1,0 +1,46 @@
+"""Serializers of the kernel's API: approval requests."""
+
+from rest_framework import serializers
+
+from ..models import ApprovalRequest
+
+
+class ApprovalRequestSerializer(serializers.ModelSerializer):
+    kind_label = serializers.CharField(source="get_kind_display", read_only=True)
+    status_label = serializers.CharField(source="get_status_display", read_only=True)
+    requested_by = serializers.CharField(source="requested_by.username", read_only=True)
+    decided_by = serializers.CharField(
+        source="decided_by.username", read_only=True, allow_null=True, default=None
+    )
+    diff = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ApprovalRequest
+        fields = [
+            "id",
+            "kind",
+            "kind_label",
+            "status",
+            "status_label",
+            "summary",
+            "current",
+            "proposal",
+            "diff",
+            "reason",
+            "requested_by",
+            "requested_at",
+            "decided_by",
+            "decided_at",
+            "comment",
+        ]
+        read_only_fields = fields
+
+    def get_diff(self, approval: ApprovalRequest) -> list[dict]:
+        return [
+            {"field": name, "current": current, "proposed": proposed}
+            for name, current, proposed in approval.diff()
+        ]
+
+
+class ApprovalDecisionSerializer(serializers.Serializer):
+    comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=255)
