@@ -32,7 +32,7 @@ from operations.tasks import nightly_run_task, ping_task
 from portal.choices import JobStatus
 from portal.models import JobRun
 from tests.factories import MemberFactory
-from tests.portal.test_nightly import REGISTERED_TASKS
+from tests.operations.test_nightly import REGISTERED_TASKS
 
 pytestmark = [
     pytest.mark.integration,

@@ -3,7 +3,7 @@
 snapshot, that every export holds the snapshot's figures, and that neither the page nor an
 export costs more queries for a larger bank (they read the snapshot, never the members).
 
-The bank is tests/portal/test_kpi.py's `seed_small_bank` (six customers, business date
+The bank is tests/operations/test_kpi.py's `seed_small_bank` (six customers, business date
 26 November 2026); every expected row below is worked out from its table there.
 """
 
@@ -21,7 +21,7 @@ from campaigns.models import Campaign
 from members.choices import LifecycleStage
 from operations.kpi import KPI_CHARTS, kpi_snapshot_compute
 from portal.choices import Role
-from tests.portal.test_kpi import BUSINESS_DATE, grow_bank, seed_small_bank
+from tests.operations.test_kpi import BUSINESS_DATE, grow_bank, seed_small_bank
 
 EN = {"HTTP_ACCEPT_LANGUAGE": "en"}
 ALLOWED = {
