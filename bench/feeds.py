@@ -296,9 +296,9 @@ def csv_only(path: Path) -> int:
 
 
 def csv_and_parse(path: Path) -> tuple[int, int]:
-    """The import's own reader (`_rows`: csv + raw line) and AssetsFormat.parse, no database."""
+    """The import's own reader (`feed_rows`: csv + raw line) and AssetsFormat.parse, no database."""
     from members.feeds import FEED_FORMATS, RowError
-    from members.services import _rows
+    from members.services.feeds import feed_rows
     from portal.clock import today_in_shanghai
 
     fmt = FEED_FORMATS["assets"]
@@ -306,7 +306,7 @@ def csv_and_parse(path: Path) -> tuple[int, int]:
     today = today_in_shanghai()
     good = bad = 0
     with open(path, "rb") as handle:
-        for _line_no, fields, _raw in _rows(handle, fmt.header):
+        for _line_no, fields, _raw in feed_rows(handle, fmt.header):
             if len(fields) != width:
                 bad += 1
                 continue
