@@ -33,7 +33,7 @@ from portal.choices import JobStatus
 from portal.jobs import jobrun_progress, jobrun_record
 from portal.models import JobRun
 
-from .kpi import kpi_snapshot_compute, kpi_snapshot_counts
+from .dashboard.snapshot import kpi_snapshot_compute, kpi_snapshot_counts
 
 StepResult = tuple[dict, str]
 IdRange = tuple[int, int] | None

@@ -3,7 +3,8 @@
 
 from django.urls import path
 
-from . import customer_views, dashboard_views, views
+from . import customer_views, views
+from .dashboard import views as dashboard_views
 
 urlpatterns = [
     path("", views.home, name="home"),

@@ -11,7 +11,7 @@ from playwright.sync_api import Page, expect
 
 from benefits.services import grant_create
 from members.models import FollowUpNote, Tier
-from operations.kpi import kpi_snapshot_compute
+from operations.dashboard import kpi_snapshot_compute
 from portal.choices import Role
 from portal.clock import today_in_shanghai
 from portal.periods import add_months, month_start

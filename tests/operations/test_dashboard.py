@@ -1,5 +1,5 @@
 """The KPI dashboard `/dashboard/` and its CSV exports `/dashboard/<chart>.csv`
-(portal/dashboard_views.py): who may open them, what they show with and without a nightly
+(operations/dashboard/): who may open them, what they show with and without a nightly
 snapshot, that every export holds the snapshot's figures, and that neither the page nor an
 export costs more queries for a larger bank (they read the snapshot, never the members).
 
@@ -19,7 +19,7 @@ from django.utils.translation import override
 from benefits.models import Benefit, Budget
 from campaigns.models import Campaign
 from members.choices import LifecycleStage
-from operations.kpi import KPI_CHARTS, kpi_snapshot_compute
+from operations.dashboard import KPI_CHARTS, kpi_snapshot_compute
 from portal.choices import Role
 from tests.operations.test_kpi import BUSINESS_DATE, grow_bank, seed_small_bank
 

@@ -1,7 +1,7 @@
-"""KPI snapshots (portal/kpi.py): the nightly `kpi_snapshot` step stores the dashboard's
-figures for a business date; every figure equals what a direct count of the seeded bank
-gives, recomputing a date replaces its snapshot, and the computation runs a fixed number of
-queries whatever the number of members.
+"""KPI snapshots (operations/dashboard/snapshot.py): the nightly `kpi_snapshot` step stores
+the dashboard's figures for a business date; every figure equals what a direct count of the
+seeded bank gives, recomputing a date replaces its snapshot, and the computation runs a fixed
+number of queries whatever the number of members.
 
 The business date is Thursday 26 November 2026: "this month" is November, so the tier
 migration compares the tier held on 31 October with the tier held on 26 November.
@@ -25,7 +25,7 @@ from benefits.selectors import budget_burn, demand_report
 from campaigns.reports import campaigns_overview
 from members.choices import LifecycleStage, TierChangeCause
 from members.models import Member, Tier, TierChange
-from operations.kpi import kpi_latest, kpi_series, kpi_snapshot_compute, kpi_table
+from operations.dashboard import kpi_latest, kpi_series, kpi_snapshot_compute, kpi_table
 from operations.nightly import NIGHTLY_STEPS
 from portal.choices import JobStatus
 from portal.models import JobRun, KpiSnapshot

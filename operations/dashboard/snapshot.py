@@ -1,16 +1,14 @@
-"""KPI snapshots: the dashboard's figures for one business date, computed once by the last
-step of the nightly chain (`kpi_snapshot`) so that the dashboard never scans the member
-population (DESIGN.md, "Scale path": dashboards read daily snapshot tables).
+"""The nightly KPI snapshot: the dashboard's figures for one business date, computed once by
+the last step of the nightly chain (`kpi_snapshot`) so that the dashboard never scans the
+member population (DESIGN.md, "Scale path": dashboards read daily snapshot tables).
 
 The service `kpi_snapshot_compute` runs a fixed number of GROUP BY queries whatever the
 number of members (no Python loop per member): one over members by (branch, tier, lifecycle
 stage), two over the month's `TierChange` rows, one per report of campaigns and benefits,
 and one over the budget ledger by (budget, day). Recomputing a date replaces that date's
-snapshot. Figures are what the tables hold when the step runs (after that night's
-recomputes); money is kept as strings of Decimal CNY with 2 places, never float.
-
-The selectors `kpi_latest`, `kpi_series` and `kpi_table` read snapshots back; the page and
-the CSV exports both call `kpi_table`, so a chart's table and its CSV hold the same rows.
+snapshot (stored through `portal.services.kpi_snapshot_save`). Figures are what the tables
+hold when the step runs (after that night's recomputes); money is kept as strings of
+Decimal CNY with 2 places, never float.
 
 The figures are bank-wide aggregates (counts and sums, no personal data). They are broken
 down by top-level branch (分行, the branch right under the head office), which is as far as
@@ -20,7 +18,6 @@ a branch manager's view of the bank goes; nothing is scoped per user.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
@@ -28,9 +25,6 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Count, Exists, OuterRef, Q, Subquery, Sum
 from django.db.models.functions import TruncDate
-from django.utils.functional import Promise
-from django.utils.translation import get_language
-from django.utils.translation import gettext_lazy as _
 
 from benefits.choices import GrantStatus
 from benefits.models import BenefitGrant, Budget, BudgetEntry
@@ -45,18 +39,7 @@ from portal.models import Branch, KpiSnapshot
 from portal.money import fen_to_decimal
 from portal.services import kpi_snapshot_save
 
-__all__ = [
-    "KPI_CHARTS",
-    "KpiColumn",
-    "KpiPoint",
-    "KpiTable",
-    "kpi_latest",
-    "kpi_series",
-    "kpi_snapshot_compute",
-    "kpi_snapshot_counts",
-    "kpi_table",
-    "kpi_tier_names",
-]
+__all__ = ["NONE_CODE", "kpi_snapshot_compute", "kpi_snapshot_counts", "share_percent"]
 
 #: bumped when the shape of `KpiSnapshot.data` changes
 SNAPSHOT_VERSION = 1
@@ -68,13 +51,13 @@ DEMAND_WINDOW_DAYS = 90
 BURN_WINDOW_DAYS = 30
 #: launched campaigns whose window ended at most this long ago are reported
 CAMPAIGN_LOOKBACK_DAYS = 365
-#: how many daily snapshots a trend shows by default
-TREND_DAYS = 90
 
 _PERCENT = Decimal("0.1")
 
 
-def _percent(part: int, whole: int) -> Decimal | None:
+def share_percent(part: int, whole: int) -> Decimal | None:
+    """`part` as a percent of `whole`, to one place (None when `whole` is 0); the snapshot's
+    budget shares and the tables' shares of members round the same way."""
     if not whole:
         return None
     return (Decimal(part) * 100 / Decimal(whole)).quantize(_PERCENT, rounding=ROUND_HALF_UP)
@@ -371,7 +354,7 @@ def _budgets(business_date: date) -> list[dict]:
                 "amount": str(budget.amount),
                 "consumed": str(fen_to_decimal(consumed_fen)),
                 "remaining": str(remaining),
-                "consumed_percent": _text(_percent(consumed_fen, budget.amount_fen)),
+                "consumed_percent": _text(share_percent(consumed_fen, budget.amount_fen)),
                 "daily_rate": str(rate),
                 "projected_exhaustion": exhaustion.isoformat() if exhaustion else None,
                 "runs_out_early": exhaustion is not None and exhaustion < budget.period_end,
@@ -433,343 +416,3 @@ def kpi_snapshot_counts(snapshot: KpiSnapshot) -> dict[str, int]:
         "benefits": len(data["demand"]["benefits"]),
         "budgets": len(data["budgets"]),
     }
-
-
-# --- reading snapshots back -----------------------------------------------------------------
-
-
-def kpi_latest() -> KpiSnapshot | None:
-    """The most recent snapshot, or None before the first nightly run."""
-    return KpiSnapshot.objects.order_by("-business_date").first()
-
-
-@dataclass(frozen=True)
-class KpiPoint:
-    """One day of a trend: the population and members per lifecycle stage."""
-
-    business_date: date
-    members: int
-    lifecycle: dict[str, int]
-
-    @property
-    def dormant(self) -> int:
-        return self.lifecycle.get("DORMANT", 0)
-
-
-def kpi_series(*, days: int = TREND_DAYS, until: date | None = None) -> list[KpiPoint]:
-    """The last `days` daily snapshots (up to `until` when given), oldest first, reduced to
-    what trends need. One query that reads only those keys of the JSON."""
-    snapshots = KpiSnapshot.objects.order_by("-business_date")
-    if until is not None:
-        snapshots = snapshots.filter(business_date__lte=until)
-    rows = snapshots.values_list("business_date", "data__members", "data__lifecycle")[:days]
-    return [
-        KpiPoint(business_date=day, members=members or 0, lifecycle=lifecycle or {})
-        for day, members, lifecycle in reversed(list(rows))
-    ]
-
-
-# --- chart tables (the page's tables and the CSV exports) -------------------------------------
-
-
-@dataclass(frozen=True)
-class KpiColumn:
-    """A column of a chart's table: `key` heads the CSV, `label` the page; `kind` says how a
-    value is shown (text, count, money, percent, date, flag)."""
-
-    key: str
-    label: str | Promise
-    kind: str = "text"
-
-
-@dataclass(frozen=True)
-class KpiTable:
-    chart: str
-    columns: list[KpiColumn]
-    rows: list[list]
-
-
-def _english() -> bool:
-    return (get_language() or "").startswith("en")
-
-
-def _tier_name(tier: dict) -> str:
-    if tier["code"] == NONE_CODE:
-        return str(_("Not graded"))
-    return tier["name_en"] if _english() and tier.get("name_en") else tier["name"]
-
-
-def kpi_tier_names(data: dict) -> dict[str, str]:
-    """Tier code → name in the current language, in the order of the snapshot's tiers."""
-    return {tier["code"]: _tier_name(tier) for tier in data["tiers"]}
-
-
-def _stage_label(stage: str) -> str:
-    try:
-        return str(LifecycleStage(stage).label)
-    except ValueError:
-        return stage
-
-
-def _decimal(value: str | None) -> Decimal | None:
-    return None if value is None else Decimal(value)
-
-
-def _day(value: str | None) -> date | None:
-    return None if value is None else date.fromisoformat(value)
-
-
-def _tier_distribution(data, series):
-    total = data["members"]
-    return [
-        KpiColumn("tier_code", _("Tier code")),
-        KpiColumn("tier_name", _("Tier")),
-        KpiColumn("members", _("Members"), "count"),
-        KpiColumn("percent", _("Share"), "percent"),
-    ], [
-        [tier["code"], _tier_name(tier), tier["members"], _percent(tier["members"], total)]
-        for tier in data["tiers"]
-    ]
-
-
-def _wide_by(data, dimension: int, keys: list[tuple[str, str]], code_key: str, name_key: str):
-    """A table of `keys` (code, name) rows by tier columns, from the cube; `dimension` is the
-    cube position of the row key (0 branch, 2 stage)."""
-    codes = [tier["code"] for tier in data["tiers"]]
-    names = kpi_tier_names(data)
-    counts: dict[tuple[str, str], int] = defaultdict(int)
-    for cell in data["cube"]:
-        counts[(cell[dimension], cell[1])] += cell[3]
-    columns = [KpiColumn(code_key, _("Code")), KpiColumn(name_key, _("Name"))]
-    columns += [KpiColumn(code or "not_graded", names[code], "count") for code in codes]
-    columns.append(KpiColumn("total", _("Total"), "count"))
-    rows = []
-    for key, name in keys:
-        values = [counts.get((key, code), 0) for code in codes]
-        rows.append([key, name, *values, sum(values)])
-    return columns, rows
-
-
-def _tiers_by_branch(data, series):
-    branches = [(b["code"], b["name"]) for b in data["branches"]]
-    if any(cell[0] == NONE_CODE for cell in data["cube"]):
-        branches.append((NONE_CODE, str(_("No branch"))))
-    seen = {cell[0] for cell in data["cube"]}
-    return _wide_by(data, 0, [b for b in branches if b[0] in seen], "branch_code", "branch_name")
-
-
-def _lifecycle_by_tier(data, series):
-    stages = [(stage, _stage_label(stage)) for stage in LifecycleStage.values]
-    return _wide_by(data, 2, stages, "stage", "stage_name")
-
-
-def _tier_migration(data, series):
-    return [
-        KpiColumn("from_tier", _("Tier at the end of last month")),
-        KpiColumn("to_tier", _("Tier on the business date")),
-        KpiColumn("members", _("Members"), "count"),
-    ], [[old, new, n] for old, new, n in data["migration"]["cells"]]
-
-
-def _lifecycle(data, series):
-    total = data["members"]
-    counts = data["lifecycle"]  # a JSON object: its key order is not kept (jsonb)
-    return [
-        KpiColumn("stage", _("Stage code")),
-        KpiColumn("stage_name", _("Lifecycle stage")),
-        KpiColumn("members", _("Members"), "count"),
-        KpiColumn("percent", _("Share"), "percent"),
-    ], [
-        [stage, _stage_label(stage), counts.get(stage, 0), _percent(counts.get(stage, 0), total)]
-        for stage in LifecycleStage.values
-    ]
-
-
-def _dormant_trend(data, series):
-    return [
-        KpiColumn("business_date", _("Business date"), "date"),
-        KpiColumn("members", _("Members"), "count"),
-        KpiColumn("dormant", _("Dormant"), "count"),
-        KpiColumn("at_risk", _("At risk"), "count"),
-        KpiColumn("churned", _("Churned"), "count"),
-        KpiColumn("reactivated", _("Reactivated"), "count"),
-    ], [
-        [
-            point.business_date,
-            point.members,
-            point.lifecycle.get("DORMANT", 0),
-            point.lifecycle.get("AT_RISK", 0),
-            point.lifecycle.get("CHURNED", 0),
-            point.lifecycle.get("REACTIVATED", 0),
-        ]
-        for point in series
-    ]
-
-
-def _campaign_table(data, series):
-    return [
-        KpiColumn("campaign_code", _("Campaign code")),
-        KpiColumn("campaign_name", _("Campaign")),
-        KpiColumn("status", _("Status")),
-        KpiColumn("participants", _("Participants"), "count"),
-        KpiColumn("completers", _("Completers"), "count"),
-        KpiColumn("completion_rate", _("Completion rate"), "percent"),
-        KpiColumn("total_cost", _("Cost"), "money"),
-        KpiColumn("reactivated", _("Dormant members reactivated"), "count"),
-        KpiColumn("cost_per_reactivation", _("Cost per reactivation"), "money"),
-    ], [
-        [
-            row["code"],
-            row["name"],
-            row["status"],
-            row["participants"],
-            row["completers"],
-            _decimal(row["completion_rate"]),
-            _decimal(row["total_cost"]),
-            row["reactivated"],
-            _decimal(row["cost_per_reactivation"]),
-        ]
-        for row in data["campaigns"]
-    ]
-
-
-def _differentiation_table(data, series):
-    return [
-        KpiColumn("from_tier", _("From tier")),
-        KpiColumn("to_tier", _("To tier")),
-        KpiColumn("new_benefits", _("New benefits")),
-        KpiColumn("larger_quantities", _("Only more of")),
-        KpiColumn("added_cost_per_member_year", _("Added cost per member a year"), "money"),
-        KpiColumn("flagged", _("Nothing new"), "flag"),
-    ], [
-        [
-            step["lower"],
-            step["higher"],
-            " ".join(step["new_benefits"]),
-            " ".join(step["larger_quantities"]),
-            _decimal(step["added_cost_per_member_year"]),
-            step["flagged"],
-        ]
-        for step in data["differentiation"]["steps"]
-    ]
-
-
-def _demand_table(data, series):
-    english = _english()
-    return [
-        KpiColumn("benefit_code", _("Benefit code")),
-        KpiColumn("benefit_name", _("Benefit")),
-        KpiColumn("granted", _("Granted"), "count"),
-        KpiColumn("redeemed", _("Redeemed"), "count"),
-        KpiColumn("redemption_rate", _("Redemption rate"), "percent"),
-        KpiColumn("flagged", _("Low demand"), "flag"),
-    ], [
-        [
-            row["code"],
-            row["name_en"] if english and row["name_en"] else row["name"],
-            row["granted"],
-            row["redeemed"],
-            _decimal(row["rate"]),
-            row["flagged"],
-        ]
-        for row in data["demand"]["benefits"]
-    ]
-
-
-def _demand_by_tier(data, series):
-    return [
-        KpiColumn("benefit_code", _("Benefit code")),
-        KpiColumn("tier_code", _("Tier code")),
-        KpiColumn("granted", _("Granted"), "count"),
-        KpiColumn("redeemed", _("Redeemed"), "count"),
-        KpiColumn("redemption_rate", _("Redemption rate"), "percent"),
-        KpiColumn("flagged", _("Low demand"), "flag"),
-    ], [
-        [
-            row["benefit"],
-            row["tier"],
-            row["granted"],
-            row["redeemed"],
-            _decimal(row["rate"]),
-            row["flagged"],
-        ]
-        for row in data["demand"]["by_tier"]
-    ]
-
-
-def _budget_table(data, series):
-    return [
-        KpiColumn("budget_code", _("Budget code")),
-        KpiColumn("budget_name", _("Budget")),
-        KpiColumn("department", _("Department")),
-        KpiColumn("period_start", _("Period start"), "date"),
-        KpiColumn("period_end", _("Period end"), "date"),
-        KpiColumn("amount", _("Amount"), "money"),
-        KpiColumn("consumed", _("Consumed"), "money"),
-        KpiColumn("remaining", _("Remaining"), "money"),
-        KpiColumn("consumed_percent", _("Consumed %"), "percent"),
-        KpiColumn("daily_rate", _("Daily burn (last 30 days)"), "money"),
-        KpiColumn("projected_exhaustion", _("Projected exhaustion"), "date"),
-        KpiColumn("runs_out_before_period_end", _("Runs out before the period ends"), "flag"),
-    ], [
-        [
-            row["code"],
-            row["name"],
-            row["department"],
-            _day(row["period_start"]),
-            _day(row["period_end"]),
-            _decimal(row["amount"]),
-            _decimal(row["consumed"]),
-            _decimal(row["remaining"]),
-            _decimal(row["consumed_percent"]),
-            _decimal(row["daily_rate"]),
-            _day(row["projected_exhaustion"]),
-            row["runs_out_early"],
-        ]
-        for row in data["budgets"]
-    ]
-
-
-def _budget_burn(data, series):
-    rows = []
-    for budget in data["budgets"]:
-        amount, consumed = Decimal(budget["amount"]), Decimal("0.00")
-        for day, net in budget["by_day"]:
-            consumed += Decimal(net)
-            rows.append([budget["code"], _day(day), Decimal(net), consumed, amount - consumed])
-    return [
-        KpiColumn("budget_code", _("Budget code")),
-        KpiColumn("date", _("Date"), "date"),
-        KpiColumn("consumed_on_day", _("Net consumed that day"), "money"),
-        KpiColumn("consumed_to_date", _("Consumed to date"), "money"),
-        KpiColumn("remaining", _("Remaining"), "money"),
-    ], rows
-
-
-#: chart → the builder of its table (columns, rows) from a snapshot's data and the trend
-_TABLES = {
-    "tier-distribution": _tier_distribution,
-    "tiers-by-branch": _tiers_by_branch,
-    "tier-migration": _tier_migration,
-    "lifecycle": _lifecycle,
-    "lifecycle-by-tier": _lifecycle_by_tier,
-    "dormant-trend": _dormant_trend,
-    "campaigns": _campaign_table,
-    "differentiation": _differentiation_table,
-    "demand": _demand_table,
-    "demand-by-tier": _demand_by_tier,
-    "budgets": _budget_table,
-    "budget-burn": _budget_burn,
-}
-#: the charts of the dashboard, each with a CSV export
-KPI_CHARTS: tuple[str, ...] = tuple(_TABLES)
-#: charts that read the trend of snapshots rather than one snapshot
-TREND_CHARTS = frozenset({"dormant-trend"})
-
-
-def kpi_table(*, chart: str, snapshot: KpiSnapshot, series: list[KpiPoint] | None = None):
-    """The table of one chart of the dashboard for `snapshot` (and the trend `series` for
-    trend charts): columns and typed rows (int, Decimal, date, bool, str, None). Raises
-    KeyError for an unknown chart."""
-    columns, rows = _TABLES[chart](snapshot.data, series or [])
-    return KpiTable(chart=chart, columns=columns, rows=rows)
