@@ -221,7 +221,7 @@ REST_FRAMEWORK = {
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Membership Operations Portal API",
-    "DESCRIPTION": "Member centre, member events and configuration (see shared/API.md).",
+    "DESCRIPTION": "Member centre, member events, approvals and configuration (docs/api.md).",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SCHEMA_PATH_PREFIX": "/api/v1",

@@ -8,11 +8,12 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from portal.decorators import action_required
+from portal.errors import DomainError, form_add_domain_error
 
 from .forms import FollowUpNoteForm
 from .models import FollowUpNote
 from .selectors import member_get, member_notes
-from .services import NoteError, followup_note_add, followup_note_done
+from .services import followup_note_add, followup_note_done
 
 
 def _respond(request, member, form=None):
@@ -43,8 +44,8 @@ def note_add_view(request, member_no: str):
                 text=form.cleaned_data["text"],
                 due_on=form.cleaned_data["due_on"],
             )
-        except NoteError as exc:
-            form.add_error(None, str(exc))
+        except DomainError as exc:
+            form_add_domain_error(form, exc)
         else:
             messages.success(request, _("Note saved."))
             return _respond(request, member)

@@ -29,10 +29,11 @@ from unfold.widgets import (
 
 from .admin_base import MatrixModelAdmin
 from .choices import ApiScope
+from .errors import DomainError, form_add_domain_error
 from .middleware import client_ip
 from .models import ApiToken, AuditEntry, Branch, Department, JobRun, User
 from .permissions import user_can
-from .services import ApiTokenError, api_token_issue, api_token_revoke, audit_record
+from .services import api_token_issue, api_token_revoke, audit_record
 
 admin.site.unregister(Group)
 if admin.site.is_registered(TokenProxy):
@@ -234,8 +235,8 @@ class ApiTokenAdmin(MatrixModelAdmin):
                     actor=request.user,
                     ip=client_ip(request),
                 )
-            except ApiTokenError as exc:
-                form.add_error(None, str(exc))
+            except DomainError as exc:
+                form_add_domain_error(form, exc)
             else:
                 # shown once, in this response (admin_view marks it never cached), not as a
                 # message that would travel through the session

@@ -33,9 +33,9 @@ def followup_note_add(*, member: Member, actor, text: str, due_on: date | None) 
     _check(member, actor)
     text = text.strip()
     if not text:
-        raise NoteError("Write the note first.")
+        raise NoteError("Write the note first.", field="text")
     if due_on is not None and due_on < timezone.localdate():
-        raise NoteError("The follow-up date cannot be in the past.")
+        raise NoteError("The follow-up date cannot be in the past.", field="due_on")
     note = FollowUpNote.objects.create(member=member, author=actor, text=text, due_on=due_on)
     audit_record(
         actor=actor,

@@ -7,7 +7,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from portal.approvals import approval_request_create
-from portal.errors import StateConflict
+from portal.errors import NotAllowed, StateConflict
+from portal.permissions import user_can
 from portal.services import audit_record
 
 from ..choices import MemberApproval, SchemeStatus
@@ -38,6 +39,8 @@ def _scheme_terms(scheme) -> dict:
 
 def tier_scheme_request_activation(*, scheme, actor):
     """A product operator proposes a draft scheme for activation; another user decides."""
+    if not user_can(actor, "members.configure_tier_schemes"):
+        raise NotAllowed("Your role cannot propose tier schemes.")
     with transaction.atomic():
         scheme = TierScheme.objects.select_for_update().get(pk=scheme.pk)
         if scheme.status != SchemeStatus.DRAFT:
