@@ -14,12 +14,14 @@ from django.utils import timezone
 
 from portal.approvals import approval_request_create
 from portal.clock import today_in_shanghai
-from portal.errors import StateConflict
+from portal.errors import NotAllowed, StateConflict
+from portal.permissions import user_can
 from portal.services import audit_record
 
-from ..choices import EDITABLE_STATUSES, CampaignApproval, CampaignStatus
+from ..choices import CampaignApproval
 from ..models import Campaign, TaskProgress
 from ..selectors import live_tasks
+from ..transitions import NIGHTLY, OPERATIONS, TRANSITIONS, Transition
 from .ingest import BatchTooLarge, IngestResult, events_ingest
 
 logger = logging.getLogger(__name__)
@@ -33,15 +35,25 @@ class CampaignStateError(StateConflict):
     code = "campaign_state"
 
 
-def _transition(campaign: Campaign, *, to: str, actor, action: str, **fields) -> Campaign:
+def _locked_for(transition: Transition, campaign: Campaign) -> Campaign:
+    """The campaign's row, locked, if it may make the move from the status it has now."""
+    campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
+    refusal = transition.refusal(campaign)
+    if refusal:
+        raise CampaignStateError(refusal)
+    return campaign
+
+
+def _move(campaign: Campaign, transition: Transition, *, actor, **fields) -> Campaign:
     before = campaign.status
+    to = transition.leads_to(campaign, today=today_in_shanghai())
     for name, value in fields.items():
         setattr(campaign, name, value)
     campaign.status = to
     campaign.save()
     audit_record(
         actor=actor,
-        action=action,
+        action=transition.action,
         obj=campaign,
         changes={"status": [before, to]},
         reason=fields.get("decision_comment", ""),
@@ -52,12 +64,10 @@ def _transition(campaign: Campaign, *, to: str, actor, action: str, **fields) ->
 @transaction.atomic
 def campaign_submit(*, campaign: Campaign, actor) -> Campaign:
     """A draft (or rejected) campaign with at least one task goes to approval."""
-    campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
-    if campaign.status not in EDITABLE_STATUSES:
-        raise CampaignStateError(
-            f"Campaign {campaign.code} is {campaign.get_status_display()}; only a draft can be "
-            "submitted."
-        )
+    if not user_can(actor, "campaigns.configure_campaigns"):
+        raise NotAllowed("Your role cannot submit campaigns.")
+    submit = TRANSITIONS["submit"]
+    campaign = _locked_for(submit, campaign)
     problems = campaign_launch_problems(campaign=campaign)
     if problems:
         raise CampaignStateError(" ".join(problems))
@@ -69,11 +79,10 @@ def campaign_submit(*, campaign: Campaign, actor) -> Campaign:
         proposal=campaign_launch_terms(campaign=campaign),
         actor=actor,
     )
-    return _transition(
+    return _move(
         campaign,
-        to=CampaignStatus.PENDING_APPROVAL,
+        submit,
         actor=actor,
-        action="campaign.submit",
         submitted_by=actor,
         submitted_at=timezone.now(),
         decided_by=None,
@@ -122,71 +131,37 @@ def campaign_launch_problems(*, campaign: Campaign) -> list[str]:
     return problems
 
 
-def _pending_launch(campaign: Campaign) -> Campaign:
-    campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
-    if campaign.status != CampaignStatus.PENDING_APPROVAL:
-        raise CampaignStateError(
-            f"Campaign {campaign.code} is {campaign.get_status_display()}, not pending approval."
-        )
-    return campaign
-
-
 def campaign_launch_apply(*, campaign: Campaign, actor, comment: str = "") -> Campaign:
     """Launch an approved campaign (called by the approval engine, which has checked the
     decider): it is scheduled, or active at once when its window has begun."""
-    campaign = _pending_launch(campaign)
-    to = (
-        CampaignStatus.ACTIVE
-        if campaign.starts_on <= today_in_shanghai()
-        else CampaignStatus.SCHEDULED
-    )
-    return _decided(campaign, to=to, actor=actor, action="campaign.approve", comment=comment)
+    return _decided(campaign, TRANSITIONS["approve"], actor=actor, comment=comment)
 
 
 def campaign_launch_refuse(*, campaign: Campaign, actor, comment: str) -> Campaign:
     """A rejected launch sends the campaign back to its author as editable."""
-    campaign = _pending_launch(campaign)
-    return _decided(
-        campaign, to=CampaignStatus.REJECTED, actor=actor, action="campaign.reject", comment=comment
-    )
+    return _decided(campaign, TRANSITIONS["reject"], actor=actor, comment=comment)
 
 
-def _decided(campaign: Campaign, *, to: str, actor, action: str, comment: str) -> Campaign:
-    return _transition(
+def _decided(campaign: Campaign, transition: Transition, *, actor, comment: str) -> Campaign:
+    campaign = _locked_for(transition, campaign)
+    return _move(
         campaign,
-        to=to,
+        transition,
         actor=actor,
-        action=action,
         decided_by=actor,
         decided_at=timezone.now(),
         decision_comment=comment[:255],
     )
 
 
-_OPERATIONS = {
-    "pause": ((CampaignStatus.ACTIVE, CampaignStatus.SCHEDULED), CampaignStatus.PAUSED),
-    "resume": ((CampaignStatus.PAUSED,), CampaignStatus.ACTIVE),
-    "end": ((CampaignStatus.ACTIVE, CampaignStatus.SCHEDULED, CampaignStatus.PAUSED),
-            CampaignStatus.ENDED),
-}  # fmt: skip
-
-
 @transaction.atomic
 def campaign_operate(*, campaign: Campaign, operation: str, actor, reason: str = "") -> Campaign:
     """Pause, resume or end a launched campaign (a paused campaign counts no events)."""
-    allowed_from, to = _OPERATIONS[operation]
-    campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
-    if campaign.status not in allowed_from:
-        raise CampaignStateError(
-            f"Campaign {campaign.code} is {campaign.get_status_display()}; it cannot {operation}."
-        )
-    if operation == "resume" and campaign.starts_on > today_in_shanghai():
-        to = CampaignStatus.SCHEDULED
-    _transition(campaign, to=to, actor=actor, action=f"campaign.{operation}")
+    transition = OPERATIONS[operation]
+    campaign = _locked_for(transition, campaign)
+    _move(campaign, transition, actor=actor)
     if reason:
-        audit_record(
-            actor=actor, action=f"campaign.{operation}.reason", obj=campaign, reason=reason
-        )
+        audit_record(actor=actor, action=f"{transition.action}.reason", obj=campaign, reason=reason)
     return campaign
 
 
@@ -196,17 +171,17 @@ def campaign_periods_roll(*, business_date: date) -> dict:
     periods that closed on the day before. Idempotent for the date."""
     grace = timedelta(days=settings.CAMPAIGN_LATE_EVENT_GRACE_DAYS)
     with transaction.atomic():
-        started = Campaign.objects.filter(
-            status=CampaignStatus.SCHEDULED, starts_on__lte=business_date
-        ).update(status=CampaignStatus.ACTIVE, updated_at=timezone.now())
-        ended = Campaign.objects.filter(
-            status__in=[CampaignStatus.ACTIVE, CampaignStatus.PAUSED, CampaignStatus.SCHEDULED],
-            ends_on__lt=business_date - grace,
-        ).update(status=CampaignStatus.ENDED, updated_at=timezone.now())
+        moved = {
+            transition.name: Campaign.objects.filter(
+                transition.due(business_date=business_date, grace=grace),
+                status__in=transition.sources,
+            ).update(status=transition.target, updated_at=timezone.now())
+            for transition in NIGHTLY
+        }
     closed = TaskProgress.objects.filter(period_end=business_date - timedelta(days=1))
     return {
-        "campaigns_started": started,
-        "campaigns_ended": ended,
+        "campaigns_started": moved["start"],
+        "campaigns_ended": moved["expire"],
         "periods_closed": closed.count(),
         "periods_closed_completed": closed.filter(completed_at__isnull=False).count(),
     }

@@ -40,6 +40,7 @@ from portal.services import audit_changes, audit_gone, audit_record
 from ..choices import EDITABLE_STATUSES, CampaignStatus, Measure
 from ..models import Campaign, Task, TaskStep
 from ..rules import MEASURES
+from ..transitions import TRANSITIONS
 from . import CampaignStateError
 
 #: what a caller may set on a campaign; the status moves only through the workflow services
@@ -464,17 +465,16 @@ def _require_editable(campaign: Campaign) -> None:
 
 def _reopen_if_rejected(campaign: Campaign, *, actor: User | None) -> None:
     """Editing a rejected campaign (or its tasks) makes it a draft again."""
-    if campaign.status != CampaignStatus.REJECTED:
+    reopen = TRANSITIONS["reopen"]
+    if not reopen.may_start(campaign.status):
         return
-    campaign.status = CampaignStatus.DRAFT
-    Campaign.objects.filter(pk=campaign.pk).update(
-        status=CampaignStatus.DRAFT, updated_at=timezone.now()
-    )
+    before, campaign.status = campaign.status, reopen.target
+    Campaign.objects.filter(pk=campaign.pk).update(status=reopen.target, updated_at=timezone.now())
     audit_record(
         actor=actor,
-        action="campaign.reopen",
+        action=reopen.action,
         obj=campaign,
-        changes={"status": [CampaignStatus.REJECTED, CampaignStatus.DRAFT]},
+        changes={"status": [before, reopen.target]},
     )
 
 

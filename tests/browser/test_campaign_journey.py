@@ -1,5 +1,5 @@
 """A campaign from draft to approval, in the browser: a product operator builds it with two
-tasks on one admin page (campaigns/admin.py CampaignAdmin with its task inline), submits it
+tasks on one admin page (campaigns/admin/ CampaignAdmin with its task inline), submits it
 for approval with the list's action, logs out; a budget approver logs in, opens it and
 approves it with the Approve button, and the page shows it scheduled. Checked on screen and
 in the database."""

@@ -1,0 +1,338 @@
+"""The campaign admin: a campaign built with its tasks on one page; submit, approve, reject,
+pause, resume and end go through the services (approve and reject through the approval
+engine, so the maker-checker rule applies). A campaign (and its tasks) can be changed only
+while it is a draft or rejected; after that its page is read-only and its status moves only
+through the workflow buttons."""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.utils.translation import gettext_lazy as _
+from unfold.admin import StackedInline
+from unfold.decorators import action as unfold_action
+from unfold.enums import ActionVariant
+
+from portal.admin_approvals import ApprovalDoorAdminMixin, ApproveForm, RejectForm
+from portal.admin_base import MatrixInlineMixin, MatrixModelAdmin
+from portal.errors import DomainError
+from portal.permissions import user_can
+
+from ..choices import CampaignApproval
+from ..models import Campaign, Task
+from ..services import campaign_launch_problems, campaign_operate, campaign_submit
+from ..services.config import (
+    CAMPAIGN_CONFIG_FIELDS,
+    TASK_CONFIG_FIELDS,
+    campaign_create,
+    campaign_update,
+    task_create,
+    task_delete,
+    task_update,
+)
+from ..transitions import TRANSITIONS
+from .base import CONFIGURE, VIEW, ActiveChoicesMixin, adopt, form_values, refused_when_not_editable
+from .forms import CampaignForm, ConfirmForm, ReasonForm, TaskInlineForm
+
+__all__ = ["CampaignAdmin", "TaskInline"]
+
+
+class TaskInline(ActiveChoicesMixin, MatrixInlineMixin, StackedInline):
+    model = Task
+    form = TaskInlineForm
+    extra = 0
+    show_change_link = True
+    view_action = VIEW
+    change_action = CONFIGURE
+    fields = [
+        ("name", "position"),
+        ("event_type", "measure", "target"),
+        ("recurrence", "difficulty", "min_event_amount"),
+        ("reward_points", "reward_benefit"),
+        ("max_rewards_per_member", "max_rewards_per_period"),
+        "offered_tiers",
+        "offered_stages",
+        "description",
+    ]
+
+    def is_editable(self, obj) -> bool:
+        return obj.is_editable
+
+
+@admin.register(Campaign)
+class CampaignAdmin(ApprovalDoorAdminMixin, ActiveChoicesMixin, MatrixModelAdmin):
+    """A campaign with its tasks. Status and the approval fields are never edited here."""
+
+    view_action = VIEW
+    change_action = CONFIGURE
+    approval_kind_code = CampaignApproval.CAMPAIGN_LAUNCH
+    form = CampaignForm
+    inlines = [TaskInline]
+    list_display = [
+        "code",
+        "name",
+        "department",
+        "budget",
+        "starts_on",
+        "ends_on",
+        "status",
+        "created_by",
+    ]
+    list_filter = ["status", "department"]
+    search_fields = ["code", "name"]
+    list_select_related = ["department", "budget", "created_by"]
+    readonly_fields = [
+        "status",
+        "created_by",
+        "submitted_by",
+        "submitted_at",
+        "decided_by",
+        "decided_at",
+        "decision_comment",
+        "launch_problems",
+    ]
+    actions = ["submit_for_approval"]
+    actions_detail = [
+        "submit_detail",
+        "approve_detail",
+        "reject_detail",
+        "pause_detail",
+        "resume_detail",
+        "end_detail",
+    ]
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = [
+            (
+                None,
+                {
+                    "fields": [
+                        ("code", "name"),
+                        "description",
+                        ("department", "budget"),
+                        ("starts_on", "ends_on"),
+                    ]
+                },
+            ),
+            (_("Who is targeted"), {"fields": ["target_tiers", "target_stages", "segments"]}),
+        ]
+        if obj is not None:
+            fieldsets.append(
+                (
+                    _("Approval"),
+                    {
+                        "fields": [
+                            "status",
+                            "launch_problems",
+                            ("created_by", "submitted_by", "submitted_at"),
+                            ("decided_by", "decided_at"),
+                            "decision_comment",
+                        ]
+                    },
+                )
+            )
+        return fieldsets
+
+    @admin.display(description=_("before it can be submitted"))
+    def launch_problems(self, campaign: Campaign) -> str:
+        if campaign.pk is None or not campaign.is_editable:
+            return "-"
+        return " ".join(campaign_launch_problems(campaign=campaign)) or _("Ready to submit.")
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        if obj is not None and not obj.is_editable:
+            return False
+        return super().has_change_permission(request, obj)
+
+    def save_model(self, request, obj: Campaign, form, change) -> None:
+        values = form_values(form, CAMPAIGN_CONFIG_FIELDS)
+        with refused_when_not_editable():
+            if change:
+                saved = campaign_update(campaign=obj, actor=request.user, changes=values)
+            else:
+                saved = campaign_create(actor=request.user, data=values)
+        adopt(obj, saved)
+
+    def save_related(self, request, form, formsets, change) -> None:
+        # the service set the many-to-many fields with the row: only the inlines are left
+        for formset in formsets:
+            self.save_formset(request, form, formset, change=change)
+
+    def save_formset(self, request, form, formset, change) -> None:
+        """Each task added, changed or deleted on the campaign page goes through its
+        service (the saved ladder must still fit a changed measure)."""
+        if formset.model is not Task:
+            return super().save_formset(request, form, formset, change)
+        deleted = formset.deleted_forms if formset.can_delete else []
+        formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
+        with refused_when_not_editable():
+            for task_form in formset.forms:
+                task = task_form.instance
+                if task_form in deleted:
+                    if task.pk:
+                        task_delete(task=task, actor=request.user)
+                        formset.deleted_objects.append(task)
+                elif not task_form.has_changed():
+                    continue
+                elif task.pk:
+                    task = task_update(
+                        task=task,
+                        actor=request.user,
+                        changes=form_values(task_form, TASK_CONFIG_FIELDS),
+                    )
+                    formset.changed_objects.append((task, task_form.changed_data))
+                else:
+                    task = task_create(
+                        campaign=form.instance,
+                        actor=request.user,
+                        data=form_values(task_form, TASK_CONFIG_FIELDS),
+                    )
+                    formset.new_objects.append(task)
+
+    # --- the workflow: every move goes through a service ---
+
+    # Permission methods of the workflow actions (unfold passes the object id on the change
+    # page; the state is the service's to check).
+    def has_submit_permission(self, request, obj=None) -> bool:
+        return user_can(request.user, CONFIGURE)
+
+    def has_operate_permission(self, request, obj=None) -> bool:
+        return user_can(request.user, "campaigns.operate_campaign")
+
+    @admin.action(description=_("Submit for approval"), permissions=["submit"])
+    def submit_for_approval(self, request, queryset):
+        submitted = 0
+        for campaign in queryset:
+            try:
+                campaign_submit(campaign=campaign, actor=request.user)
+            except DomainError as exc:
+                self.message_user(request, f"{campaign.code}: {exc}", messages.ERROR)
+            else:
+                submitted += 1
+        if submitted:
+            self.message_user(
+                request,
+                _("%d campaign(s) submitted; a budget approver decides.") % submitted,
+                messages.SUCCESS,
+            )
+
+    #: the move behind each workflow button: a campaign shows the buttons of the moves its
+    #: status allows (`campaigns.transitions`)
+    DETAIL_ACTION_TRANSITIONS = {
+        "submit_detail": TRANSITIONS["submit"],
+        "approve_detail": TRANSITIONS["approve"],
+        "reject_detail": TRANSITIONS["reject"],
+        "pause_detail": TRANSITIONS["pause"],
+        "resume_detail": TRANSITIONS["resume"],
+        "end_detail": TRANSITIONS["end"],
+    }
+
+    def get_actions_detail(self, request, object_id):
+        allowed = super().get_actions_detail(request, object_id)
+        campaign = self.get_object(request, object_id)
+        if campaign is None:
+            return []
+        prefix = f"{self.model._meta.app_label}_{self.model._meta.model_name}_"
+        shown = []
+        for action in allowed:
+            transition = self.DETAIL_ACTION_TRANSITIONS.get(action.action_name.removeprefix(prefix))
+            if transition is not None and transition.may_start(campaign.status):
+                shown.append(action)
+        return shown
+
+    def approval_door_label(self, obj) -> str:
+        return obj.code
+
+    def approval_door_done(self, obj, *, approve: bool) -> str:
+        return str(_("approved.") if approve else _("rejected; back to its author."))
+
+    def _apply(self, request, object_id, change, done: str):
+        return self.approval_door_apply(request, object_id, change, lambda campaign: done)
+
+    @unfold_action(
+        description=_("Submit for approval"),
+        url_path="submit",
+        permissions=["submit"],
+        variant=ActionVariant.PRIMARY,
+        dialog={
+            "title": _("Submit for approval"),
+            "description": _("A budget approver other than you decides on the launch."),
+            "form_class": ConfirmForm,
+            "form_submit_text": _("Submit"),
+        },
+    )
+    def submit_detail(self, request, form, object_id):
+        return self._apply(
+            request,
+            object_id,
+            lambda c: campaign_submit(campaign=c, actor=request.user),
+            _("submitted; a budget approver decides."),
+        )
+
+    @unfold_action(
+        description=_("Approve"),
+        url_path="approve",
+        permissions=["approve"],
+        variant=ActionVariant.SUCCESS,
+        dialog={
+            "title": _("Approve the launch"),
+            "description": _("Nobody approves a campaign they wrote or submitted."),
+            "form_class": ApproveForm,
+            "form_submit_text": _("Approve"),
+        },
+    )
+    def approve_detail(self, request, form, object_id):
+        return self._approval_decide(request, form, object_id, approve=True)
+
+    @unfold_action(
+        description=_("Reject"),
+        url_path="reject",
+        permissions=["approve"],
+        variant=ActionVariant.DANGER,
+        dialog={
+            "title": _("Reject the launch"),
+            "description": _("The campaign goes back to its author as editable."),
+            "form_class": RejectForm,
+            "form_submit_text": _("Reject"),
+        },
+    )
+    def reject_detail(self, request, form, object_id):
+        return self._approval_decide(request, form, object_id, approve=False)
+
+    def _operate_detail(self, request, form, object_id, operation: str, done: str):
+        reason = form.cleaned_data["reason"]
+        return self._apply(
+            request,
+            object_id,
+            lambda c: campaign_operate(
+                campaign=c, operation=operation, actor=request.user, reason=reason
+            ),
+            done,
+        )
+
+    @unfold_action(
+        description=_("Pause"),
+        url_path="pause",
+        permissions=["operate"],
+        dialog={"title": _("Pause the campaign"), "form_class": ReasonForm},
+    )
+    def pause_detail(self, request, form, object_id):
+        return self._operate_detail(request, form, object_id, "pause", _("paused."))
+
+    @unfold_action(
+        description=_("Resume"),
+        url_path="resume",
+        permissions=["operate"],
+        dialog={"title": _("Resume the campaign"), "form_class": ReasonForm},
+    )
+    def resume_detail(self, request, form, object_id):
+        return self._operate_detail(request, form, object_id, "resume", _("resumed."))
+
+    @unfold_action(
+        description=_("End"),
+        url_path="end",
+        permissions=["operate"],
+        variant=ActionVariant.DANGER,
+        dialog={"title": _("End the campaign for good"), "form_class": ReasonForm},
+    )
+    def end_detail(self, request, form, object_id):
+        return self._operate_detail(request, form, object_id, "end", _("ended."))
