@@ -5,6 +5,7 @@ and any campaign keeps its segments from being deleted."""
 from __future__ import annotations
 
 from django.db.models import QuerySet
+from django.utils.translation import gettext_lazy as _
 
 from members.registry import SEGMENT_USES, SegmentUse
 
@@ -35,7 +36,7 @@ def segment_campaigns(segments: QuerySet) -> dict[str, list[str]]:
 
 
 CAMPAIGN_SEGMENT_USE = SegmentUse(
-    noun="Campaign(s)",
+    noun=_("Campaign(s)"),
     frozen_by=segment_launched_campaign_codes,
     targeted_by=segment_campaigns,
 )

@@ -33,7 +33,7 @@ from .models import (
     TierOverride,
     TierScheme,
 )
-from .registry import segment_frozen_by, segment_targeted_by
+from .registry import segment_frozen_by, segment_targeted_by, segment_users_text
 from .segments import segment_filter, segment_rules_validate
 from .selectors import member_scope
 from .services import tier_scheme_request_activation
@@ -243,11 +243,8 @@ class TierSchemeAdmin(ApprovalDoorAdminMixin, MatrixModelAdmin):
             except DomainError as exc:
                 self.message_user(request, f"{scheme.code}: {exc}", messages.ERROR)
             else:
-                self.message_user(
-                    request,
-                    f"{scheme.code}: {_('proposed; a colleague decides')}",
-                    messages.SUCCESS,
-                )
+                done = _("proposed; a colleague decides")
+                self.message_user(request, f"{scheme.code}: {done}", messages.SUCCESS)
 
 
 @admin.register(TierChange)
@@ -331,7 +328,7 @@ def _kept(segment_code: str, users: list[tuple[str, list[str]]]) -> str:
         "Segment %(segment)s is kept: %(users)s target it, and deleting it would widen them."
     ) % {
         "segment": segment_code,
-        "users": "; ".join(f"{noun} {', '.join(codes)}" for noun, codes in users),
+        "users": segment_users_text(users),
     }
 
 
@@ -373,7 +370,7 @@ class SegmentAdmin(MatrixModelAdmin):
     @admin.display(description=_("used by"))
     def used_by(self, segment: Segment) -> str:
         users = segment_targeted_by(Segment.objects.filter(pk=segment.pk)).get(segment.code, [])
-        return "; ".join(f"{noun} {', '.join(codes)}" for noun, codes in users) or "-"
+        return segment_users_text(users) or "-"
 
     # --- create and change: the services write, their refusals are form errors ---
 

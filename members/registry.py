@@ -11,13 +11,19 @@ from dataclasses import dataclass
 
 from django.db.models import QuerySet
 
-__all__ = ["SEGMENT_USES", "SegmentUse", "segment_frozen_by", "segment_targeted_by"]
+__all__ = [
+    "SEGMENT_USES",
+    "SegmentUse",
+    "segment_frozen_by",
+    "segment_targeted_by",
+    "segment_users_text",
+]
 
 
 @dataclass(frozen=True)
 class SegmentUse:
-    #: what the users are called in a message, e.g. "Campaign(s)"
-    noun: str
+    #: what the users are called in a message, e.g. "Campaign(s)" (translated lazily)
+    noun: object
     #: codes of the users whose approved configuration includes the segment's rules
     frozen_by: Callable[[object], list[str]]
     #: {segment code: codes of the users targeting it} for the segments of a queryset
@@ -39,3 +45,8 @@ def segment_targeted_by(segments: QuerySet) -> dict[str, list[tuple[str, list[st
         for code, users in use.targeted_by(segments).items():
             found.setdefault(code, []).append((use.noun, users))
     return found
+
+
+def segment_users_text(users: list[tuple[str, list[str]]]) -> str:
+    """The users of a segment as a message names them: "Campaign(s) C1, C2"."""
+    return "; ".join(f"{noun} {', '.join(codes)}" for noun, codes in users)

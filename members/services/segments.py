@@ -16,7 +16,7 @@ from portal.models import User
 from portal.services import audit_changes, audit_gone, audit_record
 
 from ..models import Segment
-from ..registry import segment_frozen_by, segment_targeted_by
+from ..registry import segment_frozen_by, segment_targeted_by, segment_users_text
 from ..segments import segment_rules_validate
 
 __all__ = [
@@ -40,10 +40,6 @@ class SegmentInUse(StateConflict):
         #: the codes of what uses the segment (e.g. campaign codes)
         self.codes = [code for _noun, codes in users for code in codes]
         super().__init__(message)
-
-
-def _named(users: list[tuple[str, list[str]]]) -> str:
-    return "; ".join(f"{noun} {', '.join(codes)}" for noun, codes in users)
 
 
 def _configuration(data: Mapping[str, Any]) -> dict:
@@ -98,7 +94,7 @@ def segment_update(*, segment: Segment, actor: User | None, changes: Mapping[str
         values["rules"] = _rules(values["rules"])
         if values["rules"] != segment.rules and (users := segment_frozen_by(segment)):
             raise SegmentInUse(
-                f"{_named(users)} were submitted with this segment's rules; "
+                f"{segment_users_text(users)} were submitted with this segment's rules; "
                 "make a new segment instead.",
                 users=users,
             )
@@ -122,7 +118,9 @@ def segment_delete(*, segment: Segment, actor: User | None) -> None:
     segment = Segment.objects.select_for_update().get(pk=segment.pk)
     users = segment_targeted_by(Segment.objects.filter(pk=segment.pk)).get(segment.code)
     if users:
-        raise SegmentInUse(f"{_named(users)} target this segment; it is kept.", users=users)
+        raise SegmentInUse(
+            f"{segment_users_text(users)} target this segment; it is kept.", users=users
+        )
     audit_record(
         actor=actor,
         action="segment.delete",
