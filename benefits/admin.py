@@ -19,7 +19,7 @@ from portal.errors import DomainError
 from portal.permissions import user_can
 from portal.services import audit_record
 
-from .choices import BenefitApproval, EntitlementPeriod, RequestStatus
+from .choices import BenefitApproval, EntitlementPeriod
 from .models import (
     Benefit,
     BenefitFeedback,
@@ -315,12 +315,6 @@ class ManualGrantRequestAdmin(ApprovalDoorAdminMixin, MatrixModelAdmin):
         if user_can(request.user, "benefits.approve_manual_grant"):
             return requests  # the approvers' queue: requests from every branch come to them
         return requests.filter(member__in=member_scope(user=request.user))
-
-    def get_actions_detail(self, request, object_id):
-        grant_request = self.get_object(request, object_id)
-        if grant_request is None or grant_request.status != RequestStatus.PENDING:
-            return []
-        return super().get_actions_detail(request, object_id)
 
     def approval_door_done(self, obj, *, approve: bool) -> str:
         return str(_("granted and charged to the budget.") if approve else _("rejected."))

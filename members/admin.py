@@ -223,13 +223,6 @@ class TierSchemeAdmin(ApprovalDoorAdminMixin, MatrixModelAdmin):
         scheme = queryset.first()
         return redirect("members:scheme-simulate", pk=scheme.pk)
 
-    def get_actions_detail(self, request, object_id):
-        """Approve / Reject only on a scheme that waits for its activation decision."""
-        scheme = self.get_object(request, object_id)
-        if scheme is None or scheme.status != SchemeStatus.PENDING:
-            return []
-        return super().get_actions_detail(request, object_id)
-
     def approval_door_done(self, obj, *, approve: bool) -> str:
         return str(_("activated") if approve else _("back to draft"))
 

@@ -16,7 +16,12 @@ from unfold.enums import ActionVariant
 from unfold.forms import BaseDialogForm
 from unfold.widgets import UnfoldAdminTextareaWidget
 
-from .approvals import approval_decide, approval_kind, approval_pending_for
+from .approvals import (
+    approval_decide,
+    approval_is_pending,
+    approval_kind,
+    approval_pending_for,
+)
 from .errors import DomainError
 from .permissions import user_can
 
@@ -37,9 +42,23 @@ class RejectForm(BaseDialogForm):
 
 class ApprovalDoorAdminMixin:
     """Add `"approve_detail"` and `"reject_detail"` to a model admin's `actions_detail`; set
-    `approval_kind_code` to the kind of request the object waits on."""
+    `approval_kind_code` to the kind of request the object waits on. The two show only on an
+    object whose request is pending."""
 
     approval_kind_code: str
+    APPROVAL_DOOR_ACTIONS = frozenset({"approve_detail", "reject_detail"})
+
+    def get_actions_detail(self, request, object_id):
+        actions = super().get_actions_detail(request, object_id)
+        obj = self.get_object(request, object_id)
+        if obj is not None and approval_is_pending(kind=self.approval_kind_code, obj=obj):
+            return actions
+        prefix = f"{self.model._meta.app_label}_{self.model._meta.model_name}_"
+        return [
+            action
+            for action in actions
+            if action.action_name.removeprefix(prefix) not in self.APPROVAL_DOOR_ACTIONS
+        ]
 
     def has_approve_permission(self, request, obj=None) -> bool:
         return user_can(request.user, approval_kind(self.approval_kind_code).approve_action)

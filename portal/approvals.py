@@ -34,6 +34,7 @@ __all__ = [
     "ApprovalKind",
     "approval_decide",
     "approval_inbox",
+    "approval_is_pending",
     "approval_kind",
     "approval_kind_register",
     "approval_list",
@@ -224,19 +225,24 @@ def approval_list() -> QuerySet[ApprovalRequest]:
     )
 
 
+def _pending(*, kind: str, obj: models.Model) -> QuerySet[ApprovalRequest]:
+    return ApprovalRequest.objects.filter(
+        kind=kind,
+        object_type=obj._meta.label_lower,
+        object_id=str(obj.pk),
+        status=ApprovalStatus.PENDING,
+    )
+
+
+def approval_is_pending(*, kind: str, obj: models.Model) -> bool:
+    """Whether a request of `kind` about `obj` waits for a decision."""
+    return _pending(kind=kind, obj=obj).exists()
+
+
 def approval_pending_for(*, kind: str, obj: models.Model) -> ApprovalRequest:
     """The pending request of `kind` about `obj` (what an admin or API door decides);
     `StateConflict` when there is none."""
-    approval = (
-        ApprovalRequest.objects.filter(
-            kind=kind,
-            object_type=obj._meta.label_lower,
-            object_id=str(obj.pk),
-            status=ApprovalStatus.PENDING,
-        )
-        .order_by("-id")
-        .first()
-    )
+    approval = _pending(kind=kind, obj=obj).order_by("-id").first()
     if approval is None:
         raise StateConflict(
             _("%(object)s is not waiting for a decision.") % {"object": obj}, code="not_pending"

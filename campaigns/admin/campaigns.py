@@ -12,7 +12,7 @@ from unfold.admin import StackedInline
 from unfold.decorators import action as unfold_action
 from unfold.enums import ActionVariant
 
-from portal.admin_approvals import ApprovalDoorAdminMixin, ApproveForm, RejectForm
+from portal.admin_approvals import ApprovalDoorAdminMixin
 from portal.admin_base import MatrixInlineMixin, MatrixModelAdmin
 from portal.errors import DomainError
 from portal.permissions import user_can
@@ -219,8 +219,6 @@ class CampaignAdmin(ApprovalDoorAdminMixin, ActiveChoicesMixin, MatrixModelAdmin
     #: status allows (`campaigns.transitions`)
     DETAIL_ACTION_TRANSITIONS = {
         "submit_detail": TRANSITIONS["submit"],
-        "approve_detail": TRANSITIONS["approve"],
-        "reject_detail": TRANSITIONS["reject"],
         "pause_detail": TRANSITIONS["pause"],
         "resume_detail": TRANSITIONS["resume"],
         "end_detail": TRANSITIONS["end"],
@@ -235,7 +233,8 @@ class CampaignAdmin(ApprovalDoorAdminMixin, ActiveChoicesMixin, MatrixModelAdmin
         shown = []
         for action in allowed:
             transition = self.DETAIL_ACTION_TRANSITIONS.get(action.action_name.removeprefix(prefix))
-            if transition is not None and transition.may_start(campaign.status):
+            # Approve / Reject: shown by ApprovalDoorAdminMixin while the launch is pending
+            if transition is None or transition.may_start(campaign.status):
                 shown.append(action)
         return shown
 
@@ -267,36 +266,6 @@ class CampaignAdmin(ApprovalDoorAdminMixin, ActiveChoicesMixin, MatrixModelAdmin
             lambda c: campaign_submit(campaign=c, actor=request.user),
             _("submitted; a budget approver decides."),
         )
-
-    @unfold_action(
-        description=_("Approve"),
-        url_path="approve",
-        permissions=["approve"],
-        variant=ActionVariant.SUCCESS,
-        dialog={
-            "title": _("Approve the launch"),
-            "description": _("Nobody approves a campaign they wrote or submitted."),
-            "form_class": ApproveForm,
-            "form_submit_text": _("Approve"),
-        },
-    )
-    def approve_detail(self, request, form, object_id):
-        return self._approval_decide(request, form, object_id, approve=True)
-
-    @unfold_action(
-        description=_("Reject"),
-        url_path="reject",
-        permissions=["approve"],
-        variant=ActionVariant.DANGER,
-        dialog={
-            "title": _("Reject the launch"),
-            "description": _("The campaign goes back to its author as editable."),
-            "form_class": RejectForm,
-            "form_submit_text": _("Reject"),
-        },
-    )
-    def reject_detail(self, request, form, object_id):
-        return self._approval_decide(request, form, object_id, approve=False)
 
     def _operate_detail(self, request, form, object_id, operation: str, done: str):
         reason = form.cleaned_data["reason"]

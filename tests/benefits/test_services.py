@@ -859,8 +859,10 @@ def test_a_decided_request_cannot_be_decided_again(pending, people):
     decide_pending(pending, BenefitApproval.MANUAL_GRANT, approve=True, actor=people["approver"])
     other_approver = with_extra_role(people["admin"], Role.BUDGET_APPROVER)
 
-    with pytest.raises(StateConflict, match="not waiting for a decision"):
+    with pytest.raises(StateConflict) as refused:
         decide_pending(pending, BenefitApproval.MANUAL_GRANT, approve=True, actor=other_approver)
+
+    assert refused.value.code == "not_pending"
 
     assert BenefitGrant.objects.count() == 1
     assert consumed(pending.budget) == LIMIT + 1
