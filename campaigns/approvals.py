@@ -3,9 +3,13 @@
 
 from __future__ import annotations
 
+from django.db.models import CharField, Q
+from django.db.models.functions import Cast
+
 from portal.approvals import ApprovalKind, approval_kind_register
 
 from .choices import CampaignApproval
+from .models import Campaign
 from .services import campaign_launch_apply, campaign_launch_refuse
 
 __all__ = ["CampaignLaunch"]
@@ -21,6 +25,12 @@ class CampaignLaunch(ApprovalKind):
 
     def makers(self, approval, target):
         return {target.created_by_id, target.submitted_by_id} - {None}
+
+    def made_by(self, user):
+        written = Campaign.objects.filter(created_by=user).annotate(
+            key=Cast("pk", output_field=CharField())
+        )
+        return Q(kind=self.code, object_id__in=written.values("key"))
 
     def apply(self, approval, target, *, actor, comment):
         campaign_launch_apply(campaign=target, actor=actor, comment=comment)

@@ -9,7 +9,9 @@ from django.views.decorators.http import require_POST
 from benefits.forms import BenefitFeedbackForm
 from benefits.selectors import member_benefit_feedback, member_grant_list
 from campaigns.selectors import member_completions, member_tasks
+from members.choices import MemberApproval, OverrideStatus
 from members.forms import FollowUpNoteForm, RevealForm, TierOverrideForm
+from members.models import TierOverride
 from members.selectors import (
     member_get,
     member_monthly_stats,
@@ -21,8 +23,11 @@ from members.selectors import (
     member_tier_status,
 )
 from members.services import member_personal_data_reveal
+from portal.approvals import approval_may_decide
+from portal.choices import ApprovalStatus
 from portal.decorators import action_required
 from portal.middleware import client_ip
+from portal.models import ApprovalRequest
 from portal.permissions import user_can
 
 
@@ -57,12 +62,31 @@ def mada_trend(stats) -> list[dict]:
     return bars
 
 
+def _decidable(overrides, user) -> set[int]:
+    """The pending manual tier requests shown that `user` may decide (the engine's rules)."""
+    pending = [str(o.pk) for o in overrides if o.status == OverrideStatus.PENDING]
+    if not pending or not user_can(user, "members.approve_tier_override"):
+        return set()
+    requests = ApprovalRequest.objects.filter(
+        kind=MemberApproval.TIER_OVERRIDE,
+        object_type=TierOverride._meta.label_lower,
+        object_id__in=pending,
+        status=ApprovalStatus.PENDING,
+    )
+    return {
+        int(approval.object_id)
+        for approval in requests
+        if approval_may_decide(approval=approval, user=user)
+    }
+
+
 def _member_page(request, member, *, revealed=None, reveal_form=None, status: int = 200):
     """The customer page; `revealed` (full phone and ID number) only in a reveal's response."""
     can_request = user_can(request.user, "members.request_tier_override")
     can_reveal = user_can(request.user, "members.reveal_personal_data")
     can_write_notes = user_can(request.user, "members.write_notes")
     stats = member_monthly_stats(member=member)
+    overrides = member_tier_overrides(member=member)
     response = render(
         request,
         "operations/customer.html",
@@ -83,9 +107,9 @@ def _member_page(request, member, *, revealed=None, reveal_form=None, status: in
             "tier_status": member_tier_status(member=member),
             "explanation": member_tier_explanation(member=member),
             "history": member_tier_history(member=member),
-            "overrides": member_tier_overrides(member=member),
+            "overrides": overrides,
+            "decidable_overrides": _decidable(overrides, request.user),
             "override_form": TierOverrideForm() if can_request else None,
-            "can_decide": user_can(request.user, "members.approve_tier_override"),
             "grants": member_grant_list(member=member),
             "tasks": member_tasks(member=member),
             "completions": member_completions(member=member),

@@ -5,8 +5,8 @@ A step either runs whole (`run(business_date, job_run) -> (counts, warning or ""
 the population-wide recomputes, over member-id ranges (`chunk(business_date, job_run,
 id_range) -> counts`). In-process (`run_nightly`, eager Celery) the ranges run one after the
 other; with a Celery broker they fan out as a chord whose callback closes the JobRun
-(`portal.tasks`), so more workers make a shorter night. Later steps (entitlements, expiry,
-budget alerts…) are appended to `NIGHTLY_STEPS` as their apps land.
+(`operations.tasks`), so more workers make a shorter night. Each step calls the service of
+the domain whose tables it writes.
 """
 
 from __future__ import annotations

@@ -55,20 +55,14 @@ class ApprovalKind:
     label: str
     #: the permission-matrix action the checker's role must hold
     approve_action: str
-    #: a request about one customer is decided within the customer's branch (`branch` of
-    #: the request): the decider's branch and everything below it
-    scoped_by_branch: bool = False
 
     def scope(self, user) -> Q | None:
-        """The requests of this kind `user` may decide (None: none of them)."""
+        """The requests of this kind `user` may decide, as a condition on ApprovalRequest
+        (None: none of them). A kind narrows it (a customer's request: the customer's
+        branch) by extending this."""
         if not user_can(user, self.approve_action):
             return None
-        condition = Q(kind=self.code)
-        if not self.scoped_by_branch or user.is_superuser:
-            return condition
-        if user.branch is None:
-            return None
-        return condition & (Q(branch__isnull=True) | Q(branch__path__startswith=user.branch.path))
+        return Q(kind=self.code)
 
     def target(self, approval: ApprovalRequest, *, lock: bool = False) -> models.Model | None:
         """The object the request is about, locked for the decision with `lock` (None: the
@@ -81,6 +75,11 @@ class ApprovalKind:
     def makers(self, approval: ApprovalRequest, target) -> set[int]:
         """Users (ids) who made the change besides the requester, and so may not decide it."""
         return set()
+
+    def made_by(self, user) -> Q | None:
+        """The requests of this kind whose change `user` made besides requesting (what
+        `makers` says, as a query condition for the inbox); None: only the requester."""
+        return None
 
     def apply(self, approval: ApprovalRequest, target, *, actor, comment: str):
         """Apply the approved change. May return the object the request now concerns (one it
@@ -207,6 +206,8 @@ def _is_maker(kind: ApprovalKind, approval: ApprovalRequest, target, user) -> bo
 
 
 def _in_scope(kind: ApprovalKind, approval: ApprovalRequest, user) -> bool:
+    """The decider's role holds the kind's approving action and the request is in their
+    scope (evaluated now: a customer's request follows the customer)."""
     condition = kind.scope(user)
     return condition is not None and (
         ApprovalRequest.objects.filter(condition, pk=approval.pk).exists()
@@ -261,13 +262,18 @@ def _decidable_condition(user) -> Q:
 
 
 def approval_inbox(*, user) -> QuerySet[ApprovalRequest]:
-    """Pending requests `user` may decide (never their own), oldest first."""
-    return (
+    """Pending requests `user` may decide (never one whose change they made), oldest
+    first."""
+    requests = (
         approval_list()
         .filter(_decidable_condition(user), status=ApprovalStatus.PENDING)
         .exclude(requested_by=user)
-        .order_by("requested_at", "id")
     )
+    for kind in APPROVAL_KINDS.values():
+        made = kind.made_by(user)
+        if made is not None:
+            requests = requests.exclude(made)
+    return requests.order_by("requested_at", "id")
 
 
 def approval_visible(*, user) -> QuerySet[ApprovalRequest]:
@@ -284,6 +290,5 @@ def approval_may_decide(*, approval: ApprovalRequest, user) -> bool:
     if approval.status != ApprovalStatus.PENDING:
         return False
     kind = approval_kind(approval.kind)
-    return not _is_maker(kind, approval, kind.target(approval), user) and _in_scope(
-        kind, approval, user
-    )
+    target = kind.target(approval)
+    return not _is_maker(kind, approval, target, user) and _in_scope(kind, approval, user)

@@ -28,13 +28,22 @@ class DomainError(Exception):
     #: machine-readable code of the API's error body
     code: str = "invalid"
 
-    def __init__(self, message: str = "", *, field: str | None = None, code: str | None = None):
+    def __init__(
+        self,
+        message: str = "",
+        *,
+        field: str | None = None,
+        code: str | None = None,
+        details: dict | None = None,
+    ):
         super().__init__(message)
         self.message = str(message)
         #: the input field the refusal is about (a form or API field error), if any
         self.field = field
         if code is not None:
             self.code = code
+        #: more facts for the API's error body (e.g. a limit), JSON values
+        self.details = details or {}
 
     def __str__(self) -> str:
         return self.message

@@ -74,6 +74,7 @@ def budget_create_request(*, values: dict, actor, reason: str = ""):
         )
 
 
+@transaction.atomic
 def budget_create_apply(*, values: dict, actor, approval) -> Budget:
     """Create the budget an approved request proposed (called by the approval engine, which
     has checked the decider, in its transaction)."""
@@ -124,6 +125,7 @@ def budget_increase_request(*, budget: Budget, amount, actor, reason: str = ""):
         )
 
 
+@transaction.atomic
 def budget_increase_apply(*, budget: Budget, from_amount: str, to_amount: str, actor, approval):
     """Apply an approved increase (called by the approval engine): the amount becomes
     `to_amount`, provided it is still `from_amount` (a budget changed since the request is

@@ -96,7 +96,7 @@ def _chain_move(
                 grant_id=grant_id,
             )
             for amount, source, grant_id in level_entries
-            if amount
+            if amount or kind == BudgetEntryKind.RELEASE  # a release is recorded even at 0
         )
 
 

@@ -80,6 +80,7 @@ def _pending_request(request: ManualGrantRequest) -> ManualGrantRequest:
     return request
 
 
+@transaction.atomic
 def manual_grant_apply(*, request: ManualGrantRequest, actor, comment: str = ""):
     """Make the approved manual grant, charged to its budget (called by the approval engine,
     which has checked the decider); an exhausted budget refuses it and nothing changes."""
@@ -96,6 +97,7 @@ def manual_grant_apply(*, request: ManualGrantRequest, actor, comment: str = "")
     return _decided(request, status=RequestStatus.APPROVED, actor=actor, comment=comment)
 
 
+@transaction.atomic
 def manual_grant_refuse(*, request: ManualGrantRequest, actor, comment: str):
     """Record a rejected manual grant (called by the approval engine)."""
     request = _pending_request(request)

@@ -14,8 +14,7 @@ from rest_framework.views import APIView
 
 from portal.permissions import MatrixPermission
 
-from ..events import MAX_EVENTS_PER_BATCH
-from ..services import BatchTooLarge, events_ingest
+from ..services import events_ingest
 
 
 class DecimalJSONParser(JSONParser):
@@ -93,11 +92,7 @@ class EventBatchView(APIView):
                 },
                 status=status.HTTP_400_BAD_REQUEST,
             )
-        try:
-            result = events_ingest(events=body["events"], client=request.user)
-        except BatchTooLarge as exc:
-            return Response(
-                {"detail": str(exc), "code": "batch_too_large", "max": MAX_EVENTS_PER_BATCH},
-                status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
-            )
+        # more than MAX_EVENTS_PER_BATCH: 413 `batch_too_large` with `max` (the exception
+        # handler answers BatchTooLarge)
+        result = events_ingest(events=body["events"], client=request.user)
         return Response(result.as_response())

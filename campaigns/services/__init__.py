@@ -131,12 +131,14 @@ def campaign_launch_problems(*, campaign: Campaign) -> list[str]:
     return problems
 
 
+@transaction.atomic
 def campaign_launch_apply(*, campaign: Campaign, actor, comment: str = "") -> Campaign:
     """Launch an approved campaign (called by the approval engine, which has checked the
     decider): it is scheduled, or active at once when its window has begun."""
     return _decided(campaign, TRANSITIONS["approve"], actor=actor, comment=comment)
 
 
+@transaction.atomic
 def campaign_launch_refuse(*, campaign: Campaign, actor, comment: str) -> Campaign:
     """A rejected launch sends the campaign back to its author as editable."""
     return _decided(campaign, TRANSITIONS["reject"], actor=actor, comment=comment)

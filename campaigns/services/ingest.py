@@ -12,16 +12,21 @@ inside the transaction matters:
 3. the completions, one INSERT … ON CONFLICT DO NOTHING (unique per member, task, period
    and step): only the rows this batch inserted issue a reward, so a reward is issued
    exactly once however often or concurrently an event arrives;
-4. rewards that need handling one by one: benefit grants (through the benefits service) and
-   tasks with caps (one conditional UPDATE per cap);
-5. last, the keys every batch touches, in one order: activity days and months, then budget
-   rows, then member rows. Points rewards go as sets per budget: one ledger INSERT (its
+4. activity: the days and the month's counters (`members.member_activity_record_many`),
+   keys in (member, day) order;
+5. rewards that need handling one by one: benefit grants (through the benefits service) and
+   tasks with caps (one conditional UPDATE per cap), each taking its budget row, then its
+   member's row;
+6. points rewards as sets per budget: one ledger INSERT (`members.points_earn_many`; its
    idempotency keys, derived from member, task, period and step, make each reward once),
    the completions inserted already linked to their entries, the budget's conditional
    UPDATE for the total (per level of its chain), then one UPDATE of the balances; members'
    last activity after that. When the total does not fit the budget, that budget's steps
    go one by one instead, so exactly the rewards that fit are issued and the rest are
-   refused, visibly. A batch that still deadlocks with another is retried whole.
+   refused, visibly.
+
+Budget rows before member rows, always. One-by-one rewards on several budgets can still
+meet another batch's in a cycle; a batch that deadlocks is rolled back and retried whole.
 
 Rows go to PostgreSQL as one JSON parameter per statement (`portal.sql.rows_source`: a short
 statement whose text does not depend on the batch size); the SQLite demo database gets
@@ -129,7 +134,8 @@ def events_ingest(*, events: list, client) -> IngestResult:
     if len(events) > MAX_EVENTS_PER_BATCH:
         raise BatchTooLarge(
             f"At most {MAX_EVENTS_PER_BATCH} events per request; this one has {len(events)}. "
-            "Split it into smaller batches."
+            "Split it into smaller batches.",
+            details={"max": MAX_EVENTS_PER_BATCH},
         )
     now = timezone.now()
     parsed: list[EventRow] = []
@@ -216,9 +222,6 @@ def _ingest(*, parsed: list[EventRow], refused: list[EventRefusal], client, now:
         completions=completions,
     )
     return IngestResult(batch.pk, len(accepted), duplicates, rejected, completions)
-
-
-# --- rows in, rows out --------------------------------------------------------------------------
 
 
 # --- events and activity ------------------------------------------------------------------------

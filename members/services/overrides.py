@@ -63,6 +63,7 @@ def _tier_override_pending(override: TierOverride) -> TierOverride:
     return override
 
 
+@transaction.atomic
 def tier_override_apply(*, override: TierOverride, actor, comment: str = "") -> TierOverride:
     """Apply an approved manual tier (called by the approval engine, which has checked the
     decider): it replaces the customer's active override and takes effect at once, with a
@@ -94,6 +95,7 @@ def tier_override_apply(*, override: TierOverride, actor, comment: str = "") -> 
     return override
 
 
+@transaction.atomic
 def tier_override_refuse(*, override: TierOverride, actor, comment: str) -> TierOverride:
     """Record a rejected manual tier (called by the approval engine)."""
     override = _tier_override_pending(override)

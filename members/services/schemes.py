@@ -70,6 +70,7 @@ def _scheme_pending(scheme: TierScheme) -> TierScheme:
     return scheme
 
 
+@transaction.atomic
 def tier_scheme_activation_apply(*, scheme: TierScheme, actor, comment: str = "") -> TierScheme:
     """Apply an approved activation (called by the approval engine): the scheme becomes the
     one ACTIVE scheme; members are regraded by it at the next recompute, as a
@@ -83,6 +84,7 @@ def tier_scheme_activation_apply(*, scheme: TierScheme, actor, comment: str = ""
     return scheme
 
 
+@transaction.atomic
 def tier_scheme_activation_refuse(*, scheme: TierScheme, actor, comment: str) -> TierScheme:
     """A rejected activation sends the scheme back to draft (called by the approval engine)."""
     scheme = _scheme_pending(scheme)

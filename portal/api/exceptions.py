@@ -6,13 +6,15 @@ every `DomainError` by its class — `NotAllowed` 403, `StateConflict` 409, `Inv
 
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+from rest_framework.views import set_rollback
 
 from ..errors import DomainError
 
 
 def exception_handler(exc, context):
     if isinstance(exc, DomainError):
-        data = {"detail": exc.message, "code": exc.code}
+        set_rollback()
+        data = {"detail": exc.message, "code": exc.code, **exc.details}
         if exc.field:
             data[exc.field] = [exc.message]
         return Response(data, status=exc.http_status)

@@ -1,6 +1,6 @@
 """Accounts and sessions: login throttling (django-axes) on the portal and admin log-in pages,
 the inactivity timeout of sessions, the bank's password policy, CSRF on the log-in form, and
-`manage.py check --deploy` clean with production settings (portal/settings.py)."""
+`manage.py check --deploy` clean with production settings (config/settings.py)."""
 
 from __future__ import annotations
 

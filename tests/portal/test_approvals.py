@@ -8,6 +8,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.contrib.auth.models import Group
 from django.urls import reverse
 from django.utils import translation
 
@@ -238,6 +239,66 @@ def test_a_manual_tier_override_is_decided_in_the_customers_branch_only(client, 
     assert override.status == "ACTIVE"
     assert member.tier == gold
     assert (approval.status, approval.decided_by) == (ApprovalStatus.APPROVED, bm)
+
+
+def test_a_manual_tier_is_decided_in_the_customers_branch_as_it_is_at_the_decision(
+    client, org, make_user
+):
+    """The customer moved to another branch after the request: the old branch's manager no
+    longer decides it; a customer with no branch has no branch manager to decide it."""
+    am = make_user(Role.ACCOUNT_MANAGER, username="am", branch="B01S1")
+    north_bm = make_user(Role.BRANCH_MANAGER, username="bm_north", branch="B01")
+    member = MemberFactory(member_no="MOVER", branch=org["B01S1"], account_manager=am)
+    sunflower = Tier.objects.get(scheme__code="DEFAULT_MADA", code="SUNFLOWER")
+    tier_override_request(
+        member=member,
+        tier=sunflower,
+        reason="Large deposit next month",
+        expires_on=today_in_shanghai() + timedelta(days=30),
+        actor=am,
+    )
+    approval = ApprovalRequest.objects.get(kind=MemberApproval.TIER_OVERRIDE)
+    Member.objects.filter(pk=member.pk).update(branch=org["B02S1"])
+
+    with pytest.raises(NotAllowed) as refused:
+        approval_decide(approval=approval, approve=True, actor=north_bm, comment="ok")
+
+    assert refused.value.code == "not_approver"
+    approval.refresh_from_db()
+    assert approval.status == ApprovalStatus.PENDING
+    member.refresh_from_db()
+    assert member.tier != sunflower
+
+    Member.objects.filter(pk=member.pk).update(branch=None)
+    orphan = MemberFactory(member_no="NOBRANCH", branch=None, account_manager=am)
+    tier_override_request(
+        member=orphan,
+        tier=sunflower,
+        reason="Large deposit next month",
+        expires_on=today_in_shanghai() + timedelta(days=30),
+        actor=am,
+    )
+    assert list(approval_inbox(user=north_bm)) == []
+
+
+def test_a_campaigns_author_is_not_offered_its_launch_even_when_a_colleague_submitted_it(
+    client, make_user
+):
+    author = make_user(Role.PRODUCT_OPERATOR, username="po_author", branch="HO")
+    author.groups.add(Group.objects.get(name=str(Role.BUDGET_APPROVER)))
+    submitter = make_user(Role.PRODUCT_OPERATOR, username="po_submitter", branch="HO")
+    approver = make_user(Role.BUDGET_APPROVER, username="ba", branch="HO")
+    campaign = CampaignFactory(status="DRAFT", created_by=author)
+    TaskFactory(campaign=campaign, reward_points=10)
+    campaign_submit(campaign=campaign, actor=submitter)
+    approval = ApprovalRequest.objects.get(kind=CampaignApproval.CAMPAIGN_LAUNCH)
+
+    client.force_login(author)
+    detail = client.get(reverse("approval-detail", args=[approval.pk]), HTTP_ACCEPT_LANGUAGE="en")
+
+    assert list(approval_inbox(user=author)) == []
+    assert list(approval_inbox(user=approver)) == [approval]
+    assert 'value="approve"' not in page_text(detail)
 
 
 def test_a_campaign_launch_shows_its_tasks_and_is_approved_from_the_inbox(client, make_user):

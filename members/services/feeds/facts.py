@@ -191,12 +191,15 @@ def _import_facts(*, batch: FeedBatch, file: BinaryIO, progress: Progress | None
         tally.duplicates = by_status.get("D", 0)
         if progress:
             progress(f"{batch.kind}: applying {tally.accepted:,} accepted rows")
+        if batch.kind == FeedKind.CONSUMPTION:
+            # A day with card spending is an active day (API.md, lifecycle). Activity days
+            # and their monthly rows first, as an events batch takes them, then the
+            # month's spending; member rows last.
+            member_activity_record_many(source=(_ACTIVE_DAYS, []))
         statements = _ASSETS_APPLY if batch.kind == FeedKind.ASSETS else _CONSUMPTION_APPLY
         for statement in statements:
             cursor.execute(statement, {"batch": batch.pk})
         if batch.kind == FeedKind.CONSUMPTION:
-            # A day with card spending is an active day (API.md, lifecycle).
-            member_activity_record_many(source=(_ACTIVE_DAYS, []))
             member_last_active_advance_many(source=(_ACTIVE_DAYS, []))
         cursor.execute("DROP TABLE feed_stage")
         cursor.execute("DROP TABLE feed_classified")
