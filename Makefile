@@ -6,6 +6,9 @@ BIN := $(VENV)/bin
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/portal
 DEMO_MEMBERS ?= 2000
 PYTEST_WORKERS ?= 2
+# Where `make run` and `make serve` listen: `make run PORT=8123` (HOST=0.0.0.0 for others)
+HOST ?= 127.0.0.1
+PORT ?= 8000
 
 .PHONY: install run serve seed test test-sqlite lint format worker beat messages bench clean
 
@@ -22,13 +25,16 @@ run: install
 	$(BIN)/python manage.py migrate --no-input
 	$(BIN)/python manage.py seed_demo --members $(DEMO_MEMBERS) --if-empty
 	$(BIN)/python manage.py run_nightly
-	$(BIN)/python manage.py runserver 127.0.0.1:8000
+	$(BIN)/python manage.py runserver $(HOST):$(PORT)
 
 serve: install
-	$(BIN)/python manage.py runserver 127.0.0.1:8000
+	$(BIN)/python manage.py runserver $(HOST):$(PORT)
 
+# The suite on PostgreSQL: scripts/services.py uses the PostgreSQL and Redis that answer, or
+# starts throwaway ones under var/ (stopped afterwards), or says what to install.
 test: install
-	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} $(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile
+	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} $(BIN)/python scripts/services.py run -- \
+		$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile
 
 test-sqlite: install
 	DATABASE_URL=sqlite:///$(CURDIR)/var/test.sqlite3 $(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadfile

@@ -6,6 +6,7 @@ DJANGO_ENV=production the process refuses to start without SECRET_KEY, ALLOWED_H
 and DATABASE_URL.
 """
 
+import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -336,3 +337,12 @@ LOGGING = {
         "django.db.backends": {"level": "WARNING"},
     },
 }
+
+#: Management commands print their own output only (`import_feed` ends with its summary
+#: line, `run_nightly` with one line per step): the start-up logging of third-party apps
+#: (django-axes' "AXES: BEGIN …") is kept to warnings there; the server keeps it.
+MANAGEMENT_COMMAND = (
+    Path(sys.argv[0]).name == "manage.py" and len(sys.argv) > 1 and sys.argv[1] != "runserver"
+)
+if MANAGEMENT_COMMAND:
+    LOGGING["loggers"]["axes"] = {"level": "WARNING"}

@@ -32,12 +32,13 @@ class Command(BaseCommand):
             raise CommandError(
                 f"{file}: {exc}. Nothing was imported; fix the file and run again."
             ) from None
-        self.stdout.write(
-            f"received={batch.received} accepted={batch.accepted} "
-            f"duplicates={batch.duplicates} rejected={batch.rejected}"
-        )
         if batch.rejected:
             self.stderr.write(
                 f"{batch.rejected} rejected rows are kept with line and reason in feed batch "
                 f"#{batch.pk} (portal: Feeds)."
             )
+        # the one summary line of API.md, last on the screen
+        self.stdout.write(
+            f"received={batch.received} accepted={batch.accepted} "
+            f"duplicates={batch.duplicates} rejected={batch.rejected}"
+        )
