@@ -142,3 +142,17 @@ def test_seed_demo_runs_inside_a_transaction_on_sqlite(tmp_path):
 
     assert seeded.returncode == 0, seeded.stderr[-2000:]
     assert "Seeded 5 members" in seeded.stdout
+
+
+def test_commands_print_their_own_output_only(demo_path, tmp_path):
+    """No start-up logging of third-party apps (django-axes' "AXES: BEGIN …") in a command's
+    output; `import_feed` ends with its one summary line."""
+    feed = tmp_path / "consumption.csv"
+    feed.write_text("member_no,date,amount,count\nNOBODY,2026-11-20,10.00,1\n")
+
+    imported = manage(demo_path.database, "import_feed", "consumption", str(feed))
+
+    for result in (demo_path.migrate, demo_path.seed, *demo_path.nights, imported):
+        assert "AXES" not in result.stdout + result.stderr
+    assert imported.returncode == 0, imported.stderr
+    assert imported.stdout.splitlines() == ["received=1 accepted=0 duplicates=0 rejected=1"]
