@@ -139,10 +139,6 @@ def budget_burn(*, budget: Budget, today: date) -> BudgetBurn:
     return BudgetBurn(budget=budget, by_day=by_day, daily_rate=rate, projected_exhaustion=projected)
 
 
-def budget_list() -> QuerySet[Budget]:
-    return Budget.objects.select_related("department", "parent").order_by("code")
-
-
 # --- one customer's benefits (the customer page, the member centre, the workbench) ----------
 
 #: a closed grant stays on the customer's page this many days

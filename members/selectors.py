@@ -179,10 +179,6 @@ def member_tier_overrides(*, member: Member):
     )
 
 
-def override_tier_choices():
-    return list(Tier.objects.filter(scheme__status="ACTIVE").order_by("rank"))
-
-
 def member_points_entries(*, member: Member, limit: int = 20):
     """The member's latest points ledger entries (newest first)."""
     return list(PointsEntry.objects.filter(member=member).order_by("-id")[:limit])
