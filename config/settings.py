@@ -257,6 +257,19 @@ CELERY_BEAT_SCHEDULE = BEAT_SCHEDULE
 TIER_RECOMPUTE_CHUNKS = env.int("TIER_RECOMPUTE_CHUNKS", default=1)
 #: Lifecycle thresholds (API.md defaults in members.services.LIFECYCLE_DEFAULTS).
 LIFECYCLE_RULES: dict = {}
+#: A running step refreshes its JobRun's heartbeat this often (seconds)…
+NIGHTLY_HEARTBEAT_SECONDS = env.int("NIGHTLY_HEARTBEAT_SECONDS", default=15)
+#: …and a RUNNING step whose heartbeat is older than this has died: the next run of its date
+#: (or the sweep) marks it ABANDONED and supersedes it.
+NIGHTLY_STALE_AFTER_SECONDS = env.int("NIGHTLY_STALE_AFTER_SECONDS", default=120)
+#: The longest a chunk of a chord may take; past it the watchdog re-dispatches the ranges
+#: that have not reported (the broker's visibility timeout is sized from it as well).
+NIGHTLY_CHUNK_TIMEOUT_SECONDS = env.int("NIGHTLY_CHUNK_TIMEOUT_SECONDS", default=30 * 60)
+#: Beat's nightly task catches up at most this many missed business dates, oldest first.
+NIGHTLY_CATCH_UP_DAYS = env.int("NIGHTLY_CATCH_UP_DAYS", default=7)
+#: A task taken by a worker that then dies goes back to the queue after this long (Redis
+#: transport): a little longer than the longest chunk, so a slow chunk is never run twice.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": NIGHTLY_CHUNK_TIMEOUT_SECONDS + 300}
 
 # --- Benefits ----------------------------------------------------------------------------
 #: Manual grants above this unit cost (fen) need a budget approver's approval.

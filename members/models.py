@@ -509,6 +509,15 @@ class TierChange(models.Model):
         verbose_name = _("tier change")
         verbose_name_plural = _("tier changes")
         indexes = [models.Index(fields=["member", "business_date"])]
+        constraints = [
+            # A recompute moves a member at most once per business date (a manual override
+            # may move them again the same day).
+            models.UniqueConstraint(
+                fields=["member", "business_date"],
+                condition=~Q(cause="OVERRIDE"),
+                name="tierchange_one_graded_move_per_date",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.member_id} {self.from_tier_id}->{self.to_tier_id} {self.cause}"

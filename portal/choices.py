@@ -28,6 +28,8 @@ class JobStatus(models.TextChoices):
     SUCCEEDED = "SUCCEEDED", _("Succeeded")
     WARNING = "WARNING", _("Succeeded with warnings")
     FAILED = "FAILED", _("Failed")
+    #: its process died (no heartbeat): superseded by the next run of its step and date
+    ABANDONED = "ABANDONED", _("Abandoned")
 
 
 class ApiScope(models.TextChoices):

@@ -265,11 +265,23 @@ class JobRun(models.Model):
     triggered_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )
+    #: what runs it: "run_nightly (pid 4242 on host)", "Celery worker …", "portal re-run"
+    runner = models.CharField(_("run by"), max_length=200, blank=True)
+    #: refreshed while the run is alive; a RUNNING run whose heartbeat is stale has died
+    heartbeat_at = models.DateTimeField(_("last heartbeat"), null=True, blank=True)
 
     class Meta:
         ordering = ["-started_at", "-id"]
         verbose_name = _("job run")
         verbose_name_plural = _("job runs")
+        constraints = [
+            # At most one run of a step for a business date at a time.
+            models.UniqueConstraint(
+                fields=["kind", "business_date"],
+                condition=models.Q(status="RUNNING"),
+                name="jobrun_one_running_per_step_and_date",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind} {self.business_date} {self.status}"
