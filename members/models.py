@@ -9,7 +9,8 @@ import pghistory
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
-from django.db.models import F, Q
+from django.db.models import F, Q, Value
+from django.db.models.functions import Coalesce
 from django.utils.translation import gettext_lazy as _
 
 from portal.masking import (
@@ -510,12 +511,17 @@ class TierChange(models.Model):
         verbose_name_plural = _("tier changes")
         indexes = [models.Index(fields=["member", "business_date"])]
         constraints = [
-            # A recompute moves a member at most once per business date (a manual override
-            # may move them again the same day).
+            # The same graded move is recorded once for a business date: two runs of a date
+            # at once cannot both write it. (A re-run after new data may move a member on
+            # again the same date, and manual overrides are their own record.)
             models.UniqueConstraint(
-                fields=["member", "business_date"],
+                F("member"),
+                F("business_date"),
+                Coalesce(F("from_tier"), Value(0)),
+                F("to_tier"),
+                F("cause"),
                 condition=~Q(cause="OVERRIDE"),
-                name="tierchange_one_graded_move_per_date",
+                name="tierchange_move_recorded_once",
             )
         ]
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
 from django.conf import settings
 from django.db.models import Max, Min
@@ -30,7 +30,16 @@ from members.services import (
 )
 from members.tiers import basis_month_for
 from portal.choices import JobStatus
-from portal.jobs import jobrun_progress, jobrun_record
+from portal.jobs import (
+    jobrun_abandon_stale,
+    jobrun_fail,
+    jobrun_finish,
+    jobrun_heartbeats,
+    jobrun_progress,
+    jobrun_record,
+    jobrun_runner,
+    jobrun_start,
+)
 from portal.models import JobRun
 
 from .dashboard.snapshot import kpi_snapshot_compute, kpi_snapshot_counts
@@ -172,23 +181,90 @@ def _run_in_process(step: NightlyStep, business_date: date, run: JobRun) -> Step
     return counts, step.warn(business_date) if step.warn else ""
 
 
+#: the JobRun of a whole night: held while the chain runs, so that a date is run by one
+#: chain at a time (its steps have JobRuns of their own)
+CHAIN_KIND = "nightly_chain"
+#: the statuses of a night that counts as done (catch-up starts after the last one)
+DONE = (JobStatus.SUCCEEDED, JobStatus.WARNING)
+
+
+def nightly_chain_start(*, business_date: date, actor=None, runner: str) -> JobRun:
+    """Claim the business date for one chain: `JobAlreadyRunning` (naming the run) while
+    another chain of the date is alive; a chain or step of the date whose process died is
+    marked ABANDONED and superseded."""
+    chain = jobrun_start(kind=CHAIN_KIND, business_date=business_date, actor=actor, runner=runner)
+    jobrun_abandon_stale(business_date=business_date, superseded_by=f"run #{chain.pk}")
+    return chain
+
+
+def nightly_chain_finish(*, chain: JobRun, runs: list[JobRun]) -> JobRun:
+    """Close the night: a WARNING when a step warned, with what each step ended as."""
+    warned = [run.kind for run in runs if run.status == JobStatus.WARNING]
+    return jobrun_finish(
+        run=chain,
+        counts={run.kind: run.status for run in runs},
+        warning=("Steps with warnings: " + ", ".join(warned)) if warned else "",
+        progress=f"{len(runs)}/{len(NIGHTLY_STEPS)} steps done",
+    )
+
+
 def nightly_run(
-    *, business_date: date, actor=None, report: Callable[[JobRun], None] | None = None
+    *,
+    business_date: date,
+    actor=None,
+    report: Callable[[JobRun], None] | None = None,
+    runner: str = "",
 ) -> list[JobRun]:
-    """Run every step of the chain for `business_date`, in order, in this process; stop at
-    the first failure (its JobRun says what to do next). Returns the JobRuns."""
+    """Run every step of the chain for `business_date`, in order, in this process, as the
+    one chain of that date (`JobAlreadyRunning` while another is alive); stop at the first
+    failure (its JobRun says what to do next). Returns the steps' JobRuns."""
+    chain = nightly_chain_start(
+        business_date=business_date, actor=actor, runner=runner or jobrun_runner("run_nightly")
+    )
     runs = []
-    for step in NIGHTLY_STEPS:
-        run = nightly_step_run(step=step, business_date=business_date, actor=actor)
-        runs.append(run)
-        if report:
-            report(run)
+    try:
+        with jobrun_heartbeats(chain):
+            for index, step in enumerate(NIGHTLY_STEPS, start=1):
+                jobrun_progress(
+                    run=chain, progress=f"step {index}/{len(NIGHTLY_STEPS)}: {step.kind}"
+                )
+                run = nightly_step_run(
+                    step=step, business_date=business_date, actor=actor, runner=chain.runner
+                )
+                runs.append(run)
+                if report:
+                    report(run)
+    except Exception as exc:
+        jobrun_fail(run=chain, cause=f"{type(exc).__name__}: {exc}")
+        raise
+    nightly_chain_finish(chain=chain, runs=runs)
     return runs
 
 
-def nightly_step_run(*, step: NightlyStep, business_date: date, actor=None) -> JobRun:
+def nightly_missed_dates(*, until: date) -> list[date]:
+    """The business dates a catch-up runs, oldest first: every date after the last night
+    that completed, up to `until`, at most NIGHTLY_CATCH_UP_DAYS of them (just `until` when
+    no night completed yet, or the last one is `until` or later)."""
+    last = (
+        JobRun.objects.filter(kind=CHAIN_KIND, status__in=DONE, business_date__lte=until)
+        .order_by("-business_date")
+        .values_list("business_date", flat=True)
+        .first()
+    )
+    if last is None or last >= until:
+        return [until]
+    days = (until - last).days
+    first = until - timedelta(days=min(days, settings.NIGHTLY_CATCH_UP_DAYS) - 1)
+    return [first + timedelta(days=n) for n in range((until - first).days + 1)]
+
+
+def nightly_step_run(
+    *, step: NightlyStep, business_date: date, actor=None, runner: str = ""
+) -> JobRun:
     """Run one step in this process, recorded as a JobRun (WARNING when it has a message)."""
-    with jobrun_record(kind=step.kind, business_date=business_date, actor=actor) as run:
+    with jobrun_record(
+        kind=step.kind, business_date=business_date, actor=actor, runner=runner
+    ) as run:
         run.counts, warning = _run_in_process(step, business_date, run)
         if warning:
             run.status, run.message = JobStatus.WARNING, warning

@@ -1,32 +1,59 @@
 """Thin Celery wrappers around the nightly chain.
 
-With a broker (REDIS_URL) and TIER_RECOMPUTE_CHUNKS > 1, `nightly_run_task` replaces itself
-by a chain of steps in which each population-wide step is a chord of member-id-range tasks;
-the chord's callback closes the step's JobRun. Without a broker (eager) or with one chunk,
-the chain runs in-process exactly like `manage.py run_nightly`.
+`nightly_run_task` (beat, every night; the job page's re-run) runs the night of a business
+date, or, with no date, every night missed since the last one that completed (at most
+`NIGHTLY_CATCH_UP_DAYS`, oldest first). Without a broker (eager) or with one chunk, each night
+runs in-process exactly like `manage.py run_nightly`. With a broker and
+`TIER_RECOMPUTE_CHUNKS` > 1 a night becomes a chain of step tasks in which each
+population-wide step is a chord of member-id-range tasks; the chunks report their progress
+as they finish ("3/4 chunks, 750,000 members") and the chord's callback closes the step.
+
+Each night is claimed as one `nightly_chain` JobRun (one live night per date); chunks and
+steps keep its heartbeat while they run. `nightly_watchdog_task` (beat, every minute) marks a
+night whose heartbeat went stale ABANDONED — its worker died, or the broker lost its tasks —
+and dispatches the night again: every step is idempotent for its date, so the re-run ends in
+the state of an uninterrupted night. A task of an abandoned night does nothing.
 """
 
 from __future__ import annotations
 
+import logging
 from datetime import date
 
 from celery import chain, chord, shared_task
+from celery.exceptions import Ignore
 from django.conf import settings
 from django.db import OperationalError, transaction
 
 from portal.choices import JobStatus
 from portal.clock import today_in_shanghai
-from portal.jobs import jobrun_fail, jobrun_finish, jobrun_progress, jobrun_start
+from portal.jobs import (
+    JobAlreadyRunning,
+    jobrun_abandon_stale,
+    jobrun_fail,
+    jobrun_finish,
+    jobrun_heartbeats,
+    jobrun_is_stale,
+    jobrun_progress,
+    jobrun_runner,
+    jobrun_start,
+)
 from portal.models import JobRun
 
 from .nightly import (
+    CHAIN_KIND,
     NIGHTLY_STEPS,
     member_id_ranges,
+    nightly_chain_finish,
+    nightly_chain_start,
+    nightly_missed_dates,
     nightly_run,
     nightly_step,
     nightly_step_run,
     sum_counts,
 )
+
+logger = logging.getLogger(__name__)
 
 RETRYABLE = (ConnectionError, OperationalError)
 
@@ -39,6 +66,19 @@ def _summary(runs: list[JobRun]) -> list[dict]:
     return [{"kind": run.kind, "status": run.status, "counts": run.counts} for run in runs]
 
 
+def _in_process() -> bool:
+    return settings.CELERY_TASK_ALWAYS_EAGER or settings.TIER_RECOMPUTE_CHUNKS <= 1
+
+
+def _live(run_id: int) -> JobRun:
+    """The run, if it is still RUNNING; a task of a night that was abandoned (and re-run)
+    or has failed stops here without continuing its chain."""
+    run = JobRun.objects.filter(pk=run_id).first()
+    if run is None or run.status != JobStatus.RUNNING:
+        raise Ignore()
+    return run
+
+
 @shared_task(
     name="operations.nightly_run_task",
     bind=True,
@@ -48,28 +88,54 @@ def _summary(runs: list[JobRun]) -> list[dict]:
     max_retries=3,
 )
 def nightly_run_task(self, business_date: str | None = None):
-    """Run the nightly chain for a business date (ISO string; default: today in Shanghai)."""
+    """Run the night of a business date (ISO string), or with none every night missed up to
+    today in Shanghai, oldest first."""
+    days = [_day(business_date)] if business_date else nightly_missed_dates(until=_day(None))
+    if _in_process():
+        runs = []
+        for day in days:
+            try:
+                runs += nightly_run(business_date=day, runner=jobrun_runner("Celery worker"))
+            except JobAlreadyRunning as exc:
+                logger.warning("%s", exc)
+                break  # later nights wait for this one: they run in date order
+        return _summary(runs)
+    raise self.replace(chain(*(nightly_night_task.si(day.isoformat()) for day in days)))
+
+
+@shared_task(name="operations.nightly_night_task", bind=True, acks_late=True)
+def nightly_night_task(self, business_date: str):
+    """Claim the night of a date, then run its steps one after the other as tasks."""
     day = _day(business_date)
-    if settings.CELERY_TASK_ALWAYS_EAGER or settings.TIER_RECOMPUTE_CHUNKS <= 1:
-        return _summary(nightly_run(business_date=day))
-    steps = [nightly_step_task.si(day.isoformat(), step.kind) for step in NIGHTLY_STEPS]
-    raise self.replace(chain(*steps, nightly_summary_task.si(day.isoformat())))
+    try:
+        night = nightly_chain_start(business_date=day, runner=jobrun_runner("Celery worker"))
+    except JobAlreadyRunning as exc:
+        logger.warning("%s", exc)
+        raise Ignore() from None  # the night is being run: this chain (and what follows) stops
+    steps = [nightly_step_task.si(business_date, step.kind, night.pk) for step in NIGHTLY_STEPS]
+    raise self.replace(chain(*steps, nightly_summary_task.si(business_date, night.pk)))
 
 
 @shared_task(name="operations.nightly_step_task", bind=True, acks_late=True)
-def nightly_step_task(self, business_date: str, kind: str):
-    """One step of the distributed chain; a chunked step becomes a chord of range tasks."""
+def nightly_step_task(self, business_date: str, kind: str, night_id: int):
+    """One step of a distributed night; a chunked step becomes a chord of range tasks."""
+    night = _live(night_id)
     day, step = _day(business_date), nightly_step(kind)
+    position = [s.kind for s in NIGHTLY_STEPS].index(kind) + 1
+    jobrun_progress(run=night, progress=f"step {position}/{len(NIGHTLY_STEPS)}: {kind}")
     if step.chunk is None:
-        return nightly_step_run(step=step, business_date=day).pk
-    run = jobrun_start(kind=kind, business_date=day)
+        with jobrun_heartbeats(night):
+            return nightly_step_run(step=step, business_date=day, runner=night.runner).pk
+    run = jobrun_start(kind=kind, business_date=day, runner=night.runner)
     ranges = member_id_ranges()
-    jobrun_progress(run=run, progress=f"{len(ranges)} chunks queued")
+    run.counts = {"ranges": len(ranges), "done": {}}
+    run.save(update_fields=["counts"])
+    jobrun_progress(run=run, progress=f"0/{len(ranges)} chunks, 0 members")
     header = [
-        nightly_chunk_task.si(business_date, kind, run.pk, *(id_range or (None, None)))
+        nightly_chunk_task.si(business_date, kind, run.pk, night.pk, *(id_range or (None, None)))
         for id_range in ranges
     ]
-    body = nightly_close_task.s(run.pk).on_error(nightly_fail_task.si(run.pk))
+    body = nightly_close_task.s(run.pk, night.pk).on_error(nightly_fail_task.si(run.pk, night.pk))
     raise self.replace(chord(header, body))
 
 
@@ -80,24 +146,44 @@ def nightly_step_task(self, business_date: str, kind: str):
     retry_backoff=True,
     max_retries=3,
 )
-def nightly_chunk_task(business_date: str, kind: str, run_id: int, lo, hi) -> dict:
-    """One member-id range of a chunked step (idempotent: re-running it changes nothing)."""
-    run = JobRun.objects.get(pk=run_id)
+def nightly_chunk_task(business_date: str, kind: str, run_id: int, night_id: int, lo, hi) -> dict:
+    """One member-id range of a chunked step (idempotent: re-running it changes nothing);
+    reports the step's progress when it is done."""
+    run, night = _live(run_id), _live(night_id)
     id_range = (lo, hi) if lo is not None else None
     try:
-        return nightly_step(kind).chunk(_day(business_date), run, id_range)
+        with jobrun_heartbeats(run, night):
+            counts = nightly_step(kind).chunk(_day(business_date), run, id_range)
     except RETRYABLE:
         raise
     except Exception as exc:
-        _mark_failed(run_id, f"{type(exc).__name__}: {exc} (members {lo}–{hi})")
+        _fail(run_id, night_id, f"{type(exc).__name__}: {exc} (members {lo}–{hi})")
         raise
+    _chunk_done(run_id, f"{lo}-{hi}", counts)
+    return counts
+
+
+def _chunk_done(run_id: int, key: str, counts: dict) -> None:
+    """Add a finished chunk to its step's progress (one row lock: chunks finish one at a
+    time here, whatever the order)."""
+    with transaction.atomic():
+        run = JobRun.objects.select_for_update().get(pk=run_id)
+        done = {**run.counts.get("done", {}), key: counts}
+        total = run.counts.get("ranges", len(done))
+        members = sum(part.get("evaluated", 0) for part in done.values())
+        run.counts = {**run.counts, "done": done}
+        run.save(update_fields=["counts"])
+    jobrun_progress(run=run, progress=f"{len(done)}/{total} chunks, {members:,} members")
 
 
 @shared_task(name="operations.nightly_close_task", acks_late=True)
-def nightly_close_task(parts: list[dict], run_id: int) -> int:
+def nightly_close_task(parts: list[dict], run_id: int, night_id: int) -> int:
     """Chord callback: add up the chunks' counts and close the step's JobRun."""
+    _live(night_id)
     with transaction.atomic():
         run = JobRun.objects.select_for_update().get(pk=run_id)
+        if run.status != JobStatus.RUNNING:
+            raise Ignore()
         step = nightly_step(run.kind)
         jobrun_finish(
             run=run,
@@ -108,27 +194,64 @@ def nightly_close_task(parts: list[dict], run_id: int) -> int:
     return run_id
 
 
-def _mark_failed(run_id: int, cause: str) -> None:
-    jobrun_fail(run=JobRun.objects.get(pk=run_id), cause=cause)
+def _fail(run_id: int, night_id: int, cause: str) -> None:
+    for pk in (run_id, night_id):
+        run = JobRun.objects.filter(pk=pk, status=JobStatus.RUNNING).first()
+        if run is not None:
+            jobrun_fail(run=run, cause=cause)
 
 
 @shared_task(name="operations.nightly_fail_task")
-def nightly_fail_task(run_id: int) -> None:
+def nightly_fail_task(run_id: int, night_id: int) -> None:
     """Chord error callback: the step failed (the chunk's own error is kept if recorded)."""
-    if JobRun.objects.filter(pk=run_id, status=JobStatus.RUNNING).exists():
-        _mark_failed(run_id, "A chunk of this step failed; see the worker log.")
+    _fail(run_id, night_id, "A chunk of this step failed; see the worker log.")
 
 
 @shared_task(name="operations.nightly_summary_task")
-def nightly_summary_task(business_date: str) -> list[dict]:
-    day = _day(business_date)
+def nightly_summary_task(business_date: str, night_id: int) -> list[dict]:
+    """Close the night with what each of its steps ended as."""
+    night = _live(night_id)
     latest = {}
-    for run in JobRun.objects.filter(business_date=day).order_by("started_at", "id"):
+    for run in JobRun.objects.filter(
+        business_date=_day(business_date), started_at__gte=night.started_at
+    ).exclude(kind=CHAIN_KIND):
         latest[run.kind] = run
-    return _summary([latest[step.kind] for step in NIGHTLY_STEPS if step.kind in latest])
+    runs = [latest[step.kind] for step in NIGHTLY_STEPS if step.kind in latest]
+    nightly_chain_finish(chain=night, runs=runs)
+    return _summary(runs)
+
+
+@shared_task(name="operations.nightly_watchdog_task", acks_late=True)
+def nightly_watchdog_task() -> dict:
+    """Every minute (beat): a RUNNING night or step without a heartbeat for
+    NIGHTLY_STALE_AFTER_SECONDS has lost its worker (or its tasks): mark it ABANDONED and
+    dispatch its night again. A live night's runs are left alone."""
+    stale_nights = [
+        run.business_date
+        for run in JobRun.objects.filter(kind=CHAIN_KIND, status=JobStatus.RUNNING)
+        if jobrun_is_stale(run)
+    ]
+    abandoned = jobrun_abandon_stale(superseded_by="the watchdog's re-dispatch")
+    for day in sorted(set(stale_nights)):
+        logger.warning("night %s lost its worker: dispatched again", day)
+        nightly_night_task.delay(day.isoformat())
+    return {"abandoned": abandoned, "nights_dispatched": len(set(stale_nights))}
 
 
 @shared_task(name="operations.ping_task", acks_late=True)
 def ping_task(value: str) -> str:
     """Round trip used by health checks and the worker integration test."""
     return f"pong:{value}"
+
+
+__all__ = [
+    "nightly_chunk_task",
+    "nightly_close_task",
+    "nightly_fail_task",
+    "nightly_night_task",
+    "nightly_run_task",
+    "nightly_step_task",
+    "nightly_summary_task",
+    "nightly_watchdog_task",
+    "ping_task",
+]

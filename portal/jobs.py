@@ -1,45 +1,188 @@
-"""Job runs: the one place a `JobRun` is opened, advanced, closed and failed.
+"""Job runs: the one place a `JobRun` is opened, kept alive, advanced, closed, failed and found
+dead.
 
-Every batch job (a step of the nightly chain, in-process or as a Celery chord) records its
-run with these functions, so the status rules and the "what to do next" of a failure are
-written once.
+Every batch job (a step of the nightly chain, the chain itself, in-process or as a Celery
+chord) records its run with these functions, so the rules are written once:
+- at most one RUNNING run of a job for a business date (a database constraint); opening a
+  second one raises `JobAlreadyRunning`, naming the run that holds it;
+- a running job refreshes its heartbeat; a RUNNING run whose heartbeat is older than
+  `NIGHTLY_STALE_AFTER_SECONDS` has died: it is marked ABANDONED (and superseded) by the
+  next run of its job and date, or by the sweep;
+- a failure says what to do next: re-run the date.
 """
 
 from __future__ import annotations
 
+import logging
+import os
+import socket
+import threading
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date
+from datetime import date, timedelta
 
-from django.db import transaction
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from .choices import JobStatus
+from .errors import StateConflict
 from .models import JobRun
 from .services import audit_context
 
 __all__ = [
+    "JobAlreadyRunning",
+    "jobrun_abandon_stale",
     "jobrun_fail",
     "jobrun_finish",
+    "jobrun_heartbeat",
+    "jobrun_heartbeats",
+    "jobrun_is_stale",
     "jobrun_progress",
     "jobrun_record",
+    "jobrun_runner",
     "jobrun_start",
 ]
 
+logger = logging.getLogger(__name__)
 
-def jobrun_start(*, kind: str, business_date: date, actor=None) -> JobRun:
-    """Open a RUNNING run of job `kind` for the business date (committed at once)."""
-    return JobRun.objects.create(
-        kind=kind,
-        business_date=business_date,
-        triggered_by=actor if getattr(actor, "pk", None) else None,
+
+class JobAlreadyRunning(StateConflict):
+    """The job is being run for this business date by a live run."""
+
+    code = "job_running"
+
+    def __init__(self, run: JobRun):
+        self.run = run
+        super().__init__(
+            _(
+                "%(job)s for %(date)s is already running: run #%(id)s, started %(since)s by "
+                "%(runner)s%(progress)s. Wait for it to finish (Job runs page); a run whose "
+                "process died is taken over automatically once its heartbeat is older than "
+                "%(stale)s seconds."
+            )
+            % {
+                "job": run.kind,
+                "date": run.business_date.isoformat(),
+                "id": run.pk,
+                "since": timezone.localtime(run.started_at).strftime("%Y-%m-%d %H:%M:%S"),
+                "runner": run.runner or (run.triggered_by or _("an unknown process")),
+                "progress": f" ({run.progress})" if run.progress else "",
+                "stale": settings.NIGHTLY_STALE_AFTER_SECONDS,
+            },
+            details={"job_run": run.pk},
+        )
+
+
+def jobrun_runner(what: str) -> str:
+    """Who runs a job, as its JobRun shows it: `what` with this process and host."""
+    return f"{what} (pid {os.getpid()} on {socket.gethostname()})"[:200]
+
+
+def jobrun_is_stale(run: JobRun) -> bool:
+    """A RUNNING run whose heartbeat (or start) is older than NIGHTLY_STALE_AFTER_SECONDS."""
+    beat = run.heartbeat_at or run.started_at
+    limit = timedelta(seconds=settings.NIGHTLY_STALE_AFTER_SECONDS)
+    return run.status == JobStatus.RUNNING and timezone.now() - beat > limit
+
+
+def jobrun_abandon_stale(
+    *, kind: str | None = None, business_date: date | None = None, superseded_by: str = ""
+) -> int:
+    """Mark ABANDONED every RUNNING run (of `kind` / `business_date` when given) whose
+    heartbeat is stale: its process died. Returns how many. The sweep calls it with no
+    filter; a new run of a job calls it for its own job and date."""
+    cutoff = timezone.now() - timedelta(seconds=settings.NIGHTLY_STALE_AFTER_SECONDS)
+    runs = JobRun.objects.filter(
+        Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, started_at__lt=cutoff),
+        status=JobStatus.RUNNING,
     )
+    if kind is not None:
+        runs = runs.filter(kind=kind)
+    if business_date is not None:
+        runs = runs.filter(business_date=business_date)
+    note = _("Its process stopped sending heartbeats (it died or was killed).")
+    if superseded_by:
+        note += " " + _("Superseded by %(run)s.") % {"run": superseded_by}
+    return runs.update(status=JobStatus.ABANDONED, finished_at=timezone.now(), error=note)
+
+
+def jobrun_start(*, kind: str, business_date: date, actor=None, runner: str = "") -> JobRun:
+    """Open a RUNNING run of job `kind` for the business date (committed at once). A run of
+    the same job and date that is alive raises `JobAlreadyRunning`; one whose process died
+    is marked ABANDONED first and superseded."""
+    for _attempt in range(2):
+        try:
+            with transaction.atomic():
+                return JobRun.objects.create(
+                    kind=kind,
+                    business_date=business_date,
+                    triggered_by=actor if getattr(actor, "pk", None) else None,
+                    runner=runner[:200],
+                    heartbeat_at=timezone.now(),
+                )
+        except IntegrityError:
+            holder = JobRun.objects.filter(
+                kind=kind, business_date=business_date, status=JobStatus.RUNNING
+            ).first()
+            if holder is None:
+                continue  # it just finished: open ours
+            if not jobrun_is_stale(holder):
+                raise JobAlreadyRunning(holder) from None
+            jobrun_abandon_stale(
+                kind=kind, business_date=business_date, superseded_by=runner or "a new run"
+            )
+    holder = JobRun.objects.filter(
+        kind=kind, business_date=business_date, status=JobStatus.RUNNING
+    ).first()
+    raise JobAlreadyRunning(holder)
+
+
+def jobrun_heartbeat(*, run: JobRun) -> None:
+    """Note that the run is alive (only while it is RUNNING)."""
+    JobRun.objects.filter(pk=run.pk, status=JobStatus.RUNNING).update(heartbeat_at=timezone.now())
+
+
+def _beating(run_ids: list[int], stop: threading.Event, every: float) -> None:
+    try:
+        while not stop.wait(every):
+            JobRun.objects.filter(pk__in=run_ids, status=JobStatus.RUNNING).update(
+                heartbeat_at=timezone.now()
+            )
+    except Exception:  # a heartbeat that cannot be written only makes the run look older
+        logger.warning("heartbeat of job runs %s could not be written", run_ids, exc_info=True)
+    finally:
+        connection.close()
+
+
+@contextmanager
+def jobrun_heartbeats(*runs: JobRun) -> Iterator[None]:
+    """Refresh the runs' heartbeats from a thread of their own while the block runs (a step
+    may be one long statement); nothing on an in-memory SQLite database, which a second
+    connection cannot see."""
+    every = settings.NIGHTLY_HEARTBEAT_SECONDS
+    name = str(connection.settings_dict.get("NAME", ""))
+    if every <= 0 or (connection.vendor == "sqlite" and "memory" in name):
+        yield
+        return
+    stop = threading.Event()
+    beater = threading.Thread(
+        target=_beating, args=([run.pk for run in runs], stop, every), daemon=True
+    )
+    beater.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        beater.join(timeout=every + 5)
 
 
 def jobrun_progress(*, run: JobRun, progress: str) -> None:
-    """Record how far a running job has got (shown on the job runs page)."""
-    JobRun.objects.filter(pk=run.pk).update(progress=progress[:200])
+    """Record how far a running job has got (shown on the job runs page); also a heartbeat."""
+    JobRun.objects.filter(pk=run.pk).update(progress=progress[:200], heartbeat_at=timezone.now())
     run.progress = progress[:200]
 
 
@@ -74,17 +217,23 @@ def jobrun_fail(*, run: JobRun, cause: str, details: str = "") -> JobRun:
 
 
 @contextmanager
-def jobrun_record(*, kind: str, business_date: date, actor=None) -> Iterator[JobRun]:
-    """Record one run of a batch job as a `JobRun` committed before and after the work.
+def jobrun_record(
+    *, kind: str, business_date: date, actor=None, runner: str = ""
+) -> Iterator[JobRun]:
+    """Record one run of a batch job as a `JobRun` committed before and after the work, with
+    heartbeats while it runs.
 
     The work runs inside the block and sets `run.counts` (and `run.message` with
     `run.status = JobStatus.WARNING` for a warning). An exception marks the run FAILED with
     the error and what to do next, then propagates.
     """
-    run = jobrun_start(kind=kind, business_date=business_date, actor=actor)
+    run = jobrun_start(kind=kind, business_date=business_date, actor=actor, runner=runner)
     try:
         job = f"job {kind} {business_date.isoformat()} (run #{run.pk})"
-        with audit_context(job=job, **({"user": actor.pk} if getattr(actor, "pk", None) else {})):
+        with (
+            jobrun_heartbeats(run),
+            audit_context(job=job, **({"user": actor.pk} if getattr(actor, "pk", None) else {})),
+        ):
             yield run
     except Exception as exc:
         jobrun_fail(

@@ -21,14 +21,15 @@ from datetime import date, timedelta
 from pathlib import Path
 from urllib.parse import quote
 
+import psycopg
 import pytest
 from django.db import connection
 from kombu import pools
 
 from config.celery import app as celery_app
-from members.models import Member
-from operations.nightly import NIGHTLY_STEPS
-from operations.tasks import nightly_run_task, ping_task
+from members.models import Member, TierChange
+from operations.nightly import CHAIN_KIND, NIGHTLY_STEPS, member_id_ranges
+from operations.tasks import nightly_run_task, nightly_watchdog_task, ping_task
 from portal.choices import JobStatus
 from portal.models import JobRun
 from tests.factories import MemberFactory
@@ -242,8 +243,14 @@ def test_a_real_worker_runs_the_nightly_chain_into_the_test_database(on_redis, b
     assert all(step["status"] == JobStatus.SUCCEEDED for step in summary), summary
     assert summary[1]["counts"]["evaluated"] == 2
     # written by the worker process, committed, read here
-    runs = list(JobRun.objects.filter(business_date=date(2026, 11, 26)).order_by("id"))
+    runs = list(
+        JobRun.objects.filter(business_date=date(2026, 11, 26))
+        .exclude(kind=CHAIN_KIND)
+        .order_by("id")
+    )
     assert [run.kind for run in runs] == STEP_KINDS
+    night = JobRun.objects.get(kind=CHAIN_KIND, business_date=date(2026, 11, 26))
+    assert night.status == JobStatus.SUCCEEDED and "Celery worker (pid" in night.runner
     assert all(run.status == JobStatus.SUCCEEDED and run.finished_at for run in runs)
     assert [run.counts for run in runs] == [step["counts"] for step in summary]
     tiers = dict(Member.objects.values_list("member_no", "tier__code"))
@@ -268,9 +275,13 @@ def test_a_real_worker_fans_the_recomputes_out_as_chords_over_member_id_ranges(
     assert all(step["status"] == JobStatus.SUCCEEDED for step in summary), summary
     runs = {
         run.kind: run
-        for run in JobRun.objects.filter(business_date=date(2026, 11, 26)).order_by("id")
+        for run in JobRun.objects.filter(business_date=date(2026, 11, 26))
+        .exclude(kind=CHAIN_KIND)
+        .order_by("id")
     }
     assert list(runs) == STEP_KINDS
+    night = JobRun.objects.get(kind=CHAIN_KIND, business_date=date(2026, 11, 26))
+    assert night.status == JobStatus.SUCCEEDED and night.progress == "9/9 steps done"
     for kind in ("tier_recompute", "lifecycle_recompute"):
         run = runs[kind]
         assert run.status == JobStatus.SUCCEEDED and run.finished_at, kind
@@ -279,3 +290,81 @@ def test_a_real_worker_fans_the_recomputes_out_as_chords_over_member_id_ranges(
     tiers = dict(Member.objects.values_list("member_no", "tier__code"))
     assert tiers["M0000001"] == "GOLD"
     assert set(tiers.values()) == {"GOLD", "STANDARD"}
+
+
+def _wait_for(condition, seconds: float, what: str, worker: Worker):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        found = condition()
+        if found:
+            return found
+        time.sleep(0.3)
+    pytest.fail(f"{what} within {seconds}s\nworker log:\n{worker.log_tail()}")
+
+
+def test_a_worker_killed_mid_chord_and_restarted_completes_the_night(on_redis, bank, tmp_path):
+    """The worker dies while the tier recompute's last range waits (its rows are locked
+    here); the step showed its chunk progress meanwhile. After the restart the watchdog
+    finds the night without a heartbeat, marks it ABANDONED and runs it again: the night
+    completes within NIGHTLY_STALE_AFTER_SECONDS plus one watchdog round plus the night's
+    own time, in the state of an uninterrupted night."""
+    for n in range(6):
+        MemberFactory(member_no=f"M20000{n}", branch=bank["B01S1"])
+    last_range = member_id_ranges(4)[-1]
+    day = date(2026, 11, 26)
+    fast = {
+        "TIER_RECOMPUTE_CHUNKS": "4",
+        "NIGHTLY_HEARTBEAT_SECONDS": "1",
+        "NIGHTLY_STALE_AFTER_SECONDS": "3",
+    }
+    holder = psycopg.connect(current_test_database_url())
+    holder.execute(
+        "SELECT id FROM members_member WHERE id BETWEEN %s AND %s FOR UPDATE", list(last_range)
+    )
+    try:
+        with celery_worker(tmp_path, follow_ups_on_own_queue=True, **fast) as worker:
+            nightly_run_task.apply_async(args=[day.isoformat()], queue=worker.queue)
+
+            def three_of_four():
+                run = JobRun.objects.filter(kind="tier_recompute", business_date=day).first()
+                return run if run and run.progress.startswith("3/4 chunks") else None
+
+            tier_run = _wait_for(three_of_four, 60, "three chunks done", worker)
+            worker.process.kill()  # SIGKILL: the last chunk is taken and never acknowledged
+            worker.process.wait(timeout=20)
+    finally:
+        holder.rollback()
+        holder.close()
+    assert tier_run.status == JobStatus.RUNNING
+    assert tier_run.progress == "3/4 chunks, 6 members"  # 2 + 2 + 2 of the 8 members
+
+    started = time.monotonic()
+    with celery_worker(tmp_path, follow_ups_on_own_queue=True, **fast) as worker:
+        time.sleep(4)  # the dead night's heartbeat goes stale
+        found = result_of(nightly_watchdog_task.apply_async(queue=worker.queue), worker)
+
+        def night_done():
+            return JobRun.objects.filter(
+                kind=CHAIN_KIND, business_date=day, status=JobStatus.SUCCEEDED
+            ).first()
+
+        _wait_for(night_done, 60, "the night dispatched again completed", worker)
+    elapsed = time.monotonic() - started
+
+    assert found == {"abandoned": 2, "nights_dispatched": 1}  # the night and its tier step
+    assert elapsed < 60
+    statuses = list(
+        JobRun.objects.filter(business_date=day).order_by("id").values_list("kind", "status")
+    )
+    assert statuses[:3] == [
+        (CHAIN_KIND, JobStatus.ABANDONED),
+        ("feed_check", JobStatus.SUCCEEDED),
+        ("tier_recompute", JobStatus.ABANDONED),
+    ]
+    assert JobStatus.RUNNING not in {status for _, status in statuses}
+    # as an uninterrupted night: every member graded once, the GOLD member at GOLD
+    tiers = dict(Member.objects.values_list("member_no", "tier__code"))
+    assert tiers["M0000001"] == "GOLD" and set(tiers.values()) == {"GOLD", "STANDARD"}
+    moves = list(TierChange.objects.values_list("member__member_no", "cause"))
+    assert sorted(moves) == sorted((member_no, "INITIAL") for member_no in tiers)
+    assert all(stage for stage in Member.objects.values_list("lifecycle_stage", flat=True))

@@ -27,7 +27,7 @@ from config.celery import app as celery_app
 from config.schedules import BEAT_SCHEDULE
 from members.models import Member, MemberMonthlyStat, TierChange
 from operations import nightly
-from operations.nightly import NIGHTLY_STEPS, NightlyStep, nightly_step
+from operations.nightly import CHAIN_KIND, NIGHTLY_STEPS, NightlyStep, nightly_step
 from portal.choices import JobStatus, Role
 from portal.clock import today_in_shanghai
 from portal.models import JobRun
@@ -43,11 +43,13 @@ STEP_LINE = re.compile(r"^(?P<kind>\w+): (?P<status>[A-Z]+) (?P<counts>.*) \((?P
 #: STYLE.md "Celery": a rename of a task is a visible change of this set.
 REGISTERED_TASKS = {
     "operations.nightly_run_task",
+    "operations.nightly_night_task",
     "operations.nightly_step_task",
     "operations.nightly_chunk_task",
     "operations.nightly_close_task",
     "operations.nightly_fail_task",
     "operations.nightly_summary_task",
+    "operations.nightly_watchdog_task",
     "operations.ping_task",
 }
 
@@ -91,8 +93,13 @@ def run_nightly(*args: str) -> tuple[str, str]:
     return out.getvalue(), err.getvalue()
 
 
+def step_runs(**filters):
+    """The steps' JobRuns (the night's own run, `nightly_chain`, left out), oldest first."""
+    return JobRun.objects.filter(**filters).exclude(kind=CHAIN_KIND).order_by("id")
+
+
 def runs_of(day: date = BUSINESS_DATE) -> dict[str, JobRun]:
-    return {run.kind: run for run in JobRun.objects.filter(business_date=day).order_by("id")}
+    return {run.kind: run for run in step_runs(business_date=day)}
 
 
 # --- one JobRun per step -------------------------------------------------------------------
@@ -103,8 +110,12 @@ def test_run_nightly_records_a_jobrun_per_step_with_counts_and_duration(bank, im
 
     out, _ = run_nightly("--date", "2026-11-26")
 
-    runs = list(JobRun.objects.filter(business_date=BUSINESS_DATE).order_by("id"))
+    runs = list(step_runs(business_date=BUSINESS_DATE))
     assert [run.kind for run in runs] == STEP_KINDS
+    night = JobRun.objects.get(kind=CHAIN_KIND, business_date=BUSINESS_DATE)
+    assert night.status == JobStatus.SUCCEEDED and night.counts == {
+        kind: JobStatus.SUCCEEDED for kind in STEP_KINDS
+    }
     for run in runs:
         assert run.status == JobStatus.SUCCEEDED, (run.kind, run.message, run.error)
         assert run.counts, run.kind
@@ -194,14 +205,14 @@ def member_data() -> tuple:
 def test_rerunning_a_business_date_succeeds_and_changes_no_member_data(bank, import_csv):
     import_feeds_of(import_csv, FEED_DAY, ("assets", "consumption"))
     run_nightly("--date", "2026-11-26")
-    first_runs = JobRun.objects.count()
+    first_runs = step_runs().count()
     before = member_data()
     assert TierChange.objects.filter(member__member_no="M0000001", to_tier__code="GOLD").exists()
 
     out, _ = run_nightly("--date", "2026-11-26")
 
     assert member_data() == before
-    second = list(JobRun.objects.order_by("id")[first_runs:])
+    second = list(step_runs()[first_runs:])
     assert [run.kind for run in second] == STEP_KINDS
     assert all(run.status == JobStatus.SUCCEEDED for run in second), [
         (run.kind, run.status, run.message) for run in second

@@ -114,7 +114,8 @@ def test_run_nightly_a_second_time_succeeds_and_changes_nothing(demo_path):
             "SELECT kind, status, finished_at FROM portal_jobrun WHERE business_date = ?",
             ["2026-11-26"],
         ).fetchall()
-    assert len(runs) == 2 * len(STEP_KINDS)
+    assert len(runs) == 2 * (len(STEP_KINDS) + 1)  # each step and the night itself, twice
+    assert sum(kind == "nightly_chain" for kind, _, _ in runs) == 2
     assert all(status == "SUCCEEDED" and finished for _, status, finished in runs), runs
 
 
