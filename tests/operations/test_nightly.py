@@ -26,8 +26,15 @@ from django.core.management import CommandError, call_command
 from config.celery import app as celery_app
 from config.schedules import BEAT_SCHEDULE
 from members.models import Member, MemberMonthlyStat, TierChange
-from operations import nightly
-from operations.nightly import CHAIN_KIND, NIGHTLY_STEPS, NightlyStep, nightly_step
+from operations import nightly, tasks
+from operations.nightly import (
+    CHAIN_KIND,
+    NIGHTLY_STEPS,
+    NightlyStep,
+    nightly_missed_dates,
+    nightly_step,
+)
+from operations.tasks import nightly_run_task
 from portal.choices import JobStatus, Role
 from portal.clock import today_in_shanghai
 from portal.models import JobRun
@@ -351,3 +358,53 @@ def test_production_settings_start_with_the_required_variables():
 
     assert started.returncode == 0, started.stderr
     assert "started" in started.stdout
+
+
+# --- catch-up of missed nights ------------------------------------------------------------
+
+
+def _night_done(day: date) -> None:
+    JobRun.objects.create(kind=CHAIN_KIND, business_date=day, status=JobStatus.SUCCEEDED)
+
+
+def test_the_missed_nights_are_those_after_the_last_completed_one_in_order(db, settings):
+    settings.NIGHTLY_CATCH_UP_DAYS = 7
+    _night_done(date(2026, 11, 21))
+    JobRun.objects.create(kind=CHAIN_KIND, business_date=date(2026, 11, 23), status="FAILED")
+
+    assert nightly_missed_dates(until=date(2026, 11, 25)) == [
+        date(2026, 11, 22),
+        date(2026, 11, 23),
+        date(2026, 11, 24),
+        date(2026, 11, 25),
+    ]
+    assert nightly_missed_dates(until=date(2026, 11, 21)) == [date(2026, 11, 21)]  # a re-run
+
+
+def test_a_catch_up_is_bounded_to_the_last_days_and_starts_with_just_today(db, settings):
+    settings.NIGHTLY_CATCH_UP_DAYS = 3
+    assert nightly_missed_dates(until=date(2026, 11, 25)) == [date(2026, 11, 25)]  # none yet
+
+    _night_done(date(2026, 11, 1))
+
+    assert nightly_missed_dates(until=date(2026, 11, 25)) == [
+        date(2026, 11, 23),
+        date(2026, 11, 24),
+        date(2026, 11, 25),
+    ]
+
+
+def test_the_nightly_task_without_a_date_runs_every_missed_night(bank, import_csv, monkeypatch):
+    import_feeds_of(import_csv, FEED_DAY, ("assets", "consumption"))
+    _night_done(BUSINESS_DATE - timedelta(days=3))
+    monkeypatch.setattr(tasks, "today_in_shanghai", lambda: BUSINESS_DATE)  # beat's "tonight"
+
+    summary = nightly_run_task.apply().get()
+
+    nights = list(
+        JobRun.objects.filter(kind=CHAIN_KIND).order_by("id").values_list("business_date", "status")
+    )
+    # the two nights without their feeds end as warnings (the feed check says so)
+    assert [day for day, _ in nights] == [BUSINESS_DATE - timedelta(days=n) for n in (3, 2, 1, 0)]
+    assert {status for _, status in nights[1:]} <= {JobStatus.SUCCEEDED, JobStatus.WARNING}
+    assert len(summary) == 3 * len(STEP_KINDS)

@@ -203,3 +203,24 @@ def test_a_run_killed_mid_step_is_abandoned_and_the_rerun_equals_an_uninterrupte
         ).fetchone()
     assert "run #" in note  # superseded by the re-run, which it names
     assert state(killed_side) == state(reference)
+
+
+def test_a_catch_up_over_five_missed_nights_equals_five_nightly_runs(twins):
+    caught_up, night_by_night = twins
+    dates = ["2026-11-22", "2026-11-23", "2026-11-24", "2026-11-25", "2026-11-26"]
+
+    catch_up = manage(caught_up, "run_nightly", "--from", dates[0], "--to", dates[-1])
+    singles = [manage(night_by_night, "run_nightly", "--date", day) for day in dates]
+
+    assert catch_up.returncode == 0, catch_up.stderr[-3000:]
+    assert all(single.returncode == 0 for single in singles), [s.stderr[-500:] for s in singles]
+    assert [line for line in catch_up.stdout.splitlines() if line.startswith("==")] == [
+        f"== {day}" for day in dates
+    ]
+    assert state(caught_up) == state(night_by_night)
+    with psycopg.connect(server_url(caught_up)) as conn:
+        nights = conn.execute(
+            "SELECT business_date::text, status FROM portal_jobrun WHERE kind = 'nightly_chain' "
+            "ORDER BY id"
+        ).fetchall()
+    assert nights == [(day, "SUCCEEDED") for day in dates]  # in date order
