@@ -95,7 +95,8 @@ class JobRunFactory(factory.django.DjangoModelFactory):
         model = JobRun
 
     kind = "feed_check"
-    business_date = factory.LazyFunction(lambda: datetime.now(SHANGHAI).date())
+    # one running run per step and date: each run of the factory is of an earlier date
+    business_date = factory.Sequence(lambda n: datetime.now(SHANGHAI).date() - timedelta(days=n))
 
 
 __all__ = [
