@@ -35,6 +35,7 @@ from .services import (
     budget_amount_lower,
     budget_create_request,
     budget_increase_request,
+    budget_line_overlap,
 )
 
 
@@ -175,6 +176,24 @@ class BudgetForm(forms.ModelForm):
                 "A new budget is sent to a budget approver and created on approval."
             )
 
+    def clean(self):
+        data = super().clean()
+        start, end = data.get("period_start"), data.get("period_end")
+        if (
+            start
+            and end
+            and (
+                refusal := budget_line_overlap(
+                    line=data.get("line") or "",
+                    period_start=start,
+                    period_end=end,
+                    exclude_pk=self.instance.pk,
+                )
+            )
+        ):
+            self.add_error("line", refusal)
+        return data
+
 
 @admin.register(Budget)
 class BudgetAdmin(MatrixModelAdmin):
@@ -190,13 +209,14 @@ class BudgetAdmin(MatrixModelAdmin):
         "name",
         "department",
         "parent",
+        "line",
         "period_start",
         "period_end",
         "amount",
         "consumed",
         "consumed_percent",
     ]
-    list_filter = ["department"]
+    list_filter = ["department", "line"]
     readonly_fields = ["consumed_fen"]
 
     def has_delete_permission(self, request, obj=None) -> bool:
@@ -209,6 +229,7 @@ class BudgetAdmin(MatrixModelAdmin):
             "name": data["name"],
             "department": data["department"].code,
             "parent": data["parent"].code if data.get("parent") else None,
+            "line": data.get("line") or "",
             "period_start": data["period_start"].isoformat(),
             "period_end": data["period_end"].isoformat(),
             "amount": f"{data['amount']:.2f}",

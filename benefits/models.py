@@ -39,6 +39,17 @@ class Budget(models.Model):
     parent = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.PROTECT, related_name="children"
     )
+    line = models.CharField(
+        _("budget line"),
+        max_length=32,
+        blank=True,
+        db_index=True,
+        help_text=_(
+            "Budgets of one line follow each other period by period (e.g. LOUNGE for the "
+            "lounge budgets of 2026 Q4 and 2027 Q1): what is charged to one of them for a "
+            "business date is charged to the line's budget whose period contains that date."
+        ),
+    )
     period_start = models.DateField(_("period start"))
     period_end = models.DateField(_("period end"))
     amount_fen = models.BigIntegerField(_("amount (fen)"))

@@ -78,6 +78,7 @@ class BudgetSerializer(serializers.ModelSerializer):
             "name",
             "department",
             "parent",
+            "line",
             "period_start",
             "period_end",
             "amount",

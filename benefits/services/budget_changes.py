@@ -8,6 +8,7 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 
 from django.db import transaction
+from django.utils.translation import gettext as _
 
 from portal.approvals import approval_request_create
 from portal.errors import InvalidInput, NotAllowed, StateConflict
@@ -30,11 +31,37 @@ BUDGET_PROPOSAL_FIELDS = (
     "name",
     "department",
     "parent",
+    "line",
     "period_start",
     "period_end",
     "amount",
     "alert_percents",
 )
+
+
+def budget_line_overlap(
+    *, line: str, period_start: date, period_end: date, exclude_pk: int | None = None
+) -> str:
+    """The refusal when a budget of `line` for this period would overlap another budget of
+    the line ("" when it does not): the budget charged for a business date must be one."""
+    if not line:
+        return ""
+    other = (
+        Budget.objects.filter(line=line, period_start__lte=period_end, period_end__gte=period_start)
+        .exclude(pk=exclude_pk)
+        .first()
+    )
+    if other is None:
+        return ""
+    return _(
+        "Budget %(code)s of line %(line)s already covers %(start)s to %(end)s: the budgets of "
+        "a line must not overlap (the budget charged for a business date must be one)."
+    ) % {
+        "code": other.code,
+        "line": line,
+        "start": other.period_start.isoformat(),
+        "end": other.period_end.isoformat(),
+    }
 
 
 def _budget_proposal_check(values: dict) -> None:
@@ -48,6 +75,12 @@ def _budget_proposal_check(values: dict) -> None:
         str(values["period_start"])
     ):
         raise BudgetProposalError("The period must end on or after its start.")
+    if refusal := budget_line_overlap(
+        line=values.get("line") or "",
+        period_start=date.fromisoformat(str(values["period_start"])),
+        period_end=date.fromisoformat(str(values["period_end"])),
+    ):
+        raise BudgetProposalError(refusal, field="line")
 
 
 def budget_create_request(*, values: dict, actor, reason: str = ""):
@@ -86,6 +119,7 @@ def budget_create_apply(*, values: dict, actor, approval) -> Budget:
         name=values["name"],
         department=Department.objects.get(code=values["department"]),
         parent=Budget.objects.get(code=values["parent"]) if values.get("parent") else None,
+        line=values.get("line") or "",
         period_start=date.fromisoformat(values["period_start"]),
         period_end=date.fromisoformat(values["period_end"]),
         amount_fen=decimal_to_fen(Decimal(values["amount"])),

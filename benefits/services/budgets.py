@@ -4,6 +4,11 @@ its parents, leaf first) through `_chain_move`, the one place a budget's `consum
 Consuming is one conditional UPDATE per level (consumed + amount ≤ amount, the period open):
 a budget can never go over its amount, however many requests race for it. Every movement
 is a `BudgetEntry` at every level of the chain.
+
+Budgets follow the business date: what is charged for a date `on` goes to the budget whose
+period contains `on` — the budget named, or the budget of its line that covers the date
+(`budget_for_date`); a date no budget of the line covers is refused, saying so. Releases
+give back to the budget that was charged.
 """
 
 from __future__ import annotations
@@ -22,10 +27,12 @@ from ..models import BenefitGrant, Budget, BudgetAlert, BudgetEntry
 
 __all__ = [
     "BudgetExhausted",
+    "BudgetNotOpen",
     "budget_alerts_raise",
     "budget_consume",
     "budget_consume_many",
     "budget_consume_up_to",
+    "budget_for_date",
     "budget_release",
     "budget_release_many",
 ]
@@ -44,6 +51,42 @@ class BudgetExhausted(StateConflict):
         super().__init__(reason or f"Budget {code} has no room for {amount_fen / 100:.2f} CNY.")
         self.budget = budget
         self.amount_fen = amount_fen
+
+
+class BudgetNotOpen(BudgetExhausted):
+    """No budget of the line is open on the business date; nothing was written."""
+
+    code = "budget_not_open"
+
+    def __init__(self, budget: Budget, on: date) -> None:
+        line = f" or of its line {budget.line}" if budget.line else ""
+        super().__init__(
+            budget,
+            0,
+            f"Budget {budget.code} is not open on {on} ({budget.period_start} to "
+            f"{budget.period_end}) and no budget{line} covers that date: open a budget for "
+            "the period, then run the date again.",
+        )
+        self.on = on
+
+
+def budget_for_date(budget: Budget | int, on: date) -> Budget:
+    """The budget charged for business date `on` when `budget` is named: itself if its period
+    contains `on`, otherwise the budget of its line whose period does; `BudgetNotOpen` if
+    none does."""
+    if not isinstance(budget, Budget) or not budget.code:
+        budget = Budget.objects.get(pk=budget.pk if isinstance(budget, Budget) else budget)
+    if budget.period_start <= on <= budget.period_end:
+        return budget
+    if budget.line:
+        covering = (
+            Budget.objects.filter(line=budget.line, period_start__lte=on, period_end__gte=on)
+            .order_by("period_start", "pk")
+            .first()
+        )
+        if covering is not None:
+            return covering
+    raise BudgetNotOpen(budget, on)
 
 
 def _budget_chain(budget_id: int) -> list[int]:
@@ -114,50 +157,71 @@ def _refuse(level_id: int, amount_fen: int, on: date) -> None:
 
 @transaction.atomic
 def budget_consume(
-    *, budget: Budget, amount_fen: int, source: str, grant: BenefitGrant | None = None
-) -> None:
-    """Consume `amount_fen` from the budget and every parent (one conditional UPDATE per
-    level, leaf first). If any level has no room, `BudgetExhausted` is raised and the
-    transaction leaves nothing written."""
+    *,
+    budget: Budget,
+    amount_fen: int,
+    source: str,
+    grant: BenefitGrant | None = None,
+    on: date | None = None,
+) -> Budget:
+    """Consume `amount_fen` for business date `on` (default today) from the budget of
+    `budget`'s line open on that date and every parent (one conditional UPDATE per level,
+    leaf first); returns the budget charged. If any level has no room, `BudgetExhausted` is
+    raised and the transaction leaves nothing written."""
+    on = on or today_in_shanghai()
+    charged = budget_for_date(budget, on)
     if amount_fen <= 0:
-        return
+        return charged
     _chain_move(
-        budget_id=budget.pk,
+        budget_id=charged.pk,
         amount_fen=amount_fen,
         kind=BudgetEntryKind.CONSUME,
         entries=[(amount_fen, source, grant.pk if grant is not None else None)],
-        on=today_in_shanghai(),
+        on=on,
     )
+    return charged
 
 
 @transaction.atomic
-def budget_consume_many(*, budget_id: int, charges: list[tuple[int, str]]) -> None:
-    """Consume many charges (amount in fen, source) at once: ONE conditional UPDATE per level
-    of the chain for their total, leaf first, and one ledger entry per charge and level. All
-    or nothing: if the total does not fit, `BudgetExhausted` is raised and nothing is written
-    (the caller may then try the charges one by one with `budget_consume`)."""
+def budget_consume_many(
+    *, budget_id: int, charges: list[tuple[int, str]], on: date | None = None
+) -> int:
+    """Consume many charges (amount in fen, source) for business date `on` (default today)
+    at once: ONE conditional UPDATE per level of the chain for their total, leaf first, and
+    one ledger entry per charge and level; returns the id of the budget charged (the line's
+    budget open on `on`). All or nothing: if the total does not fit, `BudgetExhausted` is
+    raised and nothing is written (the caller may then try the charges one by one with
+    `budget_consume`)."""
+    on = on or today_in_shanghai()
+    charged = budget_for_date(budget_id, on)
     total = sum(amount for amount, _ in charges)
     if total <= 0:
-        return
+        return charged.pk
     _chain_move(
-        budget_id=budget_id,
+        budget_id=charged.pk,
         amount_fen=total,
         kind=BudgetEntryKind.CONSUME,
         entries=[(amount, source, None) for amount, source in charges],
-        on=today_in_shanghai(),
+        on=on,
     )
+    return charged.pk
 
 
 def budget_consume_up_to(
-    *, budget: Budget, unit_fen: int, wanted: int, source: str
-) -> tuple[int, str]:
-    """Consume room for as many units (≤ wanted) as the budget chain has; return how many,
-    and the code of a budget of the chain that is not open ("" if all are). Parents get one
-    entry for the whole amount; the caller writes the leaf's entries, one per unit, with the
-    set-based statement that inserts the units (`entitlement_grants_run`)."""
+    *, budget: Budget, unit_fen: int, wanted: int, source: str, on: date | None = None
+) -> tuple[int, str, int]:
+    """Consume, for business date `on` (default today), room for as many units (≤ wanted)
+    as the chain of the line's budget open on `on` has; return how many, the code of a budget
+    that is not open on `on` ("" if all are) and the id of the budget charged. Parents get
+    one entry for the whole amount; the caller writes the leaf's entries, one per unit, with
+    the set-based statement that inserts the units (`entitlement_grants_run`)."""
+    today = on or today_in_shanghai()
+    try:
+        budget = budget_for_date(budget, today)
+    except BudgetNotOpen:
+        return 0, budget.code, budget.pk
     if wanted == 0:
-        return 0, ""
-    today = today_in_shanghai()
+        return 0, "", budget.pk
     chain = _budget_chain(budget.pk)
     closed = (
         Budget.objects.filter(pk__in=chain)
@@ -166,15 +230,15 @@ def budget_consume_up_to(
         .first()
     )
     if closed:
-        return 0, closed
+        return 0, closed, budget.pk
     if unit_fen == 0:
-        return wanted, ""
+        return wanted, "", budget.pk
     for _attempt in range(5):
         levels = Budget.objects.filter(pk__in=chain).values("amount_fen", "consumed_fen")
         room = min((level["amount_fen"] - level["consumed_fen"]) // unit_fen for level in levels)
         count = max(0, min(wanted, room))
         if count == 0:
-            return 0, ""
+            return 0, "", budget.pk
         try:
             with transaction.atomic():
                 _chain_move(
@@ -188,8 +252,8 @@ def budget_consume_up_to(
                 )
         except BudgetExhausted:
             continue  # someone consumed concurrently: read again and retry with less
-        return count, ""
-    return 0, ""
+        return count, "", budget.pk
+    return 0, "", budget.pk
 
 
 @transaction.atomic
@@ -226,9 +290,14 @@ def budget_release_many(
 
 
 def budget_alerts_raise(*, business_date: date | None = None) -> dict:
-    """Record (once) every alert threshold a budget has crossed and tell the admins."""
+    """Record (once) every alert threshold crossed by a budget open on the business date
+    (default today) and tell the admins."""
+    on = business_date or today_in_shanghai()
     raised = []
-    for budget in Budget.objects.exclude(alert_percents=[]):
+    budgets = Budget.objects.exclude(alert_percents=[]).filter(
+        period_start__lte=on, period_end__gte=on
+    )
+    for budget in budgets:
         for percent in sorted(budget.alert_percents):
             if budget.consumed_fen * 100 < budget.amount_fen * int(percent):
                 continue

@@ -34,7 +34,8 @@ def entitlement_grants_run(*, business_date: date) -> dict:
     the business date, once per member, benefit, period and unit (idempotency key). Per
     entitlement, candidates are found with one statement, the budget is consumed for as many
     as it has room for (one conditional UPDATE per budget level) and the grants inserted in
-    one statement; a shortfall is reported, never overspent."""
+    one statement; a shortfall is reported, never overspent. The budget charged is the one of
+    the benefit's budget line whose period contains the business date."""
     granted = skipped = 0
     shortfalls = []
     entitlements = TierEntitlement.objects.select_related("benefit__budget", "tier").filter(
@@ -68,11 +69,12 @@ WHERE m.tier_id = %(tier)s AND m.status = 'ACTIVE'
             )
             cursor.execute("SELECT COUNT(*) FROM ent_candidates")
             wanted = cursor.fetchone()[0]
-            affordable, closed = budget_consume_up_to(
+            affordable, closed, budget_id = budget_consume_up_to(
                 budget=benefit.budget,
                 unit_fen=benefit.unit_cost_fen,
                 wanted=wanted,
                 source=f"entitlement {benefit.code} {key}",
+                on=business_date,
             )
             if affordable:
                 cursor.execute(
@@ -89,7 +91,7 @@ LIMIT %(limit)s
                     {
                         "benefit": benefit.pk,
                         "source": GrantSource.ENTITLEMENT,
-                        "budget": benefit.budget_id,
+                        "budget": budget_id,
                         "cost": benefit.unit_cost_fen,
                         "status": GrantStatus.GRANTED,
                         "period": key,
@@ -115,6 +117,6 @@ FROM benefits_benefitgrant g JOIN ent_candidates c ON c.grant_key = g.idempotenc
         granted += affordable
         if affordable < wanted:
             skipped += wanted - affordable
-            why = f" (budget {closed} is not open today)" if closed else ""
+            why = f" (budget {closed} is not open on {business_date})" if closed else ""
             shortfalls.append(f"{benefit.code}: {wanted - affordable} not granted{why}")
     return {"granted": granted, "not_granted_budget": skipped, "shortfalls": shortfalls}

@@ -14,7 +14,7 @@ from portal.services import audit_record
 
 from ..choices import GrantStatus
 from ..models import Benefit, BenefitGrant, Budget
-from .budgets import budget_consume, budget_release, budget_release_many
+from .budgets import budget_consume, budget_for_date, budget_release, budget_release_many
 
 __all__ = ["GrantNotRedeemable", "grant_create", "grant_redeem", "grant_revoke", "grants_expire"]
 
@@ -35,13 +35,17 @@ def grant_create(
     expires_on: date,
     actor=None,
     period_key: str = "",
+    on: date | None = None,
 ) -> BenefitGrant:
-    """Grant a benefit once per idempotency key, charging its unit cost to the budget in the
-    same transaction. The same key again returns the first grant; an exhausted budget raises
-    `BudgetExhausted` and writes nothing."""
+    """Grant a benefit once per idempotency key, charging its unit cost, in the same
+    transaction, to the budget of `budget`'s line open on business date `on` (default
+    today). The same key again returns the first grant; an exhausted budget, or none open on
+    the date, raises `BudgetExhausted` and writes nothing."""
     existing = BenefitGrant.objects.filter(idempotency_key=idempotency_key).first()
     if existing is not None:
         return existing
+    on = on or today_in_shanghai()
+    budget = budget_for_date(budget, on)
     try:
         with transaction.atomic():
             grant = BenefitGrant.objects.create(
@@ -60,6 +64,7 @@ def grant_create(
                 amount_fen=benefit.unit_cost_fen,
                 source=f"{source} {benefit.code}",
                 grant=grant,
+                on=on,
             )
             audit_record(
                 actor=actor,

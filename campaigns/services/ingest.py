@@ -534,6 +534,7 @@ def _points_rewards_issue(items: list[Reached], *, on: date) -> int:
                     charge[2] = _points_source(item)
                 budget_consume_many(
                     budget_id=budget_id,
+                    on=on,
                     charges=[
                         (fen, f"{source} points ×{count}")
                         for _, (fen, count, source) in sorted(per_task.items())
@@ -599,6 +600,7 @@ def reward_issue_one(item: Reached, *, on: date) -> TaskCompletion:
                     budget=Budget(pk=task.budget_id),
                     amount_fen=item.points_cost_fen,
                     source=_points_source(item) + " points",
+                    on=on,
                 )
                 entry = points_earn(
                     member_id=member_id,
@@ -618,6 +620,7 @@ def reward_issue_one(item: Reached, *, on: date) -> TaskCompletion:
                     idempotency_key=item.key,
                     expires_on=on + timedelta(days=benefit.validity_days or 90),
                     period_key=item.period_key,
+                    on=on,
                 )
                 cost += grant.cost_fen
     except BudgetExhausted as exc:
