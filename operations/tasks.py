@@ -13,6 +13,10 @@ steps keep its heartbeat while they run. `nightly_watchdog_task` (beat, every mi
 night whose heartbeat went stale ABANDONED — its worker died, or the broker lost its tasks —
 and dispatches the night again: every step is idempotent for its date, so the re-run ends in
 the state of an uninterrupted night. A task of an abandoned night does nothing.
+
+`nightly_dispatch` is the one way a night is sent to the workers (the job page's re-run and
+run-a-date form, the watchdog): it refuses while a live night of the date runs and fails
+within seconds, saying what to do, when the broker cannot be reached.
 """
 
 from __future__ import annotations
@@ -20,13 +24,16 @@ from __future__ import annotations
 import logging
 from datetime import date
 
-from celery import chain, chord, shared_task
+from celery import chain, chord, current_app, shared_task
 from celery.exceptions import Ignore
 from django.conf import settings
 from django.db import OperationalError, transaction
+from django.utils.translation import gettext as _
+from kombu.exceptions import OperationalError as BrokerError
 
 from portal.choices import JobStatus
 from portal.clock import today_in_shanghai
+from portal.errors import DomainError
 from portal.jobs import (
     JobAlreadyRunning,
     jobrun_abandon_stale,
@@ -39,6 +46,7 @@ from portal.jobs import (
     jobrun_start,
 )
 from portal.models import JobRun
+from portal.services import audit_record
 
 from .nightly import (
     CHAIN_KIND,
@@ -221,6 +229,71 @@ def nightly_summary_task(business_date: str, night_id: int) -> list[dict]:
     return _summary(runs)
 
 
+class QueueUnavailable(DomainError):
+    """The task queue (broker) cannot be reached: the night was not started."""
+
+    http_status = 503
+    code = "queue_unavailable"
+
+    def __init__(self, business_date: date):
+        day = business_date.isoformat()
+        super().__init__(
+            _(
+                "The task queue (broker) cannot be reached: the nightly chain for %(date)s was "
+                "not started. Run `python manage.py run_nightly --date %(date)s` on the server "
+                "to run it in-process, or start Redis and try again."
+            )
+            % {"date": day},
+            details={"business_date": day},
+        )
+
+
+#: what a publish to an unreachable broker raises (kombu wraps the transport's errors)
+BROKER_ERRORS = (BrokerError, OSError)
+
+
+def nightly_live_night(business_date: date) -> JobRun | None:
+    """The night of the date that is running and alive (its heartbeat is fresh), if any."""
+    run = JobRun.objects.filter(
+        kind=CHAIN_KIND, business_date=business_date, status=JobStatus.RUNNING
+    ).first()
+    return run if run is not None and not jobrun_is_stale(run) else None
+
+
+def nightly_dispatch(business_date: date, *, actor=None, ip: str | None = None, task=None) -> bool:
+    """Send the night of `business_date` to the workers (`nightly_run_task`, or `task`);
+    True when queued, False when it ran in this process (eager Celery, no broker).
+
+    A live night of the date refuses with `JobAlreadyRunning` (naming it): nothing is sent.
+    An unreachable broker raises `QueueUnavailable` within seconds: one publish without
+    retries and no result subscription (the broker's connect and socket timeouts are in
+    the settings), so a page or the watchdog never hangs on it. A dispatch by a user is
+    audited."""
+    live = nightly_live_night(business_date)
+    if live is not None:
+        raise JobAlreadyRunning(live)
+    task = task or nightly_run_task
+    queued = not current_app.conf.task_always_eager
+    if queued:
+        try:
+            task.apply_async(args=[business_date.isoformat()], retry=False, ignore_result=True)
+        except BROKER_ERRORS as exc:
+            logger.error(
+                "night %s not dispatched, the broker cannot be reached: %s", business_date, exc
+            )
+            raise QueueUnavailable(business_date) from exc
+    else:  # eager: the night runs here, now, like run_nightly
+        task.apply_async(args=[business_date.isoformat()])
+    if getattr(actor, "pk", None):
+        audit_record(
+            actor=actor,
+            action="nightly.dispatch",
+            changes={"business_date": business_date.isoformat(), "queued": queued},
+            ip=ip,
+        )
+    return queued
+
+
 @shared_task(name="operations.nightly_watchdog_task", acks_late=True)
 def nightly_watchdog_task() -> dict:
     """Every minute (beat): a RUNNING night or step without a heartbeat for
@@ -232,10 +305,19 @@ def nightly_watchdog_task() -> dict:
         if jobrun_is_stale(run)
     ]
     abandoned = jobrun_abandon_stale(superseded_by="the watchdog's re-dispatch")
+    dispatched, not_dispatched = [], []
     for day in sorted(set(stale_nights)):
+        try:
+            nightly_dispatch(day, task=nightly_night_task)
+        except (QueueUnavailable, JobAlreadyRunning) as exc:
+            # Logged, not raised: the watchdog's other nights and its next round go on.
+            logger.error("night %s lost its worker and was not dispatched again: %s", day, exc)
+            not_dispatched.append(day.isoformat())
+            continue
         logger.warning("night %s lost its worker: dispatched again", day)
-        nightly_night_task.delay(day.isoformat())
-    return {"abandoned": abandoned, "nights_dispatched": len(set(stale_nights))}
+        dispatched.append(day.isoformat())
+    found = {"abandoned": abandoned, "nights_dispatched": len(dispatched)}
+    return {**found, "nights_not_dispatched": not_dispatched} if not_dispatched else found
 
 
 @shared_task(name="operations.ping_task", acks_late=True)
@@ -245,9 +327,12 @@ def ping_task(value: str) -> str:
 
 
 __all__ = [
+    "QueueUnavailable",
     "nightly_chunk_task",
     "nightly_close_task",
+    "nightly_dispatch",
     "nightly_fail_task",
+    "nightly_live_night",
     "nightly_night_task",
     "nightly_run_task",
     "nightly_step_task",

@@ -11,6 +11,8 @@ urlpatterns = [
     path("dashboard/", dashboard_views.dashboard_view, name="dashboard"),
     path("dashboard/<slug:chart>.csv", dashboard_views.dashboard_csv_view, name="dashboard-csv"),
     path("jobs/", views.jobrun_list_view, name="jobruns"),
+    path("jobs/table/", views.jobrun_table_view, name="jobruns-table"),
+    path("jobs/run/", views.jobrun_run_date_view, name="jobruns-run-date"),
     path("jobs/<int:pk>/rerun/", views.jobrun_rerun_view, name="jobrun-rerun"),
 ]
 

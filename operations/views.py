@@ -1,8 +1,11 @@
 """Operations pages: the workbench (home page) and the job runs of the nightly chain."""
 
+from urllib.parse import urlencode
+
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
@@ -18,14 +21,17 @@ from members.selectors import (
 )
 from members.worklists import WORK_LISTS, active_tiers
 from portal.approvals import approval_inbox
-from portal.choices import Role
+from portal.choices import JobStatus, Role
 from portal.clock import today_in_shanghai
 from portal.decorators import action_required
+from portal.errors import DomainError, form_add_domain_error
+from portal.middleware import client_ip
 from portal.models import JobRun
 from portal.permissions import user_can
 from portal.selectors import jobrun_list
 
-from .tasks import nightly_run_task
+from .forms import NightlyRunForm
+from .tasks import nightly_dispatch
 
 
 @action_required("portal.view_home")
@@ -88,25 +94,114 @@ def home(request):
     )
 
 
+#: the job runs table refreshes itself this often (seconds) while a run is RUNNING…
+JOBRUN_POLL_SECONDS = 3
+#: …and for this many refreshes after a night was queued, until a worker takes it
+JOBRUN_WAIT_POLLS = 20
+#: the statuses of a run whose date the re-run button offers to run again
+RERUNNABLE = (JobStatus.FAILED, JobStatus.ABANDONED)
+
+
+def _jobrun_table_context(request) -> dict:
+    """The job runs table of the requested page, and whether (and from where) it refreshes
+    itself: while a run is RUNNING, or for a while after a night was queued."""
+    page = Paginator(jobrun_list(), 50).get_page(request.GET.get("page"))
+    try:
+        waiting = min(max(int(request.GET.get("waiting", 0)), 0), JOBRUN_WAIT_POLLS)
+    except ValueError:
+        waiting = 0
+    running = JobRun.objects.filter(status=JobStatus.RUNNING).exists()
+    poll_url = None
+    if running or waiting:
+        query = urlencode({"page": page.number, "waiting": max(waiting - 1, 0)})
+        poll_url = f"{reverse('jobruns-table')}?{query}"
+    return {
+        "page": page,
+        "runs": page.object_list,
+        "can_rerun": user_can(request.user, "portal.rerun_job"),
+        "rerunnable": RERUNNABLE,
+        "poll_url": poll_url,
+        "poll_seconds": JOBRUN_POLL_SECONDS,
+        "waiting": bool(waiting),
+    }
+
+
+def _jobruns_after_dispatch(queued: bool):
+    """Back to the job runs page; a queued night is watched until a worker takes it."""
+    url = reverse("jobruns")
+    return redirect(f"{url}?waiting={JOBRUN_WAIT_POLLS}" if queued else url)
+
+
+def _dispatched_message(request, business_date, queued: bool) -> None:
+    day = business_date.isoformat()
+    if queued:
+        text = _(
+            "The nightly chain for %(date)s was sent to the task queue; its runs appear below "
+            "as a worker takes it."
+        )
+    else:
+        text = _("The nightly chain for %(date)s ran in this process; its runs appear below.")
+    messages.success(request, text % {"date": day})
+
+
 @action_required("portal.view_jobruns")
 def jobrun_list_view(request):
-    page = Paginator(jobrun_list(), 50).get_page(request.GET.get("page"))
-    return render(
-        request,
-        "operations/jobrun_list.html",
-        {"page": page, "can_rerun": user_can(request.user, "portal.rerun_job")},
-    )
+    context = _jobrun_table_context(request)
+    if context["can_rerun"]:
+        context["run_form"] = NightlyRunForm(initial={"business_date": today_in_shanghai()})
+    return render(request, "operations/jobrun_list.html", context)
+
+
+@action_required("portal.view_jobruns")
+def jobrun_table_view(request):
+    """The job runs table alone: what the jobs page's table refreshes itself from (htmx)."""
+    return render(request, "operations/jobrun_table.html", _jobrun_table_context(request))
 
 
 @require_POST
 @action_required("portal.rerun_job")
 def jobrun_rerun_view(request, pk: int):
-    """Re-run the nightly chain for a failed run's business date (idempotent per date)."""
+    """Run the nightly chain again for the business date of a failed or abandoned run
+    (idempotent per date); refused while a night of that date is alive."""
     run = get_object_or_404(JobRun, pk=pk)
-    nightly_run_task.delay(run.business_date.isoformat())
-    messages.success(
-        request,
-        _("The nightly chain for %(date)s was started again; its runs appear below.")
-        % {"date": run.business_date.isoformat()},
-    )
-    return redirect("jobruns")
+    if run.status not in RERUNNABLE:
+        messages.error(
+            request,
+            _(
+                "Run #%(id)s is %(status)s: only a failed or abandoned run offers a re-run. "
+                "To run its date again anyway, use “Run the nightly chain” with %(date)s."
+            )
+            % {
+                "id": run.pk,
+                "status": run.get_status_display(),
+                "date": run.business_date.isoformat(),
+            },
+        )
+        return redirect("jobruns")
+    try:
+        queued = nightly_dispatch(run.business_date, actor=request.user, ip=client_ip(request))
+    except DomainError as error:  # a live night of the date, or no broker: say what to do
+        messages.error(request, error.message)
+        return redirect("jobruns")
+    _dispatched_message(request, run.business_date, queued)
+    return _jobruns_after_dispatch(queued)
+
+
+@require_POST
+@action_required("portal.rerun_job")
+def jobrun_run_date_view(request):
+    """Run the nightly chain for a business date an administrator chooses (NightlyRunForm's
+    bounds); refused while a night of that date is alive or when the broker is down."""
+    form = NightlyRunForm(request.POST)
+    if form.is_valid():
+        day = form.cleaned_data["business_date"]
+        try:
+            queued = nightly_dispatch(day, actor=request.user, ip=client_ip(request))
+        except DomainError as error:
+            form_add_domain_error(form, error)
+        else:
+            _dispatched_message(request, day, queued)
+            return _jobruns_after_dispatch(queued)
+    context = _jobrun_table_context(request)
+    context["run_form"] = form
+    return render(request, "operations/jobrun_list.html", context)
