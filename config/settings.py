@@ -72,6 +72,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # JSON errors for every /api/ address, also those raised outside a DRF view (404, 500,
+    # 503 for a database outage with Retry-After): near the top, so it sees every layer.
+    "portal.api.middleware.ApiErrorMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -220,6 +223,8 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "portal.api.exceptions.exception_handler",
     "COERCE_DECIMAL_TO_STRING": True,
 }
+#: the `Retry-After` of the API's 503 when the database is unavailable, in seconds
+API_RETRY_AFTER_SECONDS = env.int("API_RETRY_AFTER_SECONDS", default=5)
 SPECTACULAR_SETTINGS = {
     "TITLE": "Membership Operations Portal API",
     "DESCRIPTION": "Member centre, member events, approvals and configuration (docs/api.md).",
@@ -247,6 +252,9 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # Workers keep the project's log handlers (and their masking filter) instead of Celery's own.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+#: A publish gives up on an unreachable broker after this many seconds of reconnecting
+#: (kombu's default is 4 s plus its back-off sleeps), so a page that queues a task answers.
+CELERY_BROKER_CONNECTION_TIMEOUT = env.float("CELERY_BROKER_CONNECTION_TIMEOUT", default=2.0)
 CELERY_RESULT_EXPIRES = 24 * 60 * 60
 
 CELERY_BEAT_SCHEDULE = BEAT_SCHEDULE
@@ -269,7 +277,14 @@ NIGHTLY_CHUNK_TIMEOUT_SECONDS = env.int("NIGHTLY_CHUNK_TIMEOUT_SECONDS", default
 NIGHTLY_CATCH_UP_DAYS = env.int("NIGHTLY_CATCH_UP_DAYS", default=7)
 #: A task taken by a worker that then dies goes back to the queue after this long (Redis
 #: transport): a little longer than the longest chunk, so a slow chunk is never run twice.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": NIGHTLY_CHUNK_TIMEOUT_SECONDS + 300}
+#: The socket timeouts bound a connect to a broker that is down or unreachable and a
+#: command on a connection the broker dropped silently (kombu waits forever without them);
+#: the socket timeout stays above the worker's 1 s BRPOP.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": NIGHTLY_CHUNK_TIMEOUT_SECONDS + 300,
+    "socket_connect_timeout": 2,
+    "socket_timeout": 5,
+}
 
 # --- Benefits ----------------------------------------------------------------------------
 #: Manual grants above this unit cost (fen) need a budget approver's approval.
