@@ -223,6 +223,8 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "portal.api.exceptions.exception_handler",
     "COERCE_DECIMAL_TO_STRING": True,
 }
+#: the largest feed file the portal's upload takes (bigger ones: the import_feed command)
+FEED_UPLOAD_MAX_BYTES = env.int("FEED_UPLOAD_MAX_BYTES", default=200 * 1024 * 1024)
 #: the `Retry-After` of the API's 503 when the database is unavailable, in seconds
 API_RETRY_AFTER_SECONDS = env.int("API_RETRY_AFTER_SECONDS", default=5)
 SPECTACULAR_SETTINGS = {

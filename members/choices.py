@@ -33,9 +33,18 @@ class FeedKind(models.TextChoices):
 
 
 class FeedStatus(models.TextChoices):
+    """Where a feed file stands. A batch is LOADING from the moment its import starts (in a
+    transaction of its own, so a page sees it); it ends LOADED, REJECTED (rows were read but
+    every one was refused), DUPLICATE_FILE or FAILED (the file cannot be imported, or the
+    import stopped on an error: nothing was kept). A LOADING batch whose process died is
+    INTERRUPTED: nothing was kept either, and the file may simply be imported again."""
+
+    LOADING = "LOADING", _("Loading")
     LOADED = "LOADED", _("Loaded")
+    REJECTED = "REJECTED", _("Every row rejected")
     DUPLICATE_FILE = "DUPLICATE_FILE", _("Same file loaded before")
     FAILED = "FAILED", _("Failed")
+    INTERRUPTED = "INTERRUPTED", _("Interrupted")
 
 
 class AssetCategory(models.TextChoices):

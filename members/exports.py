@@ -21,7 +21,8 @@ from portal.csv_export import csv_safe_text
 from portal.masking import mask_personal_numbers
 from portal.services import audit_record
 
-from .models import Member, Segment
+from .feeds import rejection_reason_text
+from .models import FeedBatch, FeedRejection, Member, Segment
 from .segments import segment_filter
 from .selectors import MemberFilters, member_list, member_scope
 
@@ -140,4 +141,44 @@ def segment_export(
     return CsvExport(f"segment-{code}-{day:%Y%m%d}.csv", count, _stream(members))
 
 
-__all__ = ["COLUMNS", "CsvExport", "csv_lines", "member_export", "segment_export"]
+#: the columns of a feed batch's rejected rows
+REJECTION_COLUMNS = ("line", "field", "reason", "row_masked")
+
+
+def _rejection_row(rejection: FeedRejection) -> list:
+    return [
+        rejection.line_no,
+        csv_safe_text(rejection.field),
+        csv_safe_text(rejection_reason_text(rejection.reason)),
+        csv_safe_text(rejection.masked_raw()),
+    ]
+
+
+def feed_rejections_export(*, user, batch: FeedBatch, ip: str | None = None) -> CsvExport:
+    """A feed batch's rejected rows as CSV: line number, field, the reason in the reader's
+    language and the row as received with anything shaped like a phone or ID number masked,
+    as the feed page shows it; recorded as "feed.rejections_export" with the row count."""
+    rejections = batch.rejections.order_by("line_no")
+    count = rejections.count()
+    audit_record(
+        actor=user, action="feed.rejections_export", obj=batch, changes={"rows": count}, ip=ip
+    )
+    lines = portal_csv_lines(
+        REJECTION_COLUMNS,
+        (
+            _rejection_row(rejection)
+            for rejection in rejections.select_related("batch").iterator(chunk_size=CHUNK_SIZE)
+        ),
+    )
+    return CsvExport(f"feed-{batch.pk}-rejected.csv", count, lines)
+
+
+__all__ = [
+    "COLUMNS",
+    "REJECTION_COLUMNS",
+    "CsvExport",
+    "csv_lines",
+    "feed_rejections_export",
+    "member_export",
+    "segment_export",
+]

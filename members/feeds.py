@@ -13,6 +13,8 @@ from datetime import date, datetime
 from functools import lru_cache
 from typing import ClassVar
 
+from django.utils.translation import gettext, gettext_noop
+
 from portal.clock import SHANGHAI
 from portal.money import parse_fen
 
@@ -209,3 +211,68 @@ class ConsumptionFormat(FeedFormat):
 FEED_FORMATS: dict[str, FeedFormat] = {
     fmt.kind: fmt for fmt in (MembersFormat(), AssetsFormat(), ConsumptionFormat())
 }
+
+
+# --- reasons in the reader's language ------------------------------------------------------
+#
+# A rejected row keeps its reason in English, as the feed code wrote it (the stored fact, the
+# same for every reader and in the command's output). Pages and downloads show it in the
+# reader's language: each reason the feeds write has its template here, matched back with
+# its values. tests/members/test_feed_statuses.py checks that every reason the feeds can
+# write is matched, so a reworded reason cannot silently lose its translation.
+
+REJECTION_REASONS: tuple[str, ...] = (
+    gettext_noop("'%(value)s' is neither a YYYY-MM-DD date nor a timestamp"),
+    gettext_noop("'%(value)s' is not an ISO 8601 timestamp"),
+    gettext_noop("timestamp needs a UTC offset, e.g. +08:00"),
+    gettext_noop("member_no is empty"),
+    gettext_noop("'%(value)s' is not a valid member_no (A-Z, 0-9, _ or -)"),
+    gettext_noop("'%(value)s' is not a date in YYYY-MM-DD form"),
+    gettext_noop("%(value)s is after today; feeds report past days only"),
+    gettext_noop("%(field)s must not be negative ('%(value)s')"),
+    gettext_noop("'%(value)s' is not an amount with at most 2 decimals"),
+    gettext_noop("name is empty"),
+    gettext_noop("name is longer than 100 characters"),
+    gettext_noop("phone must be 7 to 15 digits, optionally with a leading +"),
+    gettext_noop("id_number must be 18 characters (17 digits + digit/X)"),
+    gettext_noop("birth_date is in the future"),
+    gettext_noop("registered_at is empty"),
+    gettext_noop("registered_at is in the future"),
+    gettext_noop("credit_risk must be 0, 1 or empty, not '%(value)s'"),
+    gettext_noop("unknown category '%(value)s'; expected one of %(expected)s"),
+    gettext_noop("count must be a whole number ≥ 0, not '%(value)s'"),
+    gettext_noop("the row contains a NUL byte"),
+    gettext_noop("expected %(expected)s columns, found %(found)s"),
+    gettext_noop("unknown branch '%(value)s'"),
+    gettext_noop("unknown manager '%(value)s'"),
+    gettext_noop("%(member_no)s appears already at line %(line)s with other values"),
+    gettext_noop("unknown member %(member_no)s"),
+    gettext_noop("same member and day as line %(line)s with a different value"),
+    gettext_noop(
+        "differs from the value already loaded by feed batch #%(batch)s; a correction needs "
+        "a reversal, not a second row"
+    ),
+)
+
+_PLACEHOLDER = re.compile(r"%\\\(([a-z_]+)\\\)s")
+
+
+def _reason_pattern(template: str) -> re.Pattern:
+    escaped = re.escape(template)
+    return re.compile("^" + _PLACEHOLDER.sub(r"(?P<\1>.*?)", escaped) + "$", re.DOTALL)
+
+
+_REASON_PATTERNS = [(_reason_pattern(template), template) for template in REJECTION_REASONS]
+
+
+def rejection_reason_known(reason: str) -> bool:
+    return any(pattern.match(reason) for pattern, _template in _REASON_PATTERNS)
+
+
+def rejection_reason_text(reason: str) -> str:
+    """A stored rejection reason in the active language (unchanged if it has no template)."""
+    for pattern, template in _REASON_PATTERNS:
+        found = pattern.match(reason)
+        if found:
+            return gettext(template) % found.groupdict()
+    return reason

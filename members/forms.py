@@ -1,8 +1,11 @@
 from django import forms
+from django.conf import settings
+from django.template.defaultfilters import filesizeformat
 from django.utils.translation import gettext_lazy as _
 
-from .choices import LifecycleStage, MemberStatus
+from .choices import FeedKind, LifecycleStage, MemberStatus
 from .models import Segment, Tier
+from .services import FeedFileError
 from .worklists import WORK_LISTS
 
 
@@ -87,3 +90,61 @@ class FollowUpNoteForm(forms.Form):
     due_on = forms.DateField(
         label=_("Follow up by"), required=False, widget=forms.DateInput(attrs={"type": "date"})
     )
+
+
+#: the largest feed file the portal takes (settings.FEED_UPLOAD_MAX_BYTES); larger files go
+#: through `manage.py import_feed`
+FEED_UPLOAD_MAX_BYTES_DEFAULT = 200 * 1024 * 1024
+
+
+def feed_upload_max_bytes() -> int:
+    return getattr(settings, "FEED_UPLOAD_MAX_BYTES", FEED_UPLOAD_MAX_BYTES_DEFAULT)
+
+
+def feed_upload_too_large_text() -> str:
+    return _(
+        "The file is larger than %(max)s, the most the portal takes. Split it, or import it "
+        "with the import_feed command."
+    ) % {"max": filesizeformat(feed_upload_max_bytes())}
+
+
+class FeedUploadForm(forms.Form):
+    """A feed file uploaded on the feeds page; the import itself is `feed_import`, the same
+    service as the command's, so a file is judged by one set of rules."""
+
+    kind = forms.ChoiceField(label=_("Kind"), choices=FeedKind.choices)
+    file = forms.FileField(
+        label=_("File (CSV, UTF-8, header row)"),
+        error_messages={
+            "required": _("Choose the feed file to upload."),
+            "empty": _("The file is empty: a feed file starts with its header row."),
+        },
+    )
+
+    def clean_file(self):
+        file = self.cleaned_data["file"]
+        if file.size > feed_upload_max_bytes():
+            raise forms.ValidationError(feed_upload_too_large_text(), code="too_large")
+        return file
+
+
+#: what a page says for each `FeedFileError.code`, in the reader's language
+_FEED_FILE_ERRORS = {
+    "empty": _("The file is empty; its first line must be the header %(expected)s."),
+    "wrong_header": _(
+        "The header is wrong: the first line is %(found)s but must be exactly %(expected)s."
+    ),
+    "not_utf8": _("The file is not UTF-8 text. Export it again as UTF-8 and upload it again."),
+    "not_csv": _("The file is not readable CSV. Check it and upload it again."),
+}
+
+
+def feed_file_error_text(error: FeedFileError) -> str:
+    """A file-level refusal of the feed import, said to the person who uploaded the file."""
+    template = _FEED_FILE_ERRORS.get(error.code)
+    if template is None:
+        return _("The file cannot be imported: %(error)s") % {"error": error.message}
+    try:
+        return str(template) % error.details
+    except (KeyError, TypeError, ValueError):
+        return str(template)

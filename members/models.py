@@ -35,6 +35,7 @@ from .choices import (
     TierChangeCause,
     TierMethod,
 )
+from .feeds import rejection_reason_text
 
 #: What the audit trail keeps of a member: the fields people change (feeds, the admin,
 #: services). The nightly recompute rewrites tier, lifecycle, basis and balance columns of
@@ -170,7 +171,9 @@ class Member(models.Model):
 
 class FeedBatch(models.Model):
     """One feed file as it was imported: checksum, counts (received = accepted +
-    duplicates + rejected), who imported it and when."""
+    duplicates + rejected), who imported it and when. `rows_read` is how far the import has
+    read: it grows while the batch is LOADING and says, for a FAILED or INTERRUPTED batch
+    (whose rows were not kept, so its counts are 0), where it stopped."""
 
     kind = models.CharField(_("kind"), max_length=16, choices=FeedKind.choices)
     file_name = models.CharField(_("file name"), max_length=255)
@@ -180,6 +183,7 @@ class FeedBatch(models.Model):
     accepted = models.IntegerField(_("accepted"), default=0)
     duplicates = models.IntegerField(_("duplicates"), default=0)
     rejected = models.IntegerField(_("rejected"), default=0)
+    rows_read = models.IntegerField(_("rows read"), default=0)
     first_date = models.DateField(_("first business date"), null=True, blank=True)
     last_date = models.DateField(_("last business date"), null=True, blank=True)
     duplicate_of = models.ForeignKey(
@@ -205,6 +209,23 @@ class FeedBatch(models.Model):
     def reconciles(self) -> bool:
         return self.received == self.accepted + self.duplicates + self.rejected
 
+    @property
+    def status_shown(self) -> str:
+        """The status as pages show it: a LOADING batch whose import process is gone reads
+        INTERRUPTED (`feed_batch_list` annotates `process_alive`) until the next import of
+        the kind records it so."""
+        if self.status == FeedStatus.LOADING and not getattr(self, "process_alive", True):
+            return FeedStatus.INTERRUPTED
+        return self.status
+
+    def get_status_shown_display(self) -> str:
+        return FeedStatus(self.status_shown).label
+
+    @property
+    def stopped(self) -> bool:
+        """The import stopped before the end: nothing of the file was kept."""
+        return self.status_shown in (FeedStatus.FAILED, FeedStatus.INTERRUPTED)
+
 
 class FeedRejection(models.Model):
     """A refused feed row, kept with its line number, the row as received and the reason."""
@@ -222,6 +243,11 @@ class FeedRejection(models.Model):
 
     def __str__(self) -> str:
         return f"line {self.line_no}: {self.reason}"
+
+    @property
+    def reason_text(self) -> str:
+        """The reason in the reader's language."""
+        return rejection_reason_text(self.reason)
 
     def masked_raw(self) -> str:
         """The row for display, with anything shaped like an ID or phone number masked

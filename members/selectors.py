@@ -8,8 +8,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.db.models import Q, QuerySet
+from django.db import connection
+from django.db.models import BooleanField, ExpressionWrapper, Q, QuerySet
+from django.db.models.expressions import RawSQL
 from django.http import Http404
+from django.utils import timezone
 
 from portal.choices import Role
 from portal.clock import today_in_shanghai
@@ -108,8 +111,44 @@ def member_monthly_stats(*, member: Member, months: int = 12) -> list[MemberMont
     return list(reversed(stats))
 
 
+#: PostgreSQL advisory-lock class of running feed imports: an import holds the session lock
+#: (this class, its batch id) from the moment its LOADING batch is committed until it ends,
+#: and the database drops it when the process dies, so a lock that is gone means the
+#: process is gone (`members.services.feeds`).
+FEED_RUNNING_LOCK_CLASS = 7_302_000
+#: the advisory lock's second key is an int4
+FEED_RUNNING_LOCK_IDS = 2**31
+#: On SQLite (development) there are no advisory locks: a LOADING batch older than this is
+#: taken for interrupted.
+FEED_LOADING_STALE_AFTER = timedelta(hours=2)
+
+_FEED_PROCESS_ALIVE_SQL = (
+    "EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' "
+    f"AND l.classid = {FEED_RUNNING_LOCK_CLASS}::oid "
+    f"AND l.objid = (members_feedbatch.id %% {FEED_RUNNING_LOCK_IDS})::oid "
+    "AND l.objsubid = 2 AND l.granted)"
+)
+
+
+def feed_batch_process_alive():
+    """An expression: is the import of this batch still running (only meaningful while it
+    is LOADING)?"""
+    if connection.vendor == "postgresql":
+        # a constant statement: no value from outside goes into it
+        return RawSQL(_FEED_PROCESS_ALIVE_SQL, [], output_field=BooleanField())  # noqa: S611
+    return ExpressionWrapper(
+        Q(started_at__gte=timezone.now() - FEED_LOADING_STALE_AFTER), output_field=BooleanField()
+    )
+
+
 def feed_batch_list() -> QuerySet[FeedBatch]:
-    return FeedBatch.objects.select_related("imported_by").order_by("-started_at", "-id")
+    """Feed batches, newest first, each with `process_alive` so a LOADING batch whose
+    process died shows as INTERRUPTED (`FeedBatch.status_shown`)."""
+    return (
+        FeedBatch.objects.select_related("imported_by")
+        .annotate(process_alive=feed_batch_process_alive())
+        .order_by("-started_at", "-id")
+    )
 
 
 def measure_text(method: str, value: int) -> str | int:

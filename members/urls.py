@@ -8,7 +8,10 @@ from . import note_views, views
 urlpatterns = [
     path("", views.member_list_view, name="list"),
     path("feeds/", views.feed_list_view, name="feeds"),
+    path("feeds/upload/", views.feed_upload_view, name="feed-upload"),
     path("feeds/<int:pk>/", views.feed_detail_view, name="feed-detail"),
+    path("feeds/<int:pk>/progress/", views.feed_progress_view, name="feed-progress"),
+    path("feeds/<int:pk>/rejected.csv", views.feed_rejections_export_view, name="feed-rejections"),
     path("schemes/<int:pk>/simulate/", views.scheme_simulate_view, name="scheme-simulate"),
     path("overrides/<int:pk>/decide/", views.tier_override_decide_view, name="override-decide"),
     path("export.csv", views.member_export_view, name="export"),

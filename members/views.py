@@ -3,11 +3,13 @@ request and its decision, feed batches and the scheme simulation (the customer 3
 composed in `operations`)."""
 
 from django.contrib import messages
+from django.core.files.uploadhandler import FileUploadHandler, StopUpload
 from django.core.paginator import Paginator
 from django.http import HttpResponseBadRequest, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.cache import add_never_cache_headers
 from django.utils.translation import gettext as _
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_POST
 
 from portal.approvals import approval_decide, approval_pending_for
@@ -19,13 +21,28 @@ from portal.middleware import client_ip
 from portal.paging import query_without
 from portal.permissions import user_can
 
-from .choices import MemberApproval
-from .exports import CsvExport, member_export, segment_export
+from .choices import FeedStatus, MemberApproval
+from .exports import CsvExport, feed_rejections_export, member_export, segment_export
 from .feeds import looks_like_id_number
-from .forms import DecisionForm, MemberFilterForm, OptOutForm, TierOverrideForm
+from .forms import (
+    DecisionForm,
+    FeedUploadForm,
+    MemberFilterForm,
+    OptOutForm,
+    TierOverrideForm,
+    feed_file_error_text,
+    feed_upload_max_bytes,
+    feed_upload_too_large_text,
+)
 from .models import Segment, TierOverride, TierScheme
 from .selectors import MemberFilters, feed_batch_list, member_get, member_list, member_scope
-from .services import member_marketing_opt_out_set, tier_override_request, tier_simulate
+from .services import (
+    FeedFileError,
+    feed_import,
+    member_marketing_opt_out_set,
+    tier_override_request,
+    tier_simulate,
+)
 
 PAGE_SIZE = 25
 
@@ -163,16 +180,140 @@ def scheme_simulate_view(request, pk: int):
     )
 
 
+def _feed_page_context(request, *, form: FeedUploadForm | None = None) -> dict:
+    page = Paginator(feed_batch_list(), 50).get_page(request.GET.get("page"))
+    can_import = user_can(request.user, "members.import_feed")
+    if can_import and form is None:
+        form = FeedUploadForm()
+    return {
+        "page": page,
+        "can_import": can_import,
+        "form": form if can_import else None,
+        "max_bytes": feed_upload_max_bytes(),
+    }
+
+
 @action_required("members.view_feeds")
 def feed_list_view(request):
-    page = Paginator(feed_batch_list(), 50).get_page(request.GET.get("page"))
-    return render(request, "members/feed_list.html", {"page": page})
+    return render(request, "members/feed_list.html", _feed_page_context(request))
+
+
+class FeedUploadLimit(FileUploadHandler):
+    """Stops reading an upload that grows past the limit, before it fills the disk (a
+    Content-Length can be missing or wrong)."""
+
+    def __init__(self, request, limit: int) -> None:
+        super().__init__(request)
+        self.limit = limit
+        self.exceeded = False
+
+    def receive_data_chunk(self, raw_data, start):
+        if start + len(raw_data) > self.limit:
+            self.exceeded = True
+            raise StopUpload(connection_reset=False)
+        return raw_data
+
+    def file_complete(self, file_size):
+        return None
+
+
+#: room for the form fields and multipart boundaries around the file itself
+_UPLOAD_OVERHEAD_BYTES = 64 * 1024
+
+
+@action_required("members.import_feed")
+@csrf_exempt  # checked below, once the upload handlers are in place (Django's upload docs)
+def feed_upload_view(request):
+    """Upload one feed file on the feeds page and import it with the command's service."""
+    if request.method != "POST":
+        return redirect("members:feeds")
+    limit = feed_upload_max_bytes()
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        declared = 0
+    if declared > limit + _UPLOAD_OVERHEAD_BYTES:
+        # refused before a byte of the body is read; nothing is changed, so no CSRF check
+        messages.error(request, feed_upload_too_large_text())
+        return redirect("members:feeds")
+    guard = FeedUploadLimit(request, limit)
+    request.upload_handlers.insert(0, guard)
+    return _feed_upload(request, guard)
+
+
+@csrf_protect
+def _feed_upload(request, guard: FeedUploadLimit):
+    form = FeedUploadForm(request.POST, request.FILES)
+    if guard.exceeded:
+        messages.error(request, feed_upload_too_large_text())
+        return redirect("members:feeds")
+    if not form.is_valid():
+        return render(
+            request, "members/feed_list.html", _feed_page_context(request, form=form), status=400
+        )
+    upload = form.cleaned_data["file"]
+    try:
+        batch = feed_import(
+            kind=form.cleaned_data["kind"],
+            file=upload.file,
+            file_name=upload.name,
+            actor=request.user,
+        )
+    except FeedFileError as exc:
+        form.add_error("file", feed_file_error_text(exc))
+        return render(
+            request, "members/feed_list.html", _feed_page_context(request, form=form), status=400
+        )
+    summary = (
+        f"received={batch.received} accepted={batch.accepted} "
+        f"duplicates={batch.duplicates} rejected={batch.rejected}"
+    )
+    if batch.status == FeedStatus.REJECTED:
+        messages.warning(
+            request,
+            _("%(summary)s — every row was rejected; nothing was loaded. See the reasons below.")
+            % {"summary": summary},
+        )
+    elif batch.status == FeedStatus.DUPLICATE_FILE:
+        messages.info(
+            request,
+            _("%(summary)s — this file was loaded before; nothing changed.") % {"summary": summary},
+        )
+    else:
+        messages.success(request, _("%(summary)s — the file is loaded.") % {"summary": summary})
+    return redirect("members:feed-detail", pk=batch.pk)
+
+
+def _feed_batch(pk: int):
+    return get_object_or_404(feed_batch_list(), pk=pk)
 
 
 @action_required("members.view_feeds")
 def feed_detail_view(request, pk: int):
-    batch = get_object_or_404(feed_batch_list(), pk=pk)
-    rejections = Paginator(batch.rejections.order_by("line_no"), 100).get_page(
-        request.GET.get("page")
-    )
+    batch = _feed_batch(pk)
+    rejections = Paginator(
+        batch.rejections.select_related("batch").order_by("line_no"), 100
+    ).get_page(request.GET.get("page"))
     return render(request, "members/feed_detail.html", {"batch": batch, "page": rejections})
+
+
+@action_required("members.view_feeds")
+def feed_progress_view(request, pk: int):
+    """The state of one batch as a fragment the feed page polls while it is LOADING; htmx
+    stops polling on status 286 once the import has ended."""
+    batch = _feed_batch(pk)
+    response = render(request, "members/_feed_progress.html", {"batch": batch})
+    if batch.status_shown != FeedStatus.LOADING:
+        response.status_code = 286
+        response["HX-Refresh"] = "true"  # the whole page: counts and rejected rows
+    add_never_cache_headers(response)
+    return response
+
+
+@action_required("members.view_feeds")
+def feed_rejections_export_view(request, pk: int):
+    """The batch's rejected rows as CSV (masked like the page, audited)."""
+    batch = _feed_batch(pk)
+    return _csv_response(
+        feed_rejections_export(user=request.user, batch=batch, ip=client_ip(request))
+    )

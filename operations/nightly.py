@@ -24,6 +24,7 @@ from members.models import Member
 from members.services import (
     asset_feed_missing_days,
     feed_arrival_check,
+    feed_arrival_warning,
     lifecycle_recompute,
     points_expire,
     tier_recompute,
@@ -60,13 +61,7 @@ class NightlyStep:
 
 def _feed_check(business_date: date, run: JobRun) -> StepResult:
     counts = feed_arrival_check(business_date=business_date)
-    warning = ""
-    if counts["missing"]:
-        warning = (
-            f"No {' and '.join(counts['missing'])} feed for {counts['feed_date']} yet: later steps "
-            "use the data that has arrived. Import the missing file(s), then re-run this date."
-        )
-    return counts, warning
+    return counts, feed_arrival_warning(counts)
 
 
 def _tier_chunk(business_date: date, run: JobRun, id_range: IdRange) -> dict:

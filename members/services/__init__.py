@@ -10,7 +10,14 @@ from .activity import (
     member_activity_record_many,
     member_last_active_advance_many,
 )
-from .feeds import FeedFileError, asset_feed_missing_days, feed_arrival_check, feed_import
+from .feeds import (
+    FeedFileError,
+    asset_feed_missing_days,
+    feed_arrival_check,
+    feed_arrival_warning,
+    feed_batches_interrupted_mark,
+    feed_import,
+)
 from .lifecycle import LIFECYCLE_DEFAULTS, lifecycle_recompute
 from .notes import NoteError, followup_note_add, followup_note_done
 from .overrides import tier_override_apply, tier_override_refuse, tier_override_request
@@ -55,6 +62,8 @@ __all__ = [
     "asset_feed_missing_days",
     "expiry_policy",
     "feed_arrival_check",
+    "feed_arrival_warning",
+    "feed_batches_interrupted_mark",
     "feed_import",
     "followup_note_add",
     "followup_note_done",

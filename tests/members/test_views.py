@@ -285,8 +285,7 @@ def test_feed_page_shows_counts_and_the_rejected_row_masked(client, staff, membe
 
     assert response.status_code == 200
     assert "接收 3 = 入库 2 + 重复 0 + 拒收 1" in html  # received = accepted + dup. + rejected
-    assert "unknown branch" in html
-    assert "ZZZ" in html
+    assert "未知网点“ZZZ”" in html  # the reason in the reader's language
     assert f"M1000003,孙三,{PHONE_MASKED},{ID_MASKED},,2024-01-02,ZZZ,,0" in html
     assert PHONE not in html
     assert ID_NUMBER not in html
@@ -312,7 +311,7 @@ def test_feed_page_masks_personal_data_of_a_row_with_the_wrong_column_count(
 
     html = client.get(f"/members/feeds/{batch.pk}/").content.decode()
 
-    assert "expected 9 columns" in html
+    assert "应有 9 列" in html  # "expected 9 columns", in the reader's language
     assert secret not in html
 
 
@@ -327,7 +326,7 @@ def test_feed_page_of_an_assets_feed_shows_the_row_as_received(client, import_cs
     html = client.get(f"/members/feeds/{batch.pk}/").content.decode()
 
     assert "M0000123,2026-01-05,CASH,100.00" in html
-    assert "unknown category" in html
+    assert "未知资产类别“CASH”" in html  # "unknown category", in the reader's language
 
 
 def test_feed_pages_are_refused_to_account_managers(client, staff, members_feed):

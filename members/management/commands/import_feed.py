@@ -4,7 +4,9 @@ import sys
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db import DatabaseError
 
+from members.choices import FeedStatus
 from members.feeds import FEED_FORMATS
 from members.services import FeedFileError, feed_import
 
@@ -32,7 +34,17 @@ class Command(BaseCommand):
             raise CommandError(
                 f"{file}: {exc}. Nothing was imported; fix the file and run again."
             ) from None
-        if batch.rejected:
+        except DatabaseError as exc:
+            raise CommandError(
+                f"{file}: the import stopped on a database error ({exc}). Nothing was kept; "
+                "the feed batch is marked FAILED; run again when the database is back."
+            ) from exc
+        if batch.status == FeedStatus.REJECTED:
+            self.stderr.write(
+                f"Every row was rejected: feed batch #{batch.pk} is REJECTED and nothing was "
+                "loaded. The rows are kept with line and reason (portal: Feeds)."
+            )
+        elif batch.rejected:
             self.stderr.write(
                 f"{batch.rejected} rejected rows are kept with line and reason in feed batch "
                 f"#{batch.pk} (portal: Feeds)."

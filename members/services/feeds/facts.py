@@ -135,9 +135,9 @@ def _stage_rows(cursor, rows: list[tuple]) -> None:
         cursor.executemany("INSERT INTO feed_stage VALUES (%s, %s, %s, %s, %s, %s, %s, %s)", rows)
 
 
-def _import_facts(*, batch: FeedBatch, file: BinaryIO, progress: Progress | None) -> None:
-    tally = _Tally()
-    batch.save()
+def _import_facts(
+    *, batch: FeedBatch, file: BinaryIO, tally: _Tally, progress: Progress | None
+) -> None:
     fact_table, amount_column, count_expr, extra_join = _FACT_SOURCES[batch.kind]
     chunk: list[tuple] = []
     months: dict = {}

@@ -24,13 +24,13 @@ _MEMBER_FIELDS = (
 )
 
 
-def _import_members(*, batch: FeedBatch, file: BinaryIO, progress: Progress | None) -> None:
-    tally = _Tally()
+def _import_members(
+    *, batch: FeedBatch, file: BinaryIO, tally: _Tally, progress: Progress | None
+) -> None:
     branches = dict(Branch.objects.values_list("code", "id"))
     managers: dict[str, int | None] = {}
     seen: dict[str, tuple[int, tuple]] = {}
     pending: list[tuple[int, str, MemberRow, tuple]] = []
-    batch.save()  # the rejections below need its id
 
     def flush() -> None:
         if not pending:

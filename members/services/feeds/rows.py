@@ -18,13 +18,17 @@ from ...models import FeedBatch, FeedRejection
 
 Progress = Callable[[str], None]
 PROGRESS_EVERY_ROWS = 100_000
+#: how often the rows read so far are written where pages see them (`FeedBatch.rows_read`)
+ROWS_READ_EVERY_ROWS = 10_000
 MEMBER_CHUNK_ROWS = 2_000
 #: Feed imports of one kind are serialised on PostgreSQL with this advisory-lock key base.
 _FEED_LOCK_BASE = 7_301_000
 
 
 class FeedFileError(InvalidInput):
-    """The file itself cannot be imported (unreadable, not UTF-8, wrong header)."""
+    """The file itself cannot be imported (unreadable, not UTF-8, wrong header). The message
+    is the English fact kept in the batch and printed by the command; `code` and `details`
+    let a page say it in the reader's language (`members.forms.feed_file_error_text`)."""
 
 
 @dataclass
@@ -35,6 +39,8 @@ class _Tally:
     rejections: list[FeedRejection] = field(default_factory=list)
     first_date: object = None
     last_date: object = None
+    #: called with the rows read so far, every ROWS_READ_EVERY_ROWS rows and at the end
+    rows_read: Callable[[int], None] | None = None
 
     def reject(self, line_no: int, raw: str, field_name: str, reason: str) -> None:
         self.rejections.append(
@@ -66,11 +72,15 @@ def feed_rows(file: BinaryIO, header: tuple[str, ...]) -> Iterator[tuple[int, li
             got = next(reader)
         except StopIteration:
             raise FeedFileError(
-                f"the file is empty; expected the header {','.join(header)}"
+                f"the file is empty; expected the header {','.join(header)}",
+                code="empty",
+                details={"expected": ",".join(header)},
             ) from None
         if tuple(column.strip() for column in got) != header:
             raise FeedFileError(
-                f"wrong header {','.join(got)!r}; expected exactly {','.join(header)!r}"
+                f"wrong header {','.join(got)!r}; expected exactly {','.join(header)!r}",
+                code="wrong_header",
+                details={"found": ",".join(got)[:200], "expected": ",".join(header)},
             )
         for fields in reader:
             if not fields or fields == [""]:
@@ -84,10 +94,11 @@ def feed_rows(file: BinaryIO, header: tuple[str, ...]) -> Iterator[tuple[int, li
     except UnicodeDecodeError as exc:
         raise FeedFileError(
             f"the file is not valid UTF-8 (byte {exc.start} of a read block); "
-            "export it again as UTF-8"
+            "export it again as UTF-8",
+            code="not_utf8",
         ) from None
     except csv.Error as exc:
-        raise FeedFileError(f"the file is not readable CSV: {exc}") from None
+        raise FeedFileError(f"the file is not readable CSV: {exc}", code="not_csv") from None
     finally:
         text.detach()
 
@@ -105,6 +116,8 @@ def _parse_all(batch: FeedBatch, file: BinaryIO, tally: _Tally, progress: Progre
     today = today_in_shanghai()
     for line_no, fields, raw in feed_rows(file, fmt.header):
         tally.received += 1
+        if tally.rows_read and tally.received % ROWS_READ_EVERY_ROWS == 0:
+            tally.rows_read(tally.received)
         if progress and tally.received % PROGRESS_EVERY_ROWS == 0:
             progress(f"{batch.kind}: {tally.received:,} rows read")
         if "\x00" in raw:  # PostgreSQL text cannot hold NUL: keep the row with it escaped
@@ -119,6 +132,8 @@ def _parse_all(batch: FeedBatch, file: BinaryIO, tally: _Tally, progress: Progre
             tally.reject(line_no, raw, exc.field, exc.reason)
             continue
         yield line_no, raw, parsed
+    if tally.rows_read:
+        tally.rows_read(tally.received)
 
 
 def _finish(batch: FeedBatch, tally: _Tally) -> None:
