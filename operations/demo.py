@@ -11,6 +11,7 @@ from __future__ import annotations
 import calendar
 import io
 import random
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -21,14 +22,14 @@ from django.utils import timezone
 
 from benefits.models import Benefit, BenefitGrant, Budget, TierEntitlement
 from benefits.services import entitlement_grants_run
-from members.choices import FeedKind
-from members.models import Tier
+from members.choices import FeedKind, FeedStatus
+from members.models import FeedBatch, Member, Tier
 from members.services import feed_import, tier_recompute
 from portal.choices import ApiScope, BranchLevel, Role
 from portal.clock import SHANGHAI
-from portal.models import ApiToken, Branch, Department, User
+from portal.models import ApiToken, AuditEntry, Branch, Department, User
 from portal.periods import add_months
-from portal.services import api_token_issue, api_token_revoke
+from portal.services import api_token_issue, api_token_revoke, audit_context, audit_record
 
 from .demo_campaigns import demo_campaigns
 from .demo_governance import demo_governance
@@ -277,6 +278,115 @@ def _day_files(
     return assets.getvalue().encode("utf-8"), consumption.getvalue().encode("utf-8")
 
 
+#: audit actions that mark a demo seed: started (organisation, members and feeds are then
+#: committed file by file) and finished (everything after the feeds, in one transaction)
+SEED_STARTED = "demo.seed_started"
+SEED_FINISHED = "demo.seed_finished"
+#: the feed messages that carry how many member rows were read so far
+ROWS_READ = re.compile(r"([\d,]+) rows read")
+
+
+@dataclass(frozen=True)
+class DemoSeedPlan:
+    """What one demo seed is: the same plan always gives the same bank."""
+
+    members: int
+    seed: int
+    as_of: date
+    months: int = 3
+
+    def as_changes(self) -> dict:
+        return {
+            "members": self.members,
+            "seed": self.seed,
+            "as_of": self.as_of.isoformat(),
+            "months": self.months,
+        }
+
+    @classmethod
+    def from_changes(cls, changes: dict) -> DemoSeedPlan:
+        return cls(
+            members=int(changes["members"]),
+            seed=int(changes["seed"]),
+            as_of=date.fromisoformat(changes["as_of"]),
+            months=int(changes.get("months", 3)),
+        )
+
+    def command(self) -> str:
+        return (
+            f"manage.py seed_demo --members {self.members} --seed {self.seed} "
+            f"--as-of {self.as_of.isoformat()}"
+        )
+
+
+START_OVER = (
+    "To start over, recreate the database (SQLite: delete the database file; PostgreSQL: "
+    "dropdb and createdb), then run `manage.py migrate` and `manage.py seed_demo` again."
+)
+
+
+class DemoSeedRefused(Exception):
+    """The database is not empty (or holds another unfinished seed): nothing was written."""
+
+
+class DemoSeedUnfinished(DemoSeedRefused):
+    """Another plan's seed is unfinished in this database: nothing was written."""
+
+
+class DemoSeedStopped(Exception):
+    """A seed stopped at `step`; what it committed can be resumed with the same plan."""
+
+    def __init__(self, *, step: str, plan: DemoSeedPlan, cause: BaseException) -> None:
+        kept = (
+            "Nothing was written"
+            if step == "organisation"
+            else "The members and the feed files loaded so far are kept (each file is "
+            "committed on its own); nothing of the steps after the feeds is"
+        )
+        why = f"{type(cause).__name__}: {cause}" if str(cause) else type(cause).__name__
+        super().__init__(
+            f"seed_demo stopped at step {step!r} ({why}). {kept}. Run `{plan.command()}` "
+            f"again to continue from there (files already loaded are skipped). {START_OVER}"
+        )
+        self.step, self.plan = step, plan
+
+
+def demo_seed_check(plan: DemoSeedPlan) -> bool:
+    """Whether `plan` may seed this database: False for an empty one (a fresh seed), True to
+    resume an unfinished seed of the same plan. A finished demo bank, members that no seed
+    of this plan loaded, or another plan's unfinished seed raise `DemoSeedRefused`, saying
+    how to go on: seeding twice would double the notes, grants and requests."""
+    marks = AuditEntry.objects.filter(action__in=[SEED_STARTED, SEED_FINISHED]).order_by("pk")
+    started = finished = None
+    for mark in marks:
+        if mark.action == SEED_STARTED:
+            started, finished = mark, None
+        else:
+            finished = mark
+    if finished is not None:
+        done = DemoSeedPlan.from_changes(finished.changes)
+        raise DemoSeedRefused(
+            f"This database already holds a demo bank ({done.members:,} members, seed "
+            f"{done.seed}, as of {done.as_of}); seed_demo seeds an empty database only, so "
+            f"nothing was changed (`--if-empty` skips quietly). {START_OVER}"
+        )
+    if started is not None:
+        unfinished = DemoSeedPlan.from_changes(started.changes)
+        if unfinished == plan:
+            return True
+        raise DemoSeedUnfinished(
+            f"An unfinished demo seed is in this database: run `{unfinished.command()}` to "
+            f"finish it (files already loaded are skipped); nothing was changed. {START_OVER}"
+        )
+    count = Member.objects.count()
+    if count:
+        raise DemoSeedRefused(
+            f"This database already has {count:,} members; seed_demo seeds an empty database "
+            f"only, so nothing was changed (`--if-empty` skips quietly). {START_OVER}"
+        )
+    return False
+
+
 def seed_demo_bank(
     *,
     members: int,
@@ -286,38 +396,154 @@ def seed_demo_bank(
     progress: Callable[[str], None] | None = None,
 ) -> dict:
     """Create the demo bank with `months` months of daily feeds, up to the day before
-    `as_of`, graded as if the nightly chain had run on the 2nd of every complete month."""
+    `as_of`, graded as if the nightly chain had run on the 2nd of every complete month.
+
+    Only into an empty database, or to finish an unfinished seed of the same plan
+    (`demo_seed_check`). Organisation, members and feeds are committed file by file, as the
+    warehouse's files are; everything after them is one transaction. A failure raises
+    `DemoSeedStopped` naming the step and the command that continues: a resumed seed skips
+    the files already loaded and gives the same bank as an uninterrupted one."""
     say = progress or (lambda message: None)
+    plan = DemoSeedPlan(members=members, seed=seed, as_of=as_of, months=months)
+    resuming = demo_seed_check(plan)
     rng = random.Random(seed)
     if connection.vendor == "sqlite" and not connection.in_atomic_block:
         # Demo data can be re-seeded, so skip fsyncs while loading ~100 daily files.
         # (SQLite refuses the pragma inside a transaction, e.g. in a test.)
         with connection.cursor() as cursor:
             cursor.execute("PRAGMA synchronous=OFF")
-    staff = demo_organisation()
-    api_key = demo_api_token()
-    say(f"organisation: {len(BRANCHES)} branches, {len(staff)} staff users, an API token")
-    members_file, people = _members_csv(rng, members, as_of)
-    batch = feed_import(
-        kind=FeedKind.MEMBERS,
-        file=io.BytesIO(members_file),
-        file_name=f"members_{as_of:%Y%m%d}.csv",
-    )
-    say(f"members: {batch.accepted:,} accepted, {batch.duplicates:,} already there")
-    start = _same_day_months_back(as_of, months)
-    day, total_rows, month_index = start, 0, 0
-    while day < as_of:
+    step = "organisation"
+    try:
+        with transaction.atomic():
+            staff = demo_organisation()
+            audit_record(actor=None, action=SEED_STARTED, changes=plan.as_changes())
+        if resuming:
+            say(f"resuming the unfinished seed ({plan.command()}): loaded files are skipped")
+        say(f"organisation: {len(BRANCHES)} branches, {len(staff)} staff users, an API token")
+        step = "members"
+        loaded = _loaded_files() if resuming else {}
+        members_file, people = _members_csv(rng, members, as_of)
+        accepted = _demo_feed(
+            FeedKind.MEMBERS, members_file, f"members_{as_of:%Y%m%d}.csv", loaded,
+            progress=_members_progress(say, members),
+        )  # fmt: skip
+        say(f"members: {accepted[0]:,} accepted, {accepted[1]:,} already there")
+        step = "feeds"
+        start = _same_day_months_back(as_of, months)
+        total_rows = _demo_feeds(rng, people, start, as_of, loaded, say)
+        step = "benefits, tiers, campaigns and governance"
+        # One transaction; its bulk writes to tracked tables run in a history context (the
+        # triggers are slow per row without one, STYLE.md "Known traps").
+        with transaction.atomic(), audit_context(job=f"seed_demo {plan.command()}"):
+            _tracked_bulk_writes()
+            api_key, activity = _demo_after_feeds(
+                rng=rng, staff=staff, start=start, as_of=as_of, members=members, say=say
+            )
+            audit_record(actor=None, action=SEED_FINISHED, changes=plan.as_changes())
+    except DemoSeedRefused:
+        raise
+    except (Exception, KeyboardInterrupt) as exc:
+        raise DemoSeedStopped(step=step, plan=plan, cause=exc) from exc
+    return {
+        "staff": staff,
+        "api_token": api_key,
+        "members": members,
+        "feed_rows": total_rows,
+        "first_day": start,
+        "events": activity["events"],
+    }
+
+
+def _tracked_bulk_writes() -> None:
+    """Let the history triggers of this transaction find `pgtrigger.ignore` set (to ignore
+    nothing), as STYLE.md's "Known traps" measures: unset, every tracked row written takes
+    the trigger's exception path."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT set_config('pgtrigger.ignore', '{}', true)")
+
+
+def _loaded_files() -> dict[tuple[str, str], tuple[int, int, int]]:
+    """(kind, file name) → (received, accepted, duplicates) of the files a seed loaded."""
+    return {
+        (kind, name): (received, accepted, duplicates)
+        for kind, name, received, accepted, duplicates in FeedBatch.objects.filter(
+            status=FeedStatus.LOADED
+        ).values_list("kind", "file_name", "received", "accepted", "duplicates")
+    }
+
+
+def _demo_feed(
+    kind: str,
+    content: bytes,
+    file_name: str,
+    loaded: dict,
+    progress: Callable[[str], None] | None = None,
+) -> tuple[int, int, int]:
+    """Load one demo file through `feed_import` (unless a resumed seed loaded it already);
+    returns (accepted, duplicates, received)."""
+    if (kind, file_name) in loaded:
+        received, accepted, duplicates = loaded[kind, file_name]
+        return accepted, duplicates, received
+    batch = feed_import(kind=kind, file=io.BytesIO(content), file_name=file_name, progress=progress)
+    return batch.accepted, batch.duplicates, batch.received
+
+
+def _members_progress(say: Callable[[str], None], total: int) -> Callable[[str], None]:
+    """The members feed's progress as `members 40,000/100,000` lines, about every tenth of
+    the file and at least 10,000 rows apart (a small bank prints none)."""
+    every = max(10_000, total // 10)
+    shown = [0]
+
+    def show(message: str) -> None:
+        found = ROWS_READ.search(message)
+        done = int(found[1].replace(",", "")) if found else 0
+        if shown[0] + every <= done < total:
+            shown[0] = done
+            say(f"members {done:,}/{total:,}")
+
+    return show
+
+
+def _demo_feeds(
+    rng: random.Random,
+    people: list[DemoMember],
+    start: date,
+    as_of: date,
+    loaded: dict,
+    say: Callable[[str], None],
+) -> int:
+    """The daily asset and consumption files from `start` to the day before `as_of`;
+    returns the rows received. A bigger bank reports every few days too."""
+    days = (as_of - start).days
+    every = 7 if len(people) >= 10_000 else days + 1
+    day, total_rows = start, 0
+    for done in range(1, days + 1):
         month_index = (day.year - start.year) * 12 + day.month - start.month
         assets, consumption = _day_files(rng, people, day, month_index)
         for kind, content in ((FeedKind.ASSETS, assets), (FeedKind.CONSUMPTION, consumption)):
-            loaded = feed_import(
-                kind=kind, file=io.BytesIO(content), file_name=f"{kind}_{day:%Y%m%d}.csv"
-            )
-            total_rows += loaded.received
-        if day.day == calendar.monthrange(day.year, day.month)[1] or day + timedelta(1) == as_of:
+            total_rows += _demo_feed(kind, content, f"{kind}_{day:%Y%m%d}.csv", loaded)[2]
+        if day.day == calendar.monthrange(day.year, day.month)[1] or done == days:
             say(f"feeds: up to {day.isoformat()}, {total_rows:,} rows")
+        elif done % every == 0:
+            say(f"feeds {done}/{days} days: up to {day.isoformat()}, {total_rows:,} rows")
         day += timedelta(days=1)
-    demo_benefits(as_of=as_of)
+    return total_rows
+
+
+def _demo_after_feeds(
+    *,
+    rng: random.Random,
+    staff: dict[str, User],
+    start: date,
+    as_of: date,
+    members: int,
+    say: Callable[[str], None],
+) -> tuple[str, dict]:
+    """Everything after the feeds (the caller's one transaction): the API token, benefits
+    and budgets sized to the bank, tiers, entitlement grants, campaigns and governance."""
+    api_key = demo_api_token()
+    demo_benefits(as_of=as_of, members=members)
     say("benefits: catalogue, tier entitlements and budgets")
     # Grade the bank as if it had run every month of the feed window, so that tier history,
     # upgrades and downgrade protection are there to see on day one.
@@ -329,16 +555,40 @@ def seed_demo_bank(
         basis = _months_back(basis, -1)
     granted = _demo_grants_and_redemptions(rng, as_of)
     say(f"benefits: {granted:,} entitlement grants for this period, some already redeemed")
-    activity = demo_campaigns(rng=rng, as_of=as_of, staff=staff, say=say)
+    activity = demo_campaigns(
+        rng=rng,
+        as_of=as_of,
+        staff=staff,
+        say=say,
+        budget_fen=demo_budget_amounts(members)["campaign"],
+    )
     demo_governance(rng=rng, as_of=as_of, staff=staff, say=say)
-    return {
-        "staff": staff,
-        "api_token": api_key,
-        "members": members,
-        "feed_rows": total_rows,
-        "first_day": start,
-        "events": activity["events"],
-    }
+    return api_key, activity
+
+
+#: the demo's default bank, for which the base budgets below were chosen
+BASE_MEMBERS = 2_000
+#: budgets of the default bank in fen: the retail year and quarter (entitlements), the
+#: campaigns' year. The quarter is 750.00 CNY per member; its entitlements need ~95 CNY.
+BASE_BUDGET_FEN = {
+    "annual": 500_000_000,
+    "quarterly": 150_000_000,
+    "campaign": 30_000_000,
+}
+#: budgets are rounded up to whole 10,000.00 CNY
+BUDGET_ROUNDING_FEN = 1_000_000
+
+
+def demo_budget_amounts(members: int) -> dict[str, int]:
+    """The demo budgets (integer fen) for a bank of `members`: the default bank's amounts
+    scaled by members / 2,000 (never below them), rounded up to 10,000.00 CNY — so a bank
+    of any size has the same room per member as the default one."""
+    scale = max(members, BASE_MEMBERS)
+    amounts = {}
+    for name, base in BASE_BUDGET_FEN.items():
+        scaled = -(-base * scale // BASE_MEMBERS)  # ceiling, in integers
+        amounts[name] = -(-scaled // BUDGET_ROUNDING_FEN) * BUDGET_ROUNDING_FEN
+    return amounts
 
 
 # code, zh-Hans, en, category, provider, unit cost (fen), validity days
@@ -384,9 +634,11 @@ ENTITLEMENTS = {
 
 
 @transaction.atomic
-def demo_benefits(*, as_of: date) -> None:
-    """A year budget of the retail department with a quarterly child budget, the benefit
-    catalogue and an entitlement matrix that differs from tier to tier (idempotent)."""
+def demo_benefits(*, as_of: date, members: int = BASE_MEMBERS) -> None:
+    """A year budget of the retail department with a quarterly child budget (sized to the
+    bank, `demo_budget_amounts`), the benefit catalogue and an entitlement matrix that
+    differs from tier to tier (idempotent)."""
+    amounts = demo_budget_amounts(members)
     retail = Department.objects.get(code="RETAIL")
     year_start, year_end = date(as_of.year, 1, 1), date(as_of.year, 12, 31)
     quarter = (as_of.month - 1) // 3
@@ -399,7 +651,7 @@ def demo_benefits(*, as_of: date) -> None:
             "department": retail,
             "period_start": year_start,
             "period_end": year_end,
-            "amount_fen": 500_000_000,
+            "amount_fen": amounts["annual"],
             "alert_percents": [80, 95],
         },
     )
@@ -411,7 +663,7 @@ def demo_benefits(*, as_of: date) -> None:
             "parent": annual,
             "period_start": q_start,
             "period_end": q_end,
-            "amount_fen": 150_000_000,
+            "amount_fen": amounts["quarterly"],
             "alert_percents": [80, 95],
         },
     )

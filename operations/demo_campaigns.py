@@ -35,10 +35,16 @@ def _at(day: date, rng: random.Random, now: datetime) -> str:
 
 
 def demo_campaigns(
-    *, rng: random.Random, as_of: date, staff: dict[str, User], say: Callable[[str], None]
+    *,
+    rng: random.Random,
+    as_of: date,
+    staff: dict[str, User],
+    say: Callable[[str], None],
+    budget_fen: int = 30_000_000,
 ) -> dict:
-    """Create the demo campaigns and replay three weeks of member events (idempotent:
-    campaigns are found by code, events by their event_id)."""
+    """Create the demo campaigns, charged to a year budget of `budget_fen` (sized to the bank
+    by the caller), and replay three weeks of member events (idempotent: campaigns are found
+    by code, events by their event_id)."""
     retail = Department.objects.get(code="RETAIL")
     digital = Department.objects.get(code="DIGITAL")
     operator, approver = staff["operator"], staff["approver"]
@@ -51,7 +57,7 @@ def demo_campaigns(
             "department": digital,
             "period_start": date(as_of.year, 1, 1),
             "period_end": date(as_of.year, 12, 31),
-            "amount_fen": 30_000_000,  # 300,000.00 CNY
+            "amount_fen": budget_fen,
             "alert_percents": [80, 95],
         },
     )
@@ -169,10 +175,13 @@ def demo_campaigns(
     events = _demo_events(rng, as_of, Member.objects.values_list("member_no", "lifecycle_stage"))
     client = staff["mobile_banking"]
     accepted = completions = 0
+    report_every = 100_000 if len(events) > 200_000 else len(events) + 1
     for start in range(0, len(events), 500):
         result = events_ingest(events=events[start : start + 500], client=client)
         accepted += result.accepted
         completions += result.completions
+        if (start + 500) % report_every < 500 and start + 500 < len(events):
+            say(f"member events {start + 500:,}/{len(events):,}")
     say(f"member events: {accepted:,} accepted, {completions:,} task completions")
     return {"events": accepted, "completions": completions}
 
