@@ -16,11 +16,13 @@ from datetime import date, timedelta
 import pytest
 from django.core.management import call_command
 from django.db.models import Sum
+from django.utils import translation
 
 from benefits.choices import EntitlementPeriod
 from benefits.models import BenefitGrant, Budget, BudgetAlert, BudgetEntry, TierEntitlement
 from benefits.services import (
     BudgetNotOpen,
+    BudgetProposalError,
     budget_alerts_raise,
     budget_create_request,
     budget_for_date,
@@ -217,9 +219,14 @@ def test_budgets_of_one_line_cannot_overlap(lounge_line, make_user):
         "alert_percents": [],
     }
 
-    with pytest.raises(Exception, match="LOUNGE-26Q4 of line LOUNGE already covers") as refused:
+    with (
+        translation.override("en"),
+        pytest.raises(
+            BudgetProposalError, match="LOUNGE-26Q4 of line LOUNGE already covers"
+        ) as refused,
+    ):
         budget_create_request(values=values, actor=operator)
-    assert getattr(refused.value, "field", None) == "line"
+    assert refused.value.field == "line"
 
     values.update(period_start="2027-01-01", period_end="2027-03-31")
     assert budget_create_request(values=values, actor=operator) is not None

@@ -17,6 +17,7 @@ import pytest
 from django.conf import settings
 from django.core.management import call_command
 from django.db import connection
+from django.utils import translation
 
 from members.choices import FeedStatus
 from members.feeds import REJECTION_REASONS, rejection_reason_known, rejection_reason_text
@@ -379,5 +380,8 @@ def test_every_reason_the_feeds_write_has_a_translatable_template(import_csv, me
 def test_a_reason_is_shown_through_its_translation_with_its_values():
     reason = "unknown branch 'ZZZ'"
 
-    assert rejection_reason_text(reason) == "unknown branch 'ZZZ'"
-    assert rejection_reason_text("something new") == "something new"
+    with translation.override("en"):
+        assert rejection_reason_text(reason) == "unknown branch 'ZZZ'"
+    with translation.override("zh-hans"):
+        assert rejection_reason_text(reason) == "未知网点“ZZZ”"
+        assert rejection_reason_text("something new") == "something new"

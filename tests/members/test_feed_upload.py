@@ -31,6 +31,14 @@ MEMBERS_HEADER = (
 PHONE, ID_NUMBER = "13987654321", "110101198505056789"
 
 
+@pytest.fixture(autouse=True)
+def english(client, settings):
+    """The pages read in English here (the messages are matched as written); the Chinese
+    of the feed pages is checked in test_views.py and the catalogue's completeness in
+    tests/portal/test_translations.py."""
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
+
+
 @pytest.fixture
 def operator(make_user):
     return make_user(Role.PRODUCT_OPERATOR, username="operator", branch="HO")
