@@ -80,11 +80,12 @@ def _forget_broker_connections() -> None:
 
 
 @contextmanager
-def portal_app_on_broker(url: str) -> Iterator[None]:
-    """This process runs tasks eagerly (no REDIS_URL); send them to `url` instead, for now."""
+def portal_app_on_broker(url: str, result_backend: str | None) -> Iterator[None]:
+    """This process runs tasks eagerly (no REDIS_URL); send them to `url` (results to
+    `result_backend`, None for none) instead, for now."""
     names = ("task_always_eager", "broker_url", "result_backend")
     saved = {name: celery_app.conf[name] for name in names}
-    celery_app.conf.update(task_always_eager=False, broker_url=url, result_backend=url)
+    celery_app.conf.update(task_always_eager=False, broker_url=url, result_backend=result_backend)
     _forget_broker_connections()
     try:
         yield
@@ -204,7 +205,7 @@ def result_of(async_result, worker: Worker):
 def on_redis() -> Iterator[None]:
     if not redis_answers(REDIS_URL):
         pytest.skip(f"needs Redis: nothing answers at {REDIS_URL} (start redis-server)")
-    with portal_app_on_broker(REDIS_URL):
+    with portal_app_on_broker(REDIS_URL, REDIS_URL):
         yield
 
 

@@ -14,7 +14,6 @@ from datetime import timedelta
 import pytest
 from django.conf import settings
 from django.utils import timezone
-from kombu import pools
 
 from config.celery import app as celery_app
 from operations.forms import NIGHTLY_RUN_DAYS_BACK
@@ -24,20 +23,11 @@ from portal.choices import JobStatus, Role
 from portal.clock import today_in_shanghai
 from portal.models import AuditEntry, JobRun
 from portal.permissions import PERMISSION_MATRIX
+from tests.operations.test_celery_worker import portal_app_on_broker
 
 TODAY = today_in_shanghai()
 DAY = TODAY - timedelta(days=3)
 ROLES = list(Role)
-
-
-def _forget_broker_connections() -> None:
-    """Drop the app's cached broker pool and result backend so new settings take effect."""
-    pools.reset()
-    celery_app._pool = None
-    if "amqp" in celery_app.__dict__:
-        celery_app.__dict__["amqp"]._producer_pool = None
-    celery_app._backend_cache = None
-    celery_app._local.__dict__.pop("backend", None)
 
 
 def _port_nobody_listens_on() -> int:
@@ -46,30 +36,20 @@ def _port_nobody_listens_on() -> int:
         return probe.getsockname()[1]
 
 
-def _portal_on_broker(url: str, result_backend: str | None) -> Iterator[None]:
-    names = ("task_always_eager", "broker_url", "result_backend")
-    saved = {name: celery_app.conf[name] for name in names}
-    celery_app.conf.update(task_always_eager=False, broker_url=url, result_backend=result_backend)
-    _forget_broker_connections()
-    try:
-        yield
-    finally:
-        _forget_broker_connections()
-        celery_app.conf.update(saved)
-
-
 @pytest.fixture
 def broker_down() -> Iterator[None]:
     """Celery sends tasks (not eager) to a Redis broker and result store that are down."""
     url = f"redis://127.0.0.1:{_port_nobody_listens_on()}/0"
-    yield from _portal_on_broker(url, url)
+    with portal_app_on_broker(url, url):
+        yield
 
 
 @pytest.fixture
 def broker_up() -> Iterator[None]:
     """Celery sends tasks to a broker that takes them (kombu's in-memory transport; no
     worker consumes them here)."""
-    yield from _portal_on_broker("memory://", None)
+    with portal_app_on_broker("memory://", None):
+        yield
 
 
 @pytest.fixture
