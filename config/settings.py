@@ -6,11 +6,13 @@ DJANGO_ENV=production the process refuses to start without SECRET_KEY, ALLOWED_H
 and DATABASE_URL.
 """
 
+import ipaddress
 import sys
 from datetime import timedelta
 from pathlib import Path
 
 import environ
+from csp.constants import NONCE, NONE, SELF, UNSAFE_INLINE
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
@@ -27,7 +29,7 @@ PRODUCTION = DJANGO_ENV == "production"
 if PRODUCTION:
     missing = [
         name
-        for name in ("SECRET_KEY", "ALLOWED_HOSTS", "DATABASE_URL")
+        for name in ("SECRET_KEY", "ALLOWED_HOSTS", "DATABASE_URL", "PERSONAL_DATA_KEYS")
         if not env.str(name, default="").strip()
     ]
     if missing:
@@ -38,6 +40,14 @@ if PRODUCTION:
         )
 
 SECRET_KEY = env.str("SECRET_KEY", default="dev-only-insecure-key-change-me")
+#: Keys of personal data at rest (phone and ID number: portal/crypto.py), comma separated
+#: `key-id:base64 of 32 bytes`, the current key first, older ones after it until
+#: `manage.py personal_data_key rotate` has moved every row off them (docs/operations.md).
+#: Outside production a fixed, published development key stands in: never for real data.
+PERSONAL_DATA_KEYS = env.list(
+    "PERSONAL_DATA_KEYS",
+    default=[] if PRODUCTION else ["dev:ZGV2ZWxvcG1lbnQtb25seSBrZXksIG5vdCBzZWNyZXQ="],
+)
 DEBUG = env.bool("DEBUG", default=not PRODUCTION)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
 
@@ -72,14 +82,23 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Content-Security-Policy (CONTENT_SECURITY_POLICY below), then inside it our headers:
+    # the admin's CSP allowances, Permissions-Policy, no-store on customer data.
+    "csp.middleware.CSPMiddleware",
+    "portal.security_headers.SecurityHeadersMiddleware",
     # JSON errors for every /api/ address, also those raised outside a DRF view (404, 500,
     # 503 for a database outage with Retry-After): near the top, so it sees every layer.
     "portal.api.middleware.ApiErrorMiddleware",
+    # 400 for NUL or control characters in the path, query or form values (never a 500
+    # from the database), before any view or the CSRF check reads them.
+    "portal.input_guard.InputGuardMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # A session of a system integration account is ended and refused (API token only).
+    "portal.accounts.SystemAccountSessionMiddleware",
     # pghistory's HistoryMiddleware (+ client address): every write of a request is recorded
     # with its user and URL in the audit trail (PostgreSQL only).
     "portal.middleware.AuditContextMiddleware",
@@ -139,7 +158,8 @@ AUTHENTICATION_BACKENDS = [
     # would escape throttling); tests log in with force_login or pass request=HttpRequest().
     "axes.backends.AxesStandaloneBackend",
     "rules.permissions.ObjectPermissionBackend",
-    "django.contrib.auth.backends.ModelBackend",
+    # Django's ModelBackend, refusing system integration accounts (API token only).
+    "portal.accounts.StaffModelBackend",
 ]
 #: Bank policy: at least PASSWORD_MIN_LENGTH characters (never fewer than 10, whatever the
 #: environment says), not like the user's name or e-mail, not common, not only digits.
@@ -208,6 +228,43 @@ AXES_RESET_ON_SUCCESS = True
 #: 429 Too Many Requests with the lockout page (how long the lock lasts, whom to contact).
 AXES_HTTP_RESPONSE_CODE = 429
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+#: Attempts are counted per client address as the audit trail records it (TRUSTED_PROXIES).
+AXES_CLIENT_IP_CALLABLE = "portal.middleware.client_ip"
+
+# --- Client address behind a reverse proxy -----------------------------------------------
+#: Addresses or CIDR networks of our own reverse proxies / load balancers, comma separated.
+#: Only a request whose peer (REMOTE_ADDR) is one of them has its X-Forwarded-For read; the
+#: client is then the right-most address there that is not a trusted proxy. Empty (the
+#: default): REMOTE_ADDR is the client and X-Forwarded-For is ignored, as it must be when
+#: the portal is reached directly. Used by the audit trail and by login throttling alike
+#: (portal.middleware.client_ip).
+TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
+for _proxy in TRUSTED_PROXIES:  # a typo must stop the start, not trust nobody (or everybody)
+    try:
+        ipaddress.ip_network(_proxy, strict=False)
+    except ValueError as bad:
+        raise ImproperlyConfigured(f"TRUSTED_PROXIES: {bad} (addresses or CIDRs)") from bad
+
+# --- Content-Security-Policy (django-csp) ------------------------------------------------
+#: Scripts from the portal only, or inline with the request's nonce; what the admin theme
+#: needs on top is added on its pages only (portal/security_headers.py, which also explains
+#: the style decisions).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE],
+        "style-src": [SELF, NONCE],
+        "style-src-elem": [SELF, NONCE],
+        "style-src-attr": [UNSAFE_INLINE],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "frame-ancestors": [NONE],
+        "form-action": [SELF],
+    },
+}
 
 # --- REST API -------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -221,12 +278,22 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "portal.api.exceptions.exception_handler",
+    # JSON only (no API view takes a form): numbers as Decimal, NUL and deep nesting a 400
+    "DEFAULT_PARSER_CLASSES": ["portal.api.parsers.JSONParser"],
     "COERCE_DECIMAL_TO_STRING": True,
 }
 #: the largest feed file the portal's upload takes (bigger ones: the import_feed command)
 FEED_UPLOAD_MAX_BYTES = env.int("FEED_UPLOAD_MAX_BYTES", default=200 * 1024 * 1024)
 #: the `Retry-After` of the API's 503 when the database is unavailable, in seconds
 API_RETRY_AFTER_SECONDS = env.int("API_RETRY_AFTER_SECONDS", default=5)
+#: the largest request body (not counting uploaded files) in bytes — Django's default,
+#: stated: a full batch of 1,000 events is about 230 KB; an API request over it is answered
+#: 413 `request_too_large` (portal.api.middleware)
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=2_621_440)
+#: searches by a full ID or mobile number (audited like a reveal) a user may make per window
+#: (members/services/personal_search.py)
+PERSONAL_SEARCH_LIMIT = env.int("PERSONAL_SEARCH_LIMIT", default=20)
+PERSONAL_SEARCH_WINDOW_MINUTES = env.int("PERSONAL_SEARCH_WINDOW_MINUTES", default=60)
 SPECTACULAR_SETTINGS = {
     "TITLE": "Membership Operations Portal API",
     "DESCRIPTION": "Member centre, member events, approvals and configuration (docs/api.md).",
@@ -239,6 +306,11 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     # Campaign targeting and task offers both use the lifecycle stage choices: one enum name.
     "ENUM_NAME_OVERRIDES": {"LifecycleStageEnum": "members.choices.LifecycleStage"},
+    # Every operation's error answers with their JSON body, and the request limit below.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "portal.api.schema.error_responses",
+    ],
 }
 
 # --- Celery -----------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils.translation import gettext_lazy as _
 
+from portal.crypto import DigestField, EncryptedTextField
 from portal.masking import (
     mask_id_number,
     mask_members_row,
@@ -64,14 +65,18 @@ MEMBER_AUDITED_FIELDS = [
 class Member(models.Model):
     """A retail customer in the membership programme. `member_no` is the business key.
 
-    Phone and ID number are stored as given and shown masked everywhere
-    (`masked_phone`, `masked_id_number`); only an audited reveal shows them.
+    Phone and ID number are encrypted at rest (`portal.crypto`; the attributes are the
+    clear values, the columns and the history table hold ciphertext), found by exact search
+    only through their keyed hashes (`phone_digest`, `id_number_digest`), and shown masked
+    everywhere (`masked_phone`, `masked_id_number`); only an audited reveal shows them.
     """
 
     member_no = models.CharField(_("member no."), max_length=32)
     name = models.CharField(_("name"), max_length=100)
-    phone = models.CharField(_("phone"), max_length=32, blank=True)
-    id_number = models.CharField(_("ID number"), max_length=32, blank=True)
+    phone = EncryptedTextField(_("phone"), blank=True)
+    id_number = EncryptedTextField(_("ID number"), blank=True)
+    phone_digest = DigestField(_("phone (keyed hash)"), source="phone")
+    id_number_digest = DigestField(_("ID number (keyed hash)"), source="id_number")
     birth_date = models.DateField(_("birth date"), null=True, blank=True)
     registered_at = models.DateTimeField(_("registered at"))
     branch = models.ForeignKey(
@@ -149,7 +154,8 @@ class Member(models.Model):
         constraints = [models.UniqueConstraint(fields=["member_no"], name="member_no_unique")]
         indexes = [
             models.Index(fields=["account_manager", "member_no"]),
-            models.Index(fields=["id_number"], name="member_id_number_idx"),
+            models.Index(fields=["id_number_digest"], name="member_id_number_digest_idx"),
+            models.Index(fields=["phone_digest"], name="member_phone_digest_idx"),
         ]
 
     def __str__(self) -> str:
@@ -228,13 +234,15 @@ class FeedBatch(models.Model):
 
 
 class FeedRejection(models.Model):
-    """A refused feed row, kept with its line number, the row as received and the reason."""
+    """A refused feed row, kept with its line number, the row as received and the reason.
+    The row is encrypted at rest like a member's phone and ID number (a members row carries
+    them, and a refused row may have them in any column); it is shown masked."""
 
     batch = models.ForeignKey(FeedBatch, on_delete=models.CASCADE, related_name="rejections")
     line_no = models.IntegerField(_("line"))
     field = models.CharField(_("field"), max_length=32, blank=True)
     reason = models.CharField(_("reason"), max_length=255)
-    raw = models.TextField(_("row as received"))
+    raw = EncryptedTextField(_("row as received"), purpose="feed row")
 
     class Meta:
         ordering = ["batch", "line_no"]

@@ -4,6 +4,7 @@ the inactivity timeout of sessions, the bank's password policy, CSRF on the log-
 
 from __future__ import annotations
 
+import base64
 import os
 import secrets
 import subprocess
@@ -318,6 +319,7 @@ def test_deploy_checks_pass_with_production_settings():
         SECRET_KEY=secrets.token_urlsafe(50),
         ALLOWED_HOSTS="portal.example.bank",
         DATABASE_URL=os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/portal"),
+        PERSONAL_DATA_KEYS="deploy:" + base64.b64encode(secrets.token_bytes(32)).decode(),
     )
 
     result = subprocess.run(  # noqa: S603 - fixed argument list, no shell

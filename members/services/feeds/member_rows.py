@@ -56,7 +56,8 @@ def _import_members(
             upserts,
             update_conflicts=True,
             unique_fields=["member_no"],
-            update_fields=[*_MEMBER_FIELDS, "updated_at"],
+            # the keyed hashes of phone and ID number are filled by their fields on insert
+            update_fields=[*_MEMBER_FIELDS, "phone_digest", "id_number_digest", "updated_at"],
         )
         pending.clear()
         if progress:
