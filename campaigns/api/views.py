@@ -2,31 +2,21 @@
 
 from __future__ import annotations
 
-import json
-from decimal import Decimal
-
-from drf_spectacular.utils import OpenApiExample, extend_schema, inline_serializer
+from django.utils import translation
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiResponse,
+    extend_schema,
+    inline_serializer,
+)
 from rest_framework import serializers, status
-from rest_framework.exceptions import ParseError
-from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from portal.api.parsers import EventJSONParser
 from portal.permissions import MatrixPermission
 
 from ..services import events_ingest
-
-
-class DecimalJSONParser(JSONParser):
-    """JSON with numbers read as `Decimal`: an amount sent as a JSON number is never a float."""
-
-    def parse(self, stream, media_type=None, parser_context=None):
-        encoding = (parser_context or {}).get("encoding", "utf-8")
-        try:
-            return json.loads(stream.read().decode(encoding), parse_float=Decimal)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise ParseError(f"The body is not valid JSON: {exc}") from None
-
 
 _EVENT = inline_serializer(
     "MemberEvent",
@@ -49,7 +39,8 @@ class EventBatchView(APIView):
     permission_classes = [MatrixPermission]
     action_required = "campaigns.post_events"
     write_action_required = "campaigns.post_events"
-    parser_classes = [DecimalJSONParser]
+    # NUL inside an event's strings refuses that event alone (campaigns.events)
+    parser_classes = [EventJSONParser]
 
     @extend_schema(
         request=inline_serializer("EventBatch", {"events": _EVENT}),
@@ -61,7 +52,11 @@ class EventBatchView(APIView):
                     "duplicates": serializers.IntegerField(),
                     "rejected": serializers.ListField(child=serializers.JSONField()),
                 },
-            )
+            ),
+            413: OpenApiResponse(
+                description="More than 1,000 events (`batch_too_large`, with `max`), or a body "
+                "larger than the API takes (`request_too_large`)."
+            ),
         },
         examples=[
             OpenApiExample(
@@ -94,5 +89,9 @@ class EventBatchView(APIView):
             )
         # more than MAX_EVENTS_PER_BATCH: 413 `batch_too_large` with `max` (the exception
         # handler answers BatchTooLarge)
-        result = events_ingest(events=body["events"], client=request.user)
+        # Refusal reasons read as API.md writes them (English) for a client that names no
+        # language; one that sends Accept-Language (e.g. zh-Hans) gets them in it.
+        language = translation.get_language() if "HTTP_ACCEPT_LANGUAGE" in request.META else "en"
+        with translation.override(language):
+            result = events_ingest(events=body["events"], client=request.user)
         return Response(result.as_response())

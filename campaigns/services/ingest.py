@@ -49,6 +49,7 @@ from django.conf import settings
 from django.db import IntegrityError, OperationalError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from benefits.models import Benefit, Budget
 from benefits.services import BudgetExhausted, budget_consume, budget_consume_many, grant_create
@@ -128,13 +129,22 @@ def events_ingest(*, events: list, client) -> IngestResult:
     its reasons; accepted events advance task progress and issue rewards in the same
     transaction. received = accepted + duplicates + rejected, recorded as an `EventBatch`.
 
+    Whatever shape an event arrives in, it is refused on its own (`events.event_parse`) and
+    never fails the batch. The refusals kept in `EventBatch.rejections` are the ones
+    answered: index, reasons and the event_id made safe (`events.event_id_echo`: null unless
+    a string, at most 64 characters, NUL and other control characters replaced by U+FFFD),
+    so a NUL never reaches PostgreSQL.
+
     A deadlock with a concurrent batch (both touching the same members) rolls the whole
     batch back and retries it; nothing is half-written.
     """
     if len(events) > MAX_EVENTS_PER_BATCH:
         raise BatchTooLarge(
-            f"At most {MAX_EVENTS_PER_BATCH} events per request; this one has {len(events)}. "
-            "Split it into smaller batches.",
+            _(
+                "At most %(max)d events per request; this one has %(count)d. Split it into "
+                "smaller batches."
+            )
+            % {"max": MAX_EVENTS_PER_BATCH, "count": len(events)},
             details={"max": MAX_EVENTS_PER_BATCH},
         )
     now = timezone.now()
@@ -177,11 +187,13 @@ def _ingest(*, parsed: list[EventRow], refused: list[EventRefusal], client, now:
     for row in parsed:
         member = members.get(row.member_no)
         if member is None:
-            refused.append(EventRefusal(row.index, row.event_id, {"member_no": ["unknown member"]}))
+            refused.append(
+                EventRefusal(row.index, row.event_id, {"member_no": [_("unknown member")]})
+            )
         elif member[3] == "CLOSED":
             refused.append(
                 EventRefusal(
-                    row.index, row.event_id, {"member_no": ["the member's account is closed"]}
+                    row.index, row.event_id, {"member_no": [_("the member's account is closed")]}
                 )
             )
         elif row.event_id in seen:
@@ -307,7 +319,7 @@ def _advance_tasks(rows: list[EventRow], *, members: dict, today: date) -> list[
     offered: set[tuple[int, int, str]] = set()
     task_by_id = {task.id: task for task in tasks}
     for row in rows:
-        member_id, tier_id, stage, _, opted_out = members[row.member_no]
+        member_id, tier_id, stage, _status, opted_out = members[row.member_no]
         day = row.occurred_on
         for task in by_type.get(row.type, ()):
             if not task.starts_on <= day <= task.ends_on or row.amount_fen < task.min_amount_fen:
