@@ -3,8 +3,10 @@
 
 from django.urls import path
 
+import portal.converters  # noqa: F401 - registers the <member_no:…> path converter
+
 from . import views
 
 customer_patterns = [
-    path("<str:member_no>/feedback/", views.benefit_feedback_view, name="feedback"),
+    path("<member_no:member_no>/feedback/", views.benefit_feedback_view, name="feedback"),
 ]

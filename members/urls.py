@@ -3,6 +3,8 @@ with the customer 360 page of `operations` and the benefit feedback of `benefits
 
 from django.urls import path
 
+import portal.converters  # noqa: F401 - registers the <member_no:…> path converter
+
 from . import note_views, views
 
 urlpatterns = [
@@ -16,8 +18,10 @@ urlpatterns = [
     path("overrides/<int:pk>/decide/", views.tier_override_decide_view, name="override-decide"),
     path("export.csv", views.member_export_view, name="export"),
     path("segments/<int:pk>/export.csv", views.segment_export_view, name="segment-export"),
-    path("<str:member_no>/override/", views.tier_override_request_view, name="override-request"),
-    path("<str:member_no>/notes/", note_views.note_add_view, name="note-add"),
-    path("<str:member_no>/notes/<int:pk>/done/", note_views.note_done_view, name="note-done"),
-    path("<str:member_no>/opt-out/", views.member_opt_out_view, name="opt-out"),
+    path(
+        "<member_no:member_no>/override/", views.tier_override_request_view, name="override-request"
+    ),
+    path("<member_no:member_no>/notes/", note_views.note_add_view, name="note-add"),
+    path("<member_no:member_no>/notes/<int:pk>/done/", note_views.note_done_view, name="note-done"),
+    path("<member_no:member_no>/opt-out/", views.member_opt_out_view, name="opt-out"),
 ]

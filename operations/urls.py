@@ -3,6 +3,8 @@
 
 from django.urls import path
 
+import portal.converters  # noqa: F401 - registers the <member_no:…> path converter
+
 from . import customer_views, views
 from .dashboard import views as dashboard_views
 
@@ -18,6 +20,6 @@ urlpatterns = [
 
 #: the customer 360 page and its reveal, under /members/<member_no>/ in the members namespace
 customer_patterns = [
-    path("<str:member_no>/", customer_views.member_detail_view, name="detail"),
-    path("<str:member_no>/reveal/", customer_views.member_reveal_view, name="reveal"),
+    path("<member_no:member_no>/", customer_views.member_detail_view, name="detail"),
+    path("<member_no:member_no>/reveal/", customer_views.member_reveal_view, name="reveal"),
 ]

@@ -6,11 +6,16 @@ PostgreSQL triggers record for every change of configuration and member data
 The field-level history exists on PostgreSQL only: SQLite has no triggers, and pghistory's
 aggregate query (`pghistory.models.Events`) fails there. `field_trail_available()` tells.
 Personal data (phone, ID number) is masked in everything these return.
+
+The object filter takes a row id or a member number: a member number finds the member's own
+history and that of the rows that belong to the member (notes, tier requests, grants…), in
+both the field changes and the recorded actions (`named_objects`).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -20,13 +25,15 @@ from decimal import Decimal
 from django.apps import apps
 from django.conf import settings
 from django.db import connection
-from django.db.models import OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models import Model, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.fields import CharField
+from django.db.models.functions import Cast
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from pghistory.models import Event
 
+from .converters import MEMBER_NO_PATTERN
 from .masking import mask_id_number, mask_phone
 from .models import AuditEntry, User
 
@@ -35,12 +42,15 @@ __all__ = [
     "AuditFilters",
     "FieldChange",
     "FieldChangeList",
+    "NamedObjects",
     "audit_entry_list",
     "audit_model_choices",
     "field_change_list",
     "field_trail_available",
     "history_models",
     "masked_changes",
+    "named_objects",
+    "object_id_valid",
 ]
 
 #: Apps whose models the audit page offers in its model filter.
@@ -106,6 +116,114 @@ def audit_model_choices() -> list[tuple[str, str]]:
     return sorted(choices, key=lambda choice: choice[0])
 
 
+#: what the object filter takes: a row id, or a member number as the members feed takes it
+_OBJECT_ID = re.compile(MEMBER_NO_PATTERN)
+#: a row id fits a bigint; longer digits can only be a member number
+_ROW_ID = re.compile(r"[0-9]{1,18}")
+#: the field by which a tracked model is named in the object filter (a member by number)
+NUMBER_FIELD = "member_no"
+
+
+@dataclass(frozen=True)
+class NamedObjects:
+    """The rows an object filter names: one row id of any table (`row_id`), or the objects
+    whose member number it is (`owners`: tracked model → their ids), with every row that
+    belongs to them. `valid` is False for text that is neither (the filter matches nothing)."""
+
+    valid: bool
+    row_id: int | None = None
+    owners: dict[type[Model], list[int]] = field(default_factory=dict)
+
+    @property
+    def found(self) -> bool:
+        return self.row_id is not None or any(self.owners.values())
+
+    def history_condition(self, model: type[Event]) -> Q | None:
+        """Rows of the history table `model` about the named objects (None: no row can be)."""
+        if self.row_id is not None:
+            return Q(pgh_obj_id=self.row_id)
+        condition = Q()
+        if ids := self.owners.get(model.pgh_tracked_model):
+            condition |= Q(pgh_obj_id__in=ids)
+        for f in _owner_fields(model):
+            if ids := self.owners.get(f.related_model):
+                condition |= Q(**{f"{f.attname}__in": ids})
+        return condition or None
+
+    def entry_condition(self) -> Q | None:
+        """The service entries (`AuditEntry`) about the named objects, or None."""
+        if self.row_id is not None:
+            return Q(object_id=str(self.row_id))
+        condition = Q()
+        for owner, ids in self.owners.items():
+            if not ids:
+                continue
+            condition |= Q(object_type=owner._meta.label_lower, object_id__in=[str(i) for i in ids])
+            for tracked in _tracked_models():
+                for f in _owner_fields(tracked):
+                    if f.related_model is owner:
+                        owned = tracked._default_manager.filter(**{f"{f.attname}__in": ids})
+                        condition |= Q(
+                            object_type=tracked._meta.label_lower,
+                            object_id__in=owned.values_list(
+                                Cast("pk", output_field=CharField()), flat=True
+                            ),
+                        )
+        return condition or None
+
+
+def _owner_fields(model: type[Model]) -> list:
+    """The foreign keys of `model` (a history table or a tracked model) to a model named by
+    member number: the rows that belong to a member."""
+    numbered = _numbered_models()
+    return [
+        f
+        for f in model._meta.concrete_fields
+        if f.is_relation and not f.name.startswith("pgh_") and f.related_model in numbered
+    ]
+
+
+def _tracked_models() -> list[type[Model]]:
+    return [model.pgh_tracked_model for model in history_models()]
+
+
+def _numbered_models() -> list[type[Model]]:
+    """The tracked models named by a member number (the member)."""
+    return [
+        model
+        for model in _tracked_models()
+        if NUMBER_FIELD in {f.name for f in model._meta.concrete_fields}
+    ]
+
+
+def object_id_valid(object_id: str) -> bool:
+    """True for what the object filter takes: a row id or a member number."""
+    return bool(_OBJECT_ID.fullmatch(object_id.strip()))
+
+
+def named_objects(object_id: str) -> NamedObjects:
+    """What an object filter's text names: digits a row id; otherwise a member number, the
+    member found by its number now or in its recorded history (a deleted member too)."""
+    text = object_id.strip()
+    if not object_id_valid(text):
+        return NamedObjects(valid=False)
+    if _ROW_ID.fullmatch(text):
+        return NamedObjects(valid=True, row_id=int(text))
+    owners = {}
+    for model in _numbered_models():
+        ids = set(
+            model._default_manager.filter(**{NUMBER_FIELD: text}).values_list("pk", flat=True)
+        )
+        if field_trail_available():
+            ids.update(
+                model.pgh_event_model.objects.filter(**{NUMBER_FIELD: text}).values_list(
+                    "pgh_obj_id", flat=True
+                )
+            )
+        owners[model] = sorted(ids)
+    return NamedObjects(valid=True, owners=owners)
+
+
 def _actor(username: str) -> User | None:
     return User.objects.filter(username=username).first() if username else None
 
@@ -123,7 +241,10 @@ def audit_entry_list(*, filters: AuditFilters) -> QuerySet[AuditEntry]:
     if filters.action:
         entries = entries.filter(action__startswith=filters.action)
     if filters.object_id:
-        entries = entries.filter(object_id=filters.object_id)
+        condition = named_objects(filters.object_id).entry_condition()
+        if condition is None:
+            return entries.none()
+        entries = entries.filter(condition)
     start, end = filters.period()
     if start:
         entries = entries.filter(at__gte=start)
@@ -224,20 +345,23 @@ class FieldChangeList(Sequence):
         self.filters = filters
         self._actor_missing = False
         self._actor_id: int | None = None
+        self._named = named_objects(filters.object_id) if filters.object_id else None
         if filters.actor:
             actor = _actor(filters.actor)
             self._actor_missing = actor is None
             self._actor_id = actor.pk if actor else None
 
-    def _arm(self, model: type[Event]) -> QuerySet:
+    def _arm(self, model: type[Event]) -> QuerySet | None:
+        """The keys of one history table's matching rows; None if none can match."""
         rows = model.objects.all()
         f = self.filters
         if f.kind:
             rows = rows.filter(pgh_label=f.kind)
-        if f.object_id:
-            if not f.object_id.isdigit():
-                return rows.none()
-            rows = rows.filter(pgh_obj_id=int(f.object_id))
+        if self._named is not None:
+            condition = self._named.history_condition(model)
+            if condition is None:
+                return None
+            rows = rows.filter(condition)
         if self._actor_id is not None:
             rows = rows.filter(pgh_context__metadata__user=self._actor_id)
         start, end = f.period()
@@ -252,7 +376,12 @@ class FieldChangeList(Sequence):
     def _keys(self) -> QuerySet | None:
         if self._actor_missing or not self.models:
             return None
-        arms = [self._arm(model) for model in self.models]
+        if self._named is not None and not self._named.found:
+            return None
+        # A table that cannot match is left out of the union (all left out: no rows).
+        arms = [arm for model in self.models if (arm := self._arm(model)) is not None]
+        if not arms:
+            return None
         return arms[0].union(*arms[1:], all=True) if len(arms) > 1 else arms[0]
 
     def count(self) -> int:

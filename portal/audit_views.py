@@ -33,7 +33,12 @@ class AuditFilterForm(forms.Form):
         required=False,
         choices=[("", _("Any")), *audit.CHANGE_KINDS.items()],
     )
-    object_id = forms.CharField(label=_("Object id"), required=False, max_length=64)
+    object_id = forms.CharField(
+        label=_("Object id"),
+        required=False,
+        max_length=64,
+        help_text=_("A row id, or a member number for that member's whole history."),
+    )
     date_from = forms.DateField(
         label=_("From"), required=False, widget=forms.DateInput(attrs={"type": "date"})
     )
@@ -45,13 +50,25 @@ class AuditFilterForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["model"].choices = [("", _("Any")), *audit.audit_model_choices()]
 
+    def clean_object_id(self) -> str:
+        object_id = self.cleaned_data["object_id"].strip()
+        if object_id and not audit.object_id_valid(object_id):
+            raise forms.ValidationError(
+                _("Enter a row id (digits) or a member number (up to 32 letters, digits, _ or -).")
+            )
+        return object_id
+
     def filters(self) -> audit.AuditFilters:
-        """The valid filters (an invalid field does not filter; the form shows its error)."""
+        """The valid filters (an invalid field does not filter; the form shows its error),
+        but an invalid object id, which matches nothing: an auditor who looked for one object
+        never gets the whole trail instead."""
         data = {
             name: value
             for name, value in getattr(self, "cleaned_data", {}).items()
             if name not in self.errors
         }
+        if "object_id" in self.errors:
+            data["object_id"] = str(self.data.get("object_id", ""))[:100]
         return audit.AuditFilters(
             actor=(data.get("actor") or "").strip(),
             model=data.get("model") or "",
@@ -77,6 +94,16 @@ def audit_list_view(request):
     form = AuditFilterForm(request.GET or None)
     form.is_valid()
     filters = form.filters()
+    if (
+        filters.object_id
+        and "object_id" not in form.errors
+        and not audit.named_objects(filters.object_id).found
+    ):
+        form.add_error(
+            "object_id",
+            _("No member has the number %(number)s: nothing is recorded for it.")
+            % {"number": filters.object_id},
+        )
     if tab == "changes":
         rows = audit.field_change_list(filters=filters)
     else:

@@ -15,8 +15,10 @@ _exception_formatter = logging.Formatter()
 
 
 def mask_log_text(text: str) -> str:
-    """Mask mainland mobile numbers and 15/18-character ID numbers; other numbers (amounts,
-    counts, ids) stay readable."""
+    """Mask mainland mobile numbers (``13900000001``, ``139 0000 0001``, ``+86-139-…``,
+    ``(+86) …``) and 15/18-character ID numbers (a check letter ``X`` or ``x``), also as a
+    request line writes them percent-encoded (``q=%2B8613900000001``, ``139%200000…``); other
+    numbers (amounts, dates, counts, ids, member numbers) stay readable."""
     return mask_personal_numbers(text, broad=False)
 
 

@@ -33,17 +33,44 @@ def mask_name(name: str | None) -> str:
     return name[0] + "*" * (len(name) - 1)
 
 
-_ID_SHAPED = re.compile(r"(?<![0-9A-Za-z])(\d{17}[\dXx]|\d{15})(?![0-9A-Za-z])")
-_MOBILE_SHAPED = re.compile(r"(?<![0-9A-Za-z.])(\+?86)?1[3-9]\d{9}(?![0-9.])")
-_PHONE_SHAPED = re.compile(r"(?<![0-9A-Za-z.])\+?\d{7,14}(?![0-9.])")
+#: where a number may start: not after a letter or a digit (a member number M13900000001
+#: is no phone), unless they end a percent escape, as in a logged query (`q%3D139…`)
+_START = r"(?:(?<=%[0-9A-Fa-f]{2})|(?<![0-9A-Za-z.]))"
+#: between the groups of a typed mobile number: a space or a dash, also as a query string
+#: writes them (`+` or `%20` for a space, `%2D`)
+_SEP = r"(?:[ +\-]|%20|%2[Dd])"
+_ID_SHAPED = re.compile(_START + r"(\d{17}[\dXx]|\d{15})(?![0-9A-Za-z])")
+#: a mainland mobile number as people write it: 13900000001, 139 0000 0001, 139-0000-0001,
+#: with a country code +86, 86-, (+86) or %2B86 in front; never the digits of an amount
+#: (13900000001.50)
+_MOBILE_SHAPED = re.compile(
+    _START
+    + r"(?P<prefix>(?:\(|%28)?(?:\+|%2[Bb])?86(?:\)|%29)?"
+    + _SEP
+    + r"{0,2})?"
+    + r"(?P<head>1[3-9]\d)(?P<sep1>"
+    + _SEP
+    + r"?)\d{4}(?P<sep2>"
+    + _SEP
+    + r"?)(?P<tail>\d{4})(?!\d|\.\d)"
+)
+_PHONE_SHAPED = re.compile(_START + r"\+?\d{7,14}(?![0-9.])")
+
+
+def _masked_mobile(match: re.Match) -> str:
+    """The mobile number of `match` with its middle four digits hidden, written as typed."""
+    return "".join(
+        (match["prefix"] or "", match["head"], match["sep1"], "****", match["sep2"], match["tail"])
+    )
 
 
 def mask_personal_numbers(text: str, *, broad: bool = True) -> str:
     """Mask every ID-number-shaped and phone-shaped run of digits in free text (a raw feed
-    row, a log line). `broad` also masks any 7–14 digit number; without it only Chinese
-    mobile numbers, so that amounts in asset or consumption rows stay readable."""
+    row, a log line, a percent-encoded query string). `broad` also masks any 7–14 digit
+    number; without it only Chinese mobile numbers (in every common form: spaces, dashes,
+    +86), so that amounts in asset or consumption rows stay readable."""
     text = _ID_SHAPED.sub(lambda m: mask_id_number(m.group(0)), text)
-    text = _MOBILE_SHAPED.sub(lambda m: mask_phone(m.group(0)), text)
+    text = _MOBILE_SHAPED.sub(_masked_mobile, text)
     if broad:
         text = _PHONE_SHAPED.sub(lambda m: mask_phone(m.group(0)), text)
     return text

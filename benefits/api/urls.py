@@ -1,6 +1,8 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
+import portal.converters  # noqa: F401 - registers the <member_no:…> path converter
+
 from . import views
 
 router = SimpleRouter()
@@ -10,7 +12,7 @@ router.register("budgets", views.BudgetViewSet, basename="api-budget")
 
 urlpatterns = [
     path(
-        "members/<str:member_no>/grants/<int:grant_id>/redeem/",
+        "members/<member_no:member_no>/grants/<int:grant_id>/redeem/",
         views.GrantRedeemView.as_view(),
         name="api-grant-redeem",
     ),
