@@ -10,7 +10,9 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 import benefits.urls
 import members.urls
 import operations.urls
+import portal.converters  # noqa: F401 - registers the <member_no:…> path converter
 from operations.api import MemberCentreView
+from portal.accounts import PortalAuthenticationForm
 
 #: /members/…: the members pages, then the customer 360 page (operations) and the benefit
 #: feedback on a customer (benefits), all in the `members` namespace
@@ -26,7 +28,13 @@ members_pages = (
 urlpatterns = [
     path("", include("operations.urls")),
     path("", include("portal.urls")),
-    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path(
+        "login/",
+        auth_views.LoginView.as_view(
+            authentication_form=PortalAuthenticationForm, redirect_authenticated_user=True
+        ),
+        name="login",
+    ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("i18n/", include("django.conf.urls.i18n")),
     path("members/", include(members_pages)),
@@ -35,7 +43,7 @@ urlpatterns = [
     path("api/v1/", include("benefits.api.urls")),
     path("api/v1/", include("members.api.urls")),
     path(
-        "api/v1/members/<str:member_no>/",
+        "api/v1/members/<member_no:member_no>/",
         MemberCentreView.as_view(),
         name="api-member-centre",
     ),

@@ -34,6 +34,7 @@ from portal.services import api_token_issue, api_token_revoke, audit_context, au
 from .demo_campaigns import demo_campaigns
 from .demo_governance import demo_governance
 
+#: of every demo staff login; the system integration account has none (its API token only)
 DEMO_PASSWORD = "Demo-2026!"  # noqa: S105 - printed once by seed_demo; demo data only
 
 DEPARTMENTS = [
@@ -178,7 +179,10 @@ def demo_organisation() -> dict[str, User]:
         user.department = departments[department_code]
         user.is_staff = role in HEAD_OFFICE_ROLES or role == Role.ADMINISTRATOR
         user.is_superuser = role == Role.ADMINISTRATOR
-        user.set_password(DEMO_PASSWORD)
+        if role == Role.SYSTEM:
+            user.set_unusable_password()  # API token only (portal.accounts)
+        else:
+            user.set_password(DEMO_PASSWORD)
         user.save()
         user.groups.set([Group.objects.get(name=str(role))])
         staff[username] = user

@@ -1,16 +1,18 @@
 """Admin plumbing: the themed admin site and model admins guarded by the permission matrix."""
 
-from django.contrib.auth.forms import AuthenticationForm
 from unfold.admin import ModelAdmin
 from unfold.sites import UnfoldAdminSite
 
+from .accounts import PortalAuthenticationForm
 from .permissions import user_can
 
 
 class PortalAdminSite(UnfoldAdminSite):
     """Entry to the admin needs the `portal.access_admin` action, not `is_staff`."""
 
-    login_form = AuthenticationForm  # any active user may log in; `has_permission` decides
+    #: any active staff user may log in (`has_permission` decides); a system integration
+    #: account is refused, with the reason (portal.accounts)
+    login_form = PortalAuthenticationForm
 
     def has_permission(self, request) -> bool:
         return request.user.is_active and user_can(request.user, "portal.access_admin")

@@ -17,6 +17,7 @@ from operations.demo import (
     demo_seed_check,
     seed_demo_bank,
 )
+from portal.choices import Role
 from portal.clock import today_in_shanghai
 
 #: the largest demo bank (measured: 100,000 members seed in about 45 minutes on 2 cores)
@@ -72,5 +73,10 @@ class Command(BaseCommand):
         )
         self.stdout.write(f"\nDemo logins (password for all: {DEMO_PASSWORD}):")
         for username, full_name, role, branch, _department in STAFF:
-            self.stdout.write(f"  {username:<16} {role.value:<20} {branch:<6} {full_name}")
+            if role != Role.SYSTEM:
+                self.stdout.write(f"  {username:<16} {role.value:<20} {branch:<6} {full_name}")
+        self.stdout.write("\nSystem integration accounts (no password: the API token only):")
+        for username, full_name, role, branch, _department in STAFF:
+            if role == Role.SYSTEM:
+                self.stdout.write(f"  {username:<16} {role.value:<20} {branch:<6} {full_name}")
         self.stdout.write(f"\nAPI token of mobile_banking: {result['api_token']}")
