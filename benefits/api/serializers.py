@@ -68,7 +68,9 @@ class BudgetSerializer(serializers.ModelSerializer):
     consumed = serializers.DecimalField(max_digits=16, decimal_places=2, read_only=True)
     remaining = serializers.DecimalField(max_digits=16, decimal_places=2, read_only=True)
     department = serializers.CharField(source="department.code", read_only=True)
-    parent = serializers.CharField(source="parent.code", default=None, read_only=True)
+    parent = serializers.CharField(
+        source="parent.code", default=None, read_only=True, allow_null=True
+    )
 
     class Meta:
         model = Budget

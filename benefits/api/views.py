@@ -7,6 +7,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from members.selectors import member_get
+from portal.api.schema import CONFLICT
 from portal.permissions import MatrixPermission
 
 from ..models import Benefit, BenefitGrant, Budget, TierEntitlement
@@ -25,7 +26,7 @@ class GrantRedeemView(APIView):
     permission_classes = [MatrixPermission]
     action_required = "benefits.redeem_grant"
 
-    @extend_schema(request=None, responses={200: GrantSerializer})
+    @extend_schema(request=None, responses={200: GrantSerializer, 409: CONFLICT})
     def post(self, request, member_no: str, grant_id: int):
         member = member_get(user=request.user, member_no=member_no)
         grant = get_object_or_404(

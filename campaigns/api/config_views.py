@@ -16,7 +16,7 @@ from contextlib import contextmanager
 import django_filters
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Count, Prefetch
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -25,6 +25,8 @@ from rest_framework.settings import api_settings
 from members.models import Member, Segment
 from members.segments import segment_filter
 from members.services import segment_create, segment_delete, segment_update
+from portal.api.schema import CONFLICT
+from portal.api.serializers import ApprovalRejectionSerializer
 from portal.approvals import approval_decide, approval_pending_for
 from portal.permissions import MatrixPermission
 
@@ -46,7 +48,6 @@ from .serializers import (
     SegmentSerializer,
     TaskSerializer,
 )
-from .views import DecimalJSONParser
 
 
 @contextmanager
@@ -74,6 +75,9 @@ def _tasks_prefetch(prefix: str = "") -> list:
     ]
 
 
+@extend_schema_view(
+    partial_update=extend_schema(responses={200: CampaignSerializer, 409: CONFLICT})
+)
 class CampaignViewSet(viewsets.ModelViewSet):
     """Campaigns: list, read, create (as a draft, authored by the caller), change while
     editable; `submit/`, `approve/`, `reject/`, `pause/`, `resume/`, `end/` move it through
@@ -100,7 +104,6 @@ class CampaignViewSet(viewsets.ModelViewSet):
     action_required = "campaigns.view_campaigns"
     write_action_required = "campaigns.configure_campaigns"
     http_method_names = ["get", "post", "patch", "head", "options"]
-    parser_classes = [DecimalJSONParser]
     filterset_fields = ["status"]
 
     def _read(self, pk: int) -> dict:
@@ -137,7 +140,9 @@ class CampaignViewSet(viewsets.ModelViewSet):
     def _decide(self, request, *, approve: bool) -> Response:
         """The API's door to the campaign's launch request: the approval engine decides."""
         campaign = self.get_object()
-        body = CampaignDecisionSerializer(data=request.data)
+        body = (CampaignDecisionSerializer if approve else ApprovalRejectionSerializer)(
+            data=request.data
+        )
         body.is_valid(raise_exception=True)
         approval_decide(
             approval=approval_pending_for(kind=CampaignApproval.CAMPAIGN_LAUNCH, obj=campaign),
@@ -147,21 +152,25 @@ class CampaignViewSet(viewsets.ModelViewSet):
         )
         return Response(self._read(campaign.pk))
 
-    @extend_schema(request=None, responses={200: CampaignSerializer})
+    @extend_schema(request=None, responses={200: CampaignSerializer, 409: CONFLICT})
     @action(detail=True, methods=["post"], write_action_required="campaigns.configure_campaigns")
     def submit(self, request, pk=None):
         """Send a draft (or rejected) campaign with its tasks to approval."""
         campaign = self.get_object()
         return self._move(lambda: campaign_submit(campaign=campaign, actor=request.user))
 
-    @extend_schema(request=CampaignDecisionSerializer, responses={200: CampaignSerializer})
+    @extend_schema(
+        request=CampaignDecisionSerializer, responses={200: CampaignSerializer, 409: CONFLICT}
+    )
     @action(detail=True, methods=["post"], write_action_required="campaigns.approve_campaign")
     def approve(self, request, pk=None):
         """Approve a submitted campaign (not one you wrote or submitted); it is scheduled, or
         active when its window has begun."""
         return self._decide(request, approve=True)
 
-    @extend_schema(request=CampaignDecisionSerializer, responses={200: CampaignSerializer})
+    @extend_schema(
+        request=ApprovalRejectionSerializer, responses={200: CampaignSerializer, 409: CONFLICT}
+    )
     @action(detail=True, methods=["post"], write_action_required="campaigns.approve_campaign")
     def reject(self, request, pk=None):
         """Reject a submitted campaign, saying why in `comment`; it goes back to its author."""
@@ -180,19 +189,25 @@ class CampaignViewSet(viewsets.ModelViewSet):
             )
         )
 
-    @extend_schema(request=CampaignOperationSerializer, responses={200: CampaignSerializer})
+    @extend_schema(
+        request=CampaignOperationSerializer, responses={200: CampaignSerializer, 409: CONFLICT}
+    )
     @action(detail=True, methods=["post"], write_action_required="campaigns.operate_campaign")
     def pause(self, request, pk=None):
         """Pause a scheduled or active campaign: it counts no events while paused."""
         return self._operate(request, "pause")
 
-    @extend_schema(request=CampaignOperationSerializer, responses={200: CampaignSerializer})
+    @extend_schema(
+        request=CampaignOperationSerializer, responses={200: CampaignSerializer, 409: CONFLICT}
+    )
     @action(detail=True, methods=["post"], write_action_required="campaigns.operate_campaign")
     def resume(self, request, pk=None):
         """Resume a paused campaign."""
         return self._operate(request, "resume")
 
-    @extend_schema(request=CampaignOperationSerializer, responses={200: CampaignSerializer})
+    @extend_schema(
+        request=CampaignOperationSerializer, responses={200: CampaignSerializer, 409: CONFLICT}
+    )
     @action(detail=True, methods=["post"], write_action_required="campaigns.operate_campaign")
     def end(self, request, pk=None):
         """End a launched campaign for good."""
@@ -210,6 +225,12 @@ class TaskFilter(django_filters.FilterSet):
         fields = ["campaign", "event_type", "measure", "recurrence", "difficulty"]
 
 
+@extend_schema_view(
+    create=extend_schema(responses={201: TaskSerializer, 409: CONFLICT}),
+    update=extend_schema(responses={200: TaskSerializer, 409: CONFLICT}),
+    partial_update=extend_schema(responses={200: TaskSerializer, 409: CONFLICT}),
+    destroy=extend_schema(responses={204: None, 409: CONFLICT}),
+)
 class TaskViewSet(viewsets.ModelViewSet):
     """Tasks of campaigns, with their ladder steps. Created, changed and deleted only while
     their campaign is editable (409 otherwise)."""
@@ -223,7 +244,6 @@ class TaskViewSet(viewsets.ModelViewSet):
     permission_classes = [MatrixPermission]
     action_required = "campaigns.view_campaigns"
     write_action_required = "campaigns.configure_campaigns"
-    parser_classes = [DecimalJSONParser]
     filterset_class = TaskFilter
 
     def _read(self, pk: int) -> dict:
@@ -275,6 +295,11 @@ def _segment_sizes(segments: list[Segment]) -> dict[int, int]:
     return {segment.pk: counts[f"s{segment.pk}"] for segment in segments}
 
 
+@extend_schema_view(
+    update=extend_schema(responses={200: SegmentSerializer, 409: CONFLICT}),
+    partial_update=extend_schema(responses={200: SegmentSerializer, 409: CONFLICT}),
+    destroy=extend_schema(responses={204: None, 409: CONFLICT}),
+)
 class SegmentViewSet(viewsets.ModelViewSet):
     """Member segments with their live size. Rules are checked before they are saved. The
     rules of a segment that a submitted or running campaign targets are frozen with it, and
@@ -285,7 +310,6 @@ class SegmentViewSet(viewsets.ModelViewSet):
     permission_classes = [MatrixPermission]
     action_required = "members.view_segments"
     write_action_required = "members.configure_segments"
-    parser_classes = [DecimalJSONParser]
     filterset_fields = ["department__code"]
 
     def list(self, request, *args, **kwargs):

@@ -109,8 +109,12 @@ class CampaignSerializer(serializers.ModelSerializer):
         slug_field="code", many=True, queryset=Segment.objects.all(), required=False
     )
     created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    submitted_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    decided_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    submitted_by = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
+    decided_by = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
     tasks = TaskSerializer(many=True, read_only=True)
 
     class Meta:
@@ -160,7 +164,9 @@ class SegmentSerializer(serializers.ModelSerializer):
         "must hold.",
     )
     size = serializers.SerializerMethodField()
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    created_by = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
 
     class Meta:
         model = Segment

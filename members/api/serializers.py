@@ -5,16 +5,26 @@ from rest_framework import serializers
 from ..models import Member
 
 
+class MemberTierSerializer(serializers.Serializer):
+    """A member's tier: null before the first grading."""
+
+    code = serializers.CharField()
+    name = serializers.CharField()
+    rank = serializers.IntegerField()
+
+
 class MemberListSerializer(serializers.ModelSerializer):
     """A member as staff clients list them: phone and ID number masked."""
 
     phone = serializers.CharField(source="masked_phone", read_only=True)
     id_number = serializers.CharField(source="masked_id_number", read_only=True)
-    branch = serializers.CharField(source="branch.code", default=None, read_only=True)
-    account_manager = serializers.CharField(
-        source="account_manager.username", default=None, read_only=True
+    branch = serializers.CharField(
+        source="branch.code", default=None, read_only=True, allow_null=True
     )
-    tier = serializers.SerializerMethodField()
+    account_manager = serializers.CharField(
+        source="account_manager.username", default=None, read_only=True, allow_null=True
+    )
+    tier = MemberTierSerializer(read_only=True, allow_null=True)
     lifecycle_stage = serializers.CharField(read_only=True)
 
     class Meta:
@@ -32,8 +42,3 @@ class MemberListSerializer(serializers.ModelSerializer):
             "registered_at",
             "last_active_on",
         ]
-
-    def get_tier(self, member: Member) -> dict | None:
-        if member.tier is None:
-            return None
-        return {"code": member.tier.code, "name": member.tier.name, "rank": member.tier.rank}

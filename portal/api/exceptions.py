@@ -9,6 +9,10 @@ retries) is 503 `database_unavailable` with `Retry-After`: the request's transac
 rolled back and the broken connection closed, so the next request connects afresh. Anything
 else unexpected is left to `portal.api.middleware.ApiErrorMiddleware`, which logs it and
 answers 500 `server_error` as JSON (and a 404 for an unknown /api/ address as JSON).
+
+A request body larger than `DATA_UPLOAD_MAX_MEMORY_SIZE` is 413 `request_too_large`: the
+middleware refuses it by its Content-Length before anything reads it, and Django's
+`RequestDataTooBig` (a body that outgrew its announced length) is answered the same here.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import logging
 
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.db import InterfaceError, OperationalError, connections
 from django.http import JsonResponse
 from django.urls import Resolver404, resolve
@@ -33,6 +38,8 @@ __all__ = [
     "exception_handler",
     "is_api_request",
     "not_found_json",
+    "request_too_large_body",
+    "request_too_large_json",
     "server_error_json",
 ]
 
@@ -142,7 +149,27 @@ def not_found_json() -> JsonResponse:
     )
 
 
+def request_too_large_body() -> dict:
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    return {
+        "detail": _(
+            "The request body is larger than the %(limit)s bytes the API takes; send less "
+            "(events: at most 1,000 per batch)."
+        )
+        % {"limit": f"{limit:,}"},
+        "code": "request_too_large",
+        "max_bytes": limit,
+    }
+
+
+def request_too_large_json() -> JsonResponse:
+    """The 413 for a body over the limit, before any view or middleware read it."""
+    return _json(request_too_large_body(), status=413)
+
+
 def exception_handler(exc, context):
+    if isinstance(exc, RequestDataTooBig):
+        return Response(request_too_large_body(), status=413)
     if isinstance(exc, DomainError):
         set_rollback()
         data = {"detail": exc.message, "code": exc.code, **exc.details}

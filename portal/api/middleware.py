@@ -10,7 +10,10 @@ middleware covers the rest, for /api/ paths only:
   while the database is gone): Django has already turned it into its HTML 500 page below
   this middleware; `got_request_exception` tells which exception it was, and the page is
   replaced by the JSON 500 or 503;
-- the resolver's HTML 404 for an unknown address: a JSON 404 `not_found`.
+- the resolver's HTML 404 for an unknown address: a JSON 404 `not_found`;
+- a body over `DATA_UPLOAD_MAX_MEMORY_SIZE`: a JSON 413 `request_too_large`, answered from
+  its Content-Length before any layer reads it (else Django raises `RequestDataTooBig` in
+  whichever layer reads it first: an HTML 400 from the CSRF check, a 500 from a view).
 
 Responses DRF rendered (JSON or the browsable API) pass unchanged.
 """
@@ -20,7 +23,10 @@ from __future__ import annotations
 import logging
 import sys
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.core.signals import got_request_exception
+from django.utils import translation
 from rest_framework.response import Response as DrfResponse
 
 from .exceptions import (
@@ -28,6 +34,7 @@ from .exceptions import (
     database_unavailable_json,
     is_api_request,
     not_found_json,
+    request_too_large_json,
     server_error_json,
 )
 
@@ -54,14 +61,19 @@ class ApiErrorMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
+        if is_api_request(request) and _body_too_large(request):
+            # answered before LocaleMiddleware: in the language the client asks for
+            with translation.override(translation.get_language_from_request(request)):
+                return request_too_large_json()
         response = self.get_response(request)
         if not is_api_request(request) or isinstance(response, DrfResponse):
             return response
         if response.status_code not in (404, 500) or _is_json(response):
             return response
+        exc = getattr(request, _EXCEPTION_ATTR, None)
         if response.status_code == 404:
             answer = not_found_json()
-        elif isinstance(exc := getattr(request, _EXCEPTION_ATTR, None), DATABASE_OUTAGE_ERRORS):
+        elif isinstance(exc, DATABASE_OUTAGE_ERRORS):
             answer = database_unavailable_json(request, exc)
         else:
             answer = server_error_json()
@@ -74,6 +86,8 @@ class ApiErrorMiddleware:
             return None
         if isinstance(exception, DATABASE_OUTAGE_ERRORS):
             return database_unavailable_json(request, exception)
+        if isinstance(exception, RequestDataTooBig):
+            return request_too_large_json()
         logger.error(
             "Internal Server Error: %s",
             request.path,
@@ -83,6 +97,15 @@ class ApiErrorMiddleware:
         response = server_error_json()
         response._has_been_logged = True  # Django's own log line would repeat it without
         return response
+
+
+def _body_too_large(request) -> bool:
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return False  # Django reads such a body as empty
+    return limit is not None and length > limit
 
 
 def _is_json(response) -> bool:

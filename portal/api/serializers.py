@@ -1,5 +1,6 @@
 """Serializers of the kernel's API: approval requests."""
 
+from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
 from ..models import ApprovalRequest
@@ -44,3 +45,16 @@ class ApprovalRequestSerializer(serializers.ModelSerializer):
 
 class ApprovalDecisionSerializer(serializers.Serializer):
     comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=255)
+
+
+class ApprovalRejectionSerializer(serializers.Serializer):
+    """A rejection says why (`approval_decide`), through every API door (approvals and
+    campaigns): without a `comment` it is 400 — a missing one as a field error, a blank one
+    as `reason_required`."""
+
+    comment = serializers.CharField(
+        max_length=255,
+        allow_blank=True,
+        error_messages={"required": _("Say why the request is rejected.")},
+        help_text="Why it is rejected (required, not blank).",
+    )

@@ -8,7 +8,12 @@ from rest_framework.response import Response
 from ..approvals import approval_decide, approval_inbox, approval_visible
 from ..models import ApprovalRequest
 from ..permissions import MatrixPermission
-from .serializers import ApprovalDecisionSerializer, ApprovalRequestSerializer
+from .schema import CONFLICT
+from .serializers import (
+    ApprovalDecisionSerializer,
+    ApprovalRejectionSerializer,
+    ApprovalRequestSerializer,
+)
 
 
 class ApprovalRequestViewSet(
@@ -34,7 +39,9 @@ class ApprovalRequestViewSet(
 
     def _decide(self, request, *, approve: bool) -> Response:
         approval = self.get_object()
-        body = ApprovalDecisionSerializer(data=request.data)
+        body = (ApprovalDecisionSerializer if approve else ApprovalRejectionSerializer)(
+            data=request.data
+        )
         body.is_valid(raise_exception=True)
         approval = approval_decide(
             approval=approval,
@@ -44,13 +51,19 @@ class ApprovalRequestViewSet(
         )
         return Response(self.get_serializer(approval).data)
 
-    @extend_schema(request=ApprovalDecisionSerializer, responses={200: ApprovalRequestSerializer})
+    @extend_schema(
+        request=ApprovalDecisionSerializer,
+        responses={200: ApprovalRequestSerializer, 409: CONFLICT},
+    )
     @action(detail=True, methods=["post"])
     def approve(self, request, pk=None):
         """Approve the request: its change is applied now, exactly once."""
         return self._decide(request, approve=True)
 
-    @extend_schema(request=ApprovalDecisionSerializer, responses={200: ApprovalRequestSerializer})
+    @extend_schema(
+        request=ApprovalRejectionSerializer,
+        responses={200: ApprovalRequestSerializer, 409: CONFLICT},
+    )
     @action(detail=True, methods=["post"])
     def reject(self, request, pk=None):
         """Reject the request, saying why in `comment`."""
