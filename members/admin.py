@@ -17,10 +17,10 @@ from unfold.paginator import InfinitePaginator
 from portal.admin_approvals import ApprovalDoorAdminMixin
 from portal.admin_base import MatrixInlineMixin, MatrixModelAdmin
 from portal.errors import DomainError
+from portal.middleware import client_ip
 from portal.permissions import user_can
 
 from .choices import MemberApproval, SchemeStatus
-from .feeds import looks_like_id_number
 from .models import (
     FeedBatch,
     FeedRejection,
@@ -35,8 +35,9 @@ from .models import (
 )
 from .registry import segment_frozen_by, segment_targeted_by, segment_users_text
 from .segments import segment_filter, segment_rules_validate
-from .selectors import member_scope
+from .selectors import looks_like_personal_number, member_scope
 from .services import tier_scheme_request_activation
+from .services.personal_search import member_personal_search
 from .services.segments import (
     SEGMENT_CONFIG_FIELDS,
     SegmentInUse,
@@ -47,18 +48,19 @@ from .services.segments import (
 
 
 class MemberChangeList(ChangeList):
-    """An exact ID number finds the member but is never written back into the page: not in
-    the search box, nor in any link the list builds (sorting, filters, facets)."""
+    """A full ID or mobile number finds the member (for a role that may reveal personal
+    data, audited: `MemberAdmin.get_search_results`) but is never written back into the
+    page: not in the search box, nor in any link the list builds (sorting, filters, facets)."""
 
     def __init__(self, request, *args, **kwargs):
         super().__init__(request, *args, **kwargs)
-        if looks_like_id_number(self.query):
+        if looks_like_personal_number(self.query):
             self.query = ""
 
     def get_query_string(self, new_params=None, remove=None):
         query_string = super().get_query_string(new_params, remove)
         params = QueryDict(query_string.removeprefix("?"), mutable=True)
-        if not looks_like_id_number(params.get(SEARCH_VAR, "")):
+        if not looks_like_personal_number(params.get(SEARCH_VAR, "")):
             return query_string
         params.pop(SEARCH_VAR)
         return f"?{params.urlencode()}"
@@ -81,7 +83,8 @@ class MemberAdmin(MatrixModelAdmin):
         "credit_risk",
     ]
     list_filter = ["status", "lifecycle_stage", "credit_risk", "branch"]
-    search_fields = ["member_no", "name", "=id_number"]
+    # a full ID or mobile number only through `member_personal_search` (get_search_results)
+    search_fields = ["member_no", "name"]
     list_select_related = ["branch", "account_manager"]
     exclude = ["phone", "id_number"]
     readonly_fields = [
@@ -116,10 +119,26 @@ class MemberAdmin(MatrixModelAdmin):
     def get_changelist(self, request, **kwargs):
         return MemberChangeList
 
+    def get_search_results(self, request, queryset, search_term):
+        """Member number and name as the admin searches them; a full ID or mobile number
+        also through the audited, throttled personal search — refused, with a message, to
+        a role that may not reveal personal data (it then matches numbers and names only)."""
+        results, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        if not looks_like_personal_number(search_term):
+            return results, may_have_duplicates
+        try:
+            found = member_personal_search(
+                user=request.user, text=search_term, ip=client_ip(request)
+            )
+        except DomainError as exc:
+            messages.warning(request, exc.message)
+            return results, may_have_duplicates
+        return results | queryset.filter(found), may_have_duplicates
+
     def get_preserved_filters(self, request):
         preserved = super().get_preserved_filters(request)
         filters = QueryDict(QueryDict(preserved).get("_changelist_filters", ""), mutable=True)
-        if not looks_like_id_number(filters.get(SEARCH_VAR, "")):
+        if not looks_like_personal_number(filters.get(SEARCH_VAR, "")):
             return preserved
         filters.pop(SEARCH_VAR)
         return urlencode({"_changelist_filters": filters.urlencode()}) if filters else ""

@@ -5,6 +5,7 @@ Pages, the API and exports call these, so scoping and masking cannot drift apart
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -16,6 +17,7 @@ from django.utils import timezone
 
 from portal.choices import Role
 from portal.clock import today_in_shanghai
+from portal.crypto import personal_digests
 from portal.models import JobRun
 from portal.money import fen_to_decimal
 from portal.permissions import user_can
@@ -62,18 +64,64 @@ class MemberFilters:
     worklist: str = ""
 
 
-def member_list(*, user, filters: MemberFilters | None = None) -> QuerySet[Member]:
-    """The scoped member list, filtered; `q` matches member_no or name, or an exact ID number
-    (which is never shown, only matched)."""
+# --- search by a full ID or phone number ---------------------------------------------------
+
+_ID_NUMBER_TYPED = re.compile(r"^(\d{17}[\dX]|\d{15})$", re.ASCII)
+#: a mainland mobile number, with or without the +86 / 0086 / 86 country code
+_MOBILE_TYPED = re.compile(r"^(?:\+86|0086|86)?(1[3-9]\d{9})$", re.ASCII)
+#: what people type between the digits of a number: spaces, hyphens, dots, brackets
+_NUMBER_SEPARATORS = re.compile(r"[\s\-().]")
+
+
+def personal_number_parse(text: str) -> tuple[str, str] | None:
+    """("id_number" | "phone", the number normalised) when `text` is shaped like a full ID
+    number (18 characters, or 15 digits) or a mainland mobile number however it is typed
+    (``139 0000 0001``, ``+86 139-0000-0001``: the 11 digits); None for anything else."""
+    compact = _NUMBER_SEPARATORS.sub("", (text or "").strip()).upper()
+    mobile = _MOBILE_TYPED.match(compact)
+    if mobile:  # before the ID number: 0086 and a mobile number are 15 digits too
+        return "phone", mobile.group(1)
+    if _ID_NUMBER_TYPED.match(compact):
+        return "id_number", compact
+    return None
+
+
+def looks_like_personal_number(text: str) -> bool:
+    """Is `text` a full ID or mobile number (searched only by roles that may reveal, and
+    never written back into a page or a link)?"""
+    return personal_number_parse(text) is not None
+
+
+def personal_number_q(text: str) -> Q | None:
+    """The condition matching the stored phone or ID number `text` is exactly, or None when
+    `text` is shaped like neither. The one place a search string meets those columns: call
+    it only through `members.services.personal_search.member_personal_search`, which
+    decides who may search by them, audits and throttles."""
+    parsed = personal_number_parse(text)
+    if parsed is None:
+        return None
+    field, number = parsed
+    # encrypted at rest: the keyed hash of the normalised number, under every key (a
+    # rotation in progress leaves some rows on the previous key's hash)
+    return Q(**{f"{field}_digest__in": personal_digests(number, purpose=field)})
+
+
+def member_list(
+    *, user, filters: MemberFilters | None = None, found: Q | None = None
+) -> QuerySet[Member]:
+    """The scoped member list, filtered; `q` matches the member number (exactly, any case)
+    or part of the name, never a phone or ID number. A search by those is the audited,
+    throttled `member_personal_search`: the condition it returns is `found`, matched
+    besides the member number and name."""
     filters = filters or MemberFilters()
     members = member_scope(user=user).select_related("branch", "account_manager", "tier")
     if filters.tier:
         members = members.filter(tier__code=filters.tier)
     if filters.q:
-        q = filters.q.strip()
-        members = members.filter(
-            Q(member_no__iexact=q) | Q(name__icontains=q) | Q(id_number=q.upper())
-        )
+        condition = member_search_q(filters.q)
+        if found is not None:
+            condition |= found
+        members = members.filter(condition)
     if filters.stage:
         members = members.filter(lifecycle_stage=filters.stage)
     if filters.status:
@@ -91,6 +139,12 @@ def member_list(*, user, filters: MemberFilters | None = None) -> QuerySet[Membe
     if filters.worklist in WORK_LISTS:
         members = members.filter(WORK_LISTS[filters.worklist].condition(today=today_in_shanghai()))
     return members.order_by("member_no")
+
+
+def member_search_q(text: str) -> Q:
+    """A search by member number (exactly, any case) or part of the name."""
+    text = text.strip()
+    return Q(member_no__iexact=text) | Q(name__icontains=text)
 
 
 def member_get(*, user, member_no: str) -> Member:

@@ -23,7 +23,6 @@ from portal.permissions import user_can
 
 from .choices import FeedStatus, MemberApproval
 from .exports import CsvExport, feed_rejections_export, member_export, segment_export
-from .feeds import looks_like_id_number
 from .forms import (
     DecisionForm,
     FeedUploadForm,
@@ -35,7 +34,14 @@ from .forms import (
     feed_upload_too_large_text,
 )
 from .models import Segment, TierOverride, TierScheme
-from .selectors import MemberFilters, feed_batch_list, member_get, member_list, member_scope
+from .selectors import (
+    MemberFilters,
+    feed_batch_list,
+    looks_like_personal_number,
+    member_get,
+    member_list,
+    member_scope,
+)
 from .services import (
     FeedFileError,
     feed_import,
@@ -43,32 +49,59 @@ from .services import (
     tier_override_request,
     tier_simulate,
 )
+from .services.personal_search import member_personal_search
 
 PAGE_SIZE = 25
 
 
 @action_required("members.view_members")
 def member_list_view(request):
+    """The scoped customer list. A full ID or mobile number is searched only for a role that
+    may reveal personal data — audited and throttled (`member_personal_search`), with an
+    optional reason — and otherwise matches only member numbers and names, as the page says.
+    """
     form = MemberFilterForm(request.GET or None)
     filters = MemberFilters(**form.cleaned_data) if form.is_valid() else MemberFilters()
-    if looks_like_id_number(filters.q):
-        # Matched, never shown: the search box is not refilled with an ID number.
+    may_search_personal = user_can(request.user, "members.reveal_personal_data")
+    personal = looks_like_personal_number(filters.q)
+    found, notice = None, ""
+    if personal:
+        # Matched, never shown: the search box is not refilled with the number.
         form = MemberFilterForm({**request.GET.dict(), "q": ""})
         form.is_valid()
-    page = Paginator(member_list(user=request.user, filters=filters), PAGE_SIZE).get_page(
-        request.GET.get("page")
+        try:
+            found = member_personal_search(
+                user=request.user,
+                text=filters.q,
+                reason=request.GET.get("reason", ""),
+                ip=client_ip(request),
+            )
+        except DomainError as exc:
+            notice = exc.message
+    form.fields["q"].widget.attrs["placeholder"] = (
+        _("Member no., name, full ID or mobile number")
+        if may_search_personal
+        else _("Member no. or name")
     )
-    # an exact ID match fits on one page; links never carry the number
-    hidden = ["q"] if looks_like_id_number(request.GET.get("q", "")) else []
-    query = query_without(request, "page", *hidden)
-    # An exact ID-number search is never carried in a link, so it cannot be exported either.
-    can_export = user_can(request.user, "members.export_members") and not looks_like_id_number(
-        filters.q
-    )
+    page = Paginator(
+        member_list(user=request.user, filters=filters, found=found), PAGE_SIZE
+    ).get_page(request.GET.get("page"))
+    # an exact match fits on one page; links never carry the number, nor its reason
+    hidden = ["q"] if looks_like_personal_number(request.GET.get("q", "")) else []
+    query = query_without(request, "page", "reason", *hidden)
+    # A search by a personal number is never carried in a link, so it cannot be exported.
+    can_export = user_can(request.user, "members.export_members") and not personal
     return render(
         request,
         "members/member_list.html",
-        {"form": form, "page": page, "query": query, "can_export": can_export},
+        {
+            "form": form,
+            "page": page,
+            "query": query,
+            "can_export": can_export,
+            "may_search_personal": may_search_personal,
+            "search_notice": notice,
+        },
     )
 
 
