@@ -317,7 +317,15 @@ def _start_django(**variables: str) -> subprocess.CompletedProcess:
     env = {
         key: value
         for key, value in os.environ.items()
-        if key not in {"SECRET_KEY", "ALLOWED_HOSTS", "DATABASE_URL", "DEBUG", "REDIS_URL"}
+        if key
+        not in {
+            "SECRET_KEY",
+            "ALLOWED_HOSTS",
+            "DATABASE_URL",
+            "PERSONAL_DATA_KEYS",
+            "DEBUG",
+            "REDIS_URL",
+        }
     }
     env.update(DJANGO_SETTINGS_MODULE="config.settings", DJANGO_ENV="production", **variables)
     return subprocess.run(  # noqa: S603 - our own interpreter and a fixed script
@@ -334,13 +342,20 @@ PRODUCTION_VARIABLES = {
     "SECRET_KEY": "test-" + "k" * 50,
     "ALLOWED_HOSTS": "portal.example.bank",
     "DATABASE_URL": "postgres://portal@db.example.bank:5432/portal",
+    "PERSONAL_DATA_KEYS": "k1:" + "A" * 43 + "=",
 }
 
 
 @pytest.mark.parametrize(
     "given",
-    [(), ("SECRET_KEY",), ("SECRET_KEY", "ALLOWED_HOSTS"), ("ALLOWED_HOSTS", "DATABASE_URL")],
-    ids=["none", "secret-key-only", "no-database-url", "no-secret-key"],
+    [
+        (),
+        ("SECRET_KEY",),
+        ("SECRET_KEY", "ALLOWED_HOSTS", "PERSONAL_DATA_KEYS"),
+        ("ALLOWED_HOSTS", "DATABASE_URL", "PERSONAL_DATA_KEYS"),
+        ("SECRET_KEY", "ALLOWED_HOSTS", "DATABASE_URL"),
+    ],
+    ids=["none", "secret-key-only", "no-database-url", "no-secret-key", "no-personal-data-keys"],
 )
 def test_production_settings_refuse_to_start_without_the_required_variables(given):
     started = _start_django(**{name: PRODUCTION_VARIABLES[name] for name in given})
