@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
 
+from django.utils.translation import gettext as _
+
 from portal.periods import PERIODS
 
 from .choices import Measure, Recurrence
@@ -94,3 +96,28 @@ RECURRENCES = {
     Recurrence.WEEKLY: PERIODS["ISO_WEEK"],
     Recurrence.MONTHLY: PERIODS["MONTH"],
 }
+
+
+# --- a campaign's window and its budget ---------------------------------------------------------
+
+
+def budget_window_problems(*, budget, starts_on: date | None, ends_on: date | None) -> list[str]:
+    """A campaign's window must lie inside its budget's period: rewards after the budget's
+    end would find no budget to charge."""
+    if budget is None or not starts_on or not ends_on:
+        return []
+    if starts_on < budget.period_start or ends_on > budget.period_end:
+        return [
+            _(
+                "The window (%(starts)s to %(ends)s) must lie within the period of budget "
+                "%(budget)s, %(start)s to %(end)s."
+            )
+            % {
+                "starts": starts_on.isoformat(),
+                "ends": ends_on.isoformat(),
+                "budget": budget.code,
+                "start": budget.period_start.isoformat(),
+                "end": budget.period_end.isoformat(),
+            }
+        ]
+    return []

@@ -50,13 +50,16 @@ def demo_campaigns(
     operator, approver = staff["operator"], staff["approver"]
     month_start = as_of.replace(day=1)
     window_start = month_start - timedelta(days=30)
+    ends_on = month_start + timedelta(days=90)
+    # the budget's period holds every campaign window charged to it (benefits.rules)
+    years = sorted({window_start.year, ends_on.year})
     budget, _ = Budget.objects.update_or_create(
         code=f"CAMPAIGN-{as_of.year}",
         defaults={
-            "name": f"任务活动预算 {as_of.year}",
+            "name": "任务活动预算 " + "–".join(str(year) for year in years),
             "department": digital,
-            "period_start": date(as_of.year, 1, 1),
-            "period_end": date(as_of.year, 12, 31),
+            "period_start": date(years[0], 1, 1),
+            "period_end": date(years[-1], 12, 31),
             "amount_fen": budget_fen,
             "alert_percents": [80, 95],
         },
@@ -76,7 +79,6 @@ def demo_campaigns(
     )
     benefits = {b.code: b for b in Benefit.objects.filter(code__in=["CASHBACK_10", "DINING_HALF"])}
     gold_and_up = list(Tier.objects.filter(scheme__code="DEFAULT_MADA", rank__gte=1))
-    ends_on = month_start + timedelta(days=90)
 
     def campaign(code, name, description, department, start, end):
         found = Campaign.objects.filter(code=code).first()

@@ -121,9 +121,13 @@ class BudgetFactory(factory.django.DjangoModelFactory):
     code = factory.Sequence(lambda n: f"BUD{n:03d}")
     name = factory.LazyAttribute(lambda o: f"Budget {o.code}")
     department = factory.SubFactory(DepartmentFactory)
-    period_start = factory.LazyFunction(lambda: datetime.now(SHANGHAI).date().replace(day=1))
+    # the calendar years around today: a factory campaign's window (today ± 60 days) lies
+    # inside it, as a campaign's window must lie inside its budget's period
+    period_start = factory.LazyFunction(
+        lambda: (datetime.now(SHANGHAI).date() - timedelta(days=90)).replace(month=1, day=1)
+    )
     period_end = factory.LazyFunction(
-        lambda: datetime.now(SHANGHAI).date().replace(month=12, day=31)
+        lambda: (datetime.now(SHANGHAI).date() + timedelta(days=90)).replace(month=12, day=31)
     )
     amount_fen = 100_000_00
 

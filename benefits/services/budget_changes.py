@@ -5,7 +5,7 @@ consumed."""
 from __future__ import annotations
 
 from datetime import date
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from django.db import transaction
 from django.utils.translation import gettext as _
@@ -19,6 +19,7 @@ from portal.services import audit_record
 
 from ..choices import BenefitApproval
 from ..models import Budget
+from ..rules import budget_values_problems
 
 
 class BudgetProposalError(InvalidInput):
@@ -64,17 +65,29 @@ def budget_line_overlap(
     }
 
 
-def _budget_proposal_check(values: dict) -> None:
-    try:
-        amount = Decimal(str(values["amount"]))
-    except (InvalidOperation, KeyError):
-        raise BudgetProposalError("The amount must be a number of yuan, e.g. 150000.00.") from None
-    if amount <= 0 or amount != amount.quantize(Decimal("0.01")):
-        raise BudgetProposalError("The amount must be positive, to the fen (2 decimals).")
-    if date.fromisoformat(str(values["period_end"])) < date.fromisoformat(
-        str(values["period_start"])
-    ):
-        raise BudgetProposalError("The period must end on or after its start.")
+def _budget_proposal_check(values: dict, *, budget: Budget | None = None) -> None:
+    """The bounds and rules of `benefits.rules.budget_values_problems` (amount, period,
+    alert thresholds, parent), then the line's periods: the first problem, with its field."""
+    start = date.fromisoformat(str(values["period_start"]))
+    end = date.fromisoformat(str(values["period_end"]))
+    parent = values.get("parent")
+    if isinstance(parent, str) and parent:
+        parent = Budget.objects.filter(code=parent).first()
+        if parent is None:
+            raise BudgetProposalError(
+                _("Unknown parent budget %(code)s.") % {"code": values["parent"]}, field="parent"
+            )
+    problems = budget_values_problems(
+        amount=values.get("amount"),
+        period_start=start,
+        period_end=end,
+        parent=parent or None,
+        alert_percents=values.get("alert_percents"),
+        budget=budget,
+    )
+    if problems:
+        field, problem = next(iter(problems.items()))
+        raise BudgetProposalError(problem, field=field)
     if refusal := budget_line_overlap(
         line=values.get("line") or "",
         period_start=date.fromisoformat(str(values["period_start"])),
@@ -141,7 +154,13 @@ def budget_increase_request(*, budget: Budget, amount, actor, reason: str = ""):
         raise NotAllowed("Your role cannot change budgets.")
     amount = Decimal(str(amount))
     _budget_proposal_check(
-        {"amount": amount, "period_start": budget.period_start, "period_end": budget.period_end}
+        {
+            "amount": amount,
+            "period_start": budget.period_start,
+            "period_end": budget.period_end,
+            "parent": budget.parent,
+        },
+        budget=budget,
     )
     if amount <= budget.amount:
         raise BudgetProposalError(

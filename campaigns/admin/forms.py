@@ -14,6 +14,9 @@ from members.choices import LifecycleStage
 from ..models import Campaign, Task
 from ..services.config import (
     CAMPAIGN_CONFIG_FIELDS,
+    TASK_BOUNDS,
+    bound_problems,
+    budget_window_problems,
     ladder_problems,
     target_problems,
     window_problems,
@@ -48,9 +51,11 @@ class CampaignForm(forms.ModelForm):
 
     def clean(self):
         cleaned = super().clean()
-        for problem in window_problems(
-            starts_on=cleaned.get("starts_on"), ends_on=cleaned.get("ends_on")
-        ):
+        window = {"starts_on": cleaned.get("starts_on"), "ends_on": cleaned.get("ends_on")}
+        problems = window_problems(**window) or budget_window_problems(
+            budget=cleaned.get("budget"), **window
+        )
+        for problem in problems:
             self.add_error("ends_on", problem)
         return cleaned
 
@@ -85,6 +90,9 @@ class TaskForm(forms.ModelForm):
             measure=cleaned.get("measure"), target=cleaned.get("target")
         ):
             self.add_error("target", problem)
+        for field, problems in bound_problems(cleaned, TASK_BOUNDS).items():
+            if field not in self.errors:
+                self.add_error(field, problems)
         return cleaned
 
 

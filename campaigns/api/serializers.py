@@ -20,11 +20,15 @@ from members.choices import LifecycleStage, SchemeStatus
 from members.models import Member, Segment, Tier
 from members.segments import segment_filter, segment_rules_validate
 from members.services import SEGMENT_CONFIG_FIELDS
+from portal.bounds import Bound
 from portal.models import Department
 
 from ..models import Campaign, Task, TaskStep
 from ..services.config import (
     CAMPAIGN_CONFIG_FIELDS,
+    MAX_REWARDS_PER_MEMBER,
+    MAX_REWARDS_PER_PERIOD,
+    REWARD_POINTS,
     STEP_CONFIG_FIELDS,
     TASK_CONFIG_FIELDS,
 )
@@ -48,8 +52,19 @@ def _stage_list() -> serializers.ListField:
 # --- tasks -------------------------------------------------------------------------------------
 
 
+def _bounded(bound: Bound, **options) -> serializers.IntegerField:
+    """A whole number within `bound`, refused in the bound's words (`portal.bounds`)."""
+
+    def check(value):
+        if value is not None and (problem := bound.problem(value)):
+            raise serializers.ValidationError(problem)
+
+    return serializers.IntegerField(validators=[check], **options)
+
+
 class TaskStepSerializer(serializers.ModelSerializer):
     target = serializers.DecimalField(max_digits=16, decimal_places=2)
+    reward_points = _bounded(REWARD_POINTS, required=False)
     reward_benefit = serializers.SlugRelatedField(
         slug_field="code",
         queryset=Benefit.objects.filter(active=True),
@@ -75,6 +90,9 @@ class TaskSerializer(serializers.ModelSerializer):
     min_event_amount = serializers.DecimalField(
         max_digits=16, decimal_places=2, min_value=Decimal("0"), required=False
     )
+    reward_points = _bounded(REWARD_POINTS, required=False)
+    max_rewards_per_member = _bounded(MAX_REWARDS_PER_MEMBER, required=False, allow_null=True)
+    max_rewards_per_period = _bounded(MAX_REWARDS_PER_PERIOD, required=False, allow_null=True)
     reward_benefit = serializers.SlugRelatedField(
         slug_field="code",
         queryset=Benefit.objects.filter(active=True),

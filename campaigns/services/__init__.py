@@ -20,6 +20,7 @@ from portal.services import audit_record
 
 from ..choices import CampaignApproval
 from ..models import Campaign, TaskProgress
+from ..rules import budget_window_problems
 from ..selectors import live_tasks
 from ..transitions import NIGHTLY, OPERATIONS, TRANSITIONS, Transition
 from .ingest import BatchTooLarge, IngestResult, events_ingest
@@ -125,6 +126,11 @@ def campaign_launch_problems(*, campaign: Campaign) -> list[str]:
         problems.append("Add at least one task.")
     if campaign.ends_on < today_in_shanghai():
         problems.append(f"The window ended on {campaign.ends_on}; move the end date.")
+    problems.extend(
+        budget_window_problems(
+            budget=campaign.budget, starts_on=campaign.starts_on, ends_on=campaign.ends_on
+        )
+    )
     for task in tasks:
         if not (task.reward_points or task.reward_benefit_id or task.steps.all()):
             problems.append(f"Task “{task.name}” has no reward (points, a benefit or steps).")

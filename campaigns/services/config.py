@@ -31,15 +31,18 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from members.choices import LifecycleStage, SchemeStatus
 from members.models import Tier
+from portal.bounds import Bound
 from portal.models import User
 from portal.services import audit_changes, audit_gone, audit_record
 
 from ..choices import EDITABLE_STATUSES, CampaignStatus, Measure
 from ..models import Campaign, Task, TaskStep
-from ..rules import MEASURES
+from ..rules import MEASURES, budget_window_problems
 from ..transitions import TRANSITIONS
 from . import CampaignStateError
 
@@ -99,6 +102,48 @@ class CampaignNotEditable(CampaignStateError):
 
 # --- the pure rules ------------------------------------------------------------------------------
 
+# Sanity bounds of a task's numbers (`portal.bounds`): far above any programme's settings,
+# far below what one sign-in may cost (9,999,999,999 points for a daily sign-in).
+REWARD_POINTS = Bound("reward_points", gettext_lazy("reward points"), 0, 100_000)
+MAX_REWARDS_PER_MEMBER = Bound(
+    "max_rewards_per_member", gettext_lazy("rewards per member"), 1, 10_000
+)
+MAX_REWARDS_PER_PERIOD = Bound(
+    "max_rewards_per_period", gettext_lazy("rewards per period"), 1, 10_000_000
+)
+#: a target counted in events or days
+TARGET_COUNT = Bound("target", gettext_lazy("target"), 1, 10_000)
+#: a target or a minimum in CNY
+TARGET_AMOUNT = Bound(
+    "target",
+    gettext_lazy("target"),
+    Decimal("0.01"),
+    Decimal("100000000.00"),
+    whole=False,
+    money=True,
+)
+MIN_EVENT_AMOUNT = Bound(
+    "min_event_amount",
+    gettext_lazy("minimum event amount"),
+    Decimal("0.00"),
+    Decimal("100000000.00"),
+    whole=False,
+    money=True,
+)
+
+#: the bounded numbers of a task (its target is bounded by `target_problems`, per measure)
+TASK_BOUNDS = (REWARD_POINTS, MAX_REWARDS_PER_MEMBER, MAX_REWARDS_PER_PERIOD, MIN_EVENT_AMOUNT)
+
+
+def bound_problems(values: Mapping[str, Any], bounds: Sequence[Bound]) -> dict[str, list[str]]:
+    """The out-of-bounds numbers among `values` (None: not set, always fine), by field."""
+    problems = {}
+    for bound in bounds:
+        value = values.get(bound.field)
+        if value is not None and (problem := bound.problem(value)):
+            problems[bound.field] = [problem]
+    return problems
+
 
 def target_problems(*, measure: str | None, target: Decimal | None) -> list[str]:
     """Why a task's (or a step's) target does not fit its measure: it must be above 0, and a
@@ -109,6 +154,9 @@ def target_problems(*, measure: str | None, target: Decimal | None) -> list[str]
     if target <= 0:
         problems.append("The target must be more than 0.")
     rule = MEASURES.get(measure) if measure else None
+    bound = TARGET_COUNT if rule is not None and rule.whole_targets else TARGET_AMOUNT
+    if target > bound.high:
+        problems.append(_("The target must be %(range)s.") % {"range": bound.describe()})
     if rule is not None and rule.whole_targets and target != target.to_integral_value():
         problems.append(
             f"The target must be a whole number for the measure {measure} "
@@ -206,7 +254,12 @@ def campaign_create(*, actor: User, data: Mapping[str, Any]) -> Campaign:
     """A new campaign is a DRAFT authored by `actor`. Its window must not end before it
     starts, its stages are lifecycle stage codes and its tiers those of the active scheme."""
     values = _configuration(data, CAMPAIGN_CONFIG_FIELDS, "campaign")
-    _campaign_validate(values, starts_on=values.get("starts_on"), ends_on=values.get("ends_on"))
+    _campaign_validate(
+        values,
+        starts_on=values.get("starts_on"),
+        ends_on=values.get("ends_on"),
+        budget=values.get("budget"),
+    )
     scalars, related = _split(values)
     campaign = Campaign.objects.create(**scalars, created_by=actor, status=CampaignStatus.DRAFT)
     for name, rows in related.items():
@@ -232,6 +285,7 @@ def campaign_update(*, campaign: Campaign, actor: User, changes: Mapping[str, An
         values,
         starts_on=values.get("starts_on", campaign.starts_on),
         ends_on=values.get("ends_on", campaign.ends_on),
+        budget=values.get("budget", campaign.budget),
     )
     _reopen_if_rejected(campaign, actor=actor)
     before = _campaign_snapshot(campaign)
@@ -250,9 +304,15 @@ def campaign_update(*, campaign: Campaign, actor: User, changes: Mapping[str, An
     return campaign
 
 
-def _campaign_validate(values: dict, *, starts_on: date | None, ends_on: date | None) -> None:
+def _campaign_validate(
+    values: dict, *, starts_on: date | None, ends_on: date | None, budget=None
+) -> None:
     errors = {}
-    if problems := window_problems(starts_on=starts_on, ends_on=ends_on):
+    problems = window_problems(starts_on=starts_on, ends_on=ends_on)
+    problems = problems or budget_window_problems(
+        budget=budget, starts_on=starts_on, ends_on=ends_on
+    )
+    if problems:
         errors["ends_on"] = problems
     if "target_stages" in values and (problems := stage_problems(values["target_stages"])):
         errors["target_stages"] = problems
@@ -296,7 +356,11 @@ def task_create(
     values = _configuration(data, TASK_CONFIG_FIELDS, "task")
     ladder = [_configuration(step, STEP_CONFIG_FIELDS, "ladder step") for step in steps]
     _task_validate(
-        values, measure=values.get("measure"), target=values.get("target"), steps=_rungs(ladder)
+        values,
+        measure=values.get("measure"),
+        target=values.get("target"),
+        steps=_rungs(ladder),
+        ladder=ladder,
     )
     campaign = _lock_campaigns([campaign.pk])[campaign.pk]
     _require_editable(campaign)
@@ -342,6 +406,7 @@ def task_update(
         steps=(
             list(task.steps.values_list("step_no", "target")) if ladder is None else _rungs(ladder)
         ),
+        ladder=ladder,
     )
     for campaign in campaigns.values():
         _reopen_if_rejected(campaign, actor=actor)
@@ -387,12 +452,20 @@ def _task_validate(
     measure: str | None,
     target: Decimal | None,
     steps: Sequence[tuple[int, Decimal]],
+    ladder: Sequence[Mapping[str, Any]] | None = None,
 ) -> None:
-    errors = {}
+    errors = bound_problems(values, TASK_BOUNDS)
     try:
         task_targets_validate(measure=measure, target=target, steps=steps)
     except ValidationError as exc:
         errors.update(exc.message_dict)
+    for step in ladder or ():
+        if (points := step.get("reward_points")) is not None and (
+            problem := REWARD_POINTS.problem(points)
+        ):
+            errors.setdefault("steps", []).append(
+                _("Step %(no)s: %(problem)s") % {"no": step.get("step_no"), "problem": problem}
+            )
     if "offered_stages" in values and (problems := stage_problems(values["offered_stages"])):
         errors["offered_stages"] = problems
     if "offered_tiers" in values and (problems := tier_problems(values["offered_tiers"])):
