@@ -88,6 +88,16 @@ def _lifecycle_chunk(business_date: date, run: JobRun, id_range: IdRange) -> dic
 def _entitlement_grants(business_date: date, run: JobRun) -> StepResult:
     counts = entitlement_grants_run(business_date=business_date)
     shortfalls = counts.pop("shortfalls")
+    refused = counts.pop("refused")
+    warnings = []
+    if refused:
+        warnings.append(
+            "Entitlements not granted because their configuration is invalid: "
+            + "; ".join(refused[:10])
+            + (f" (and {len(refused) - 10} more)" if len(refused) > 10 else "")
+            + ". Correct them in the entitlement matrix (with approval), then re-run this date; "
+            "the other entitlements were granted."
+        )
     warning = ""
     if shortfalls:
         if any("not open" in shortfall for shortfall in shortfalls):
@@ -99,7 +109,7 @@ def _entitlement_grants(business_date: date, run: JobRun) -> StepResult:
             + "; ".join(shortfalls)
             + f". {remedy}, then re-run this date to grant the rest."
         )
-    return counts, warning
+    return counts, " ".join([*warnings, warning]).strip()
 
 
 def _task_periods(business_date: date, run: JobRun) -> StepResult:
@@ -117,7 +127,15 @@ def _grants_expire(business_date: date, run: JobRun) -> StepResult:
 def _budget_alerts(business_date: date, run: JobRun) -> StepResult:
     counts = budget_alerts_raise(business_date=business_date)
     alerts = counts.pop("alerts")
-    return counts, ("New budget alerts: " + ", ".join(alerts)) if alerts else ""
+    refused = counts.pop("refused")
+    warning = ("New budget alerts: " + ", ".join(alerts) + ".") if alerts else ""
+    if refused:
+        warning += (
+            " Alert thresholds not read (invalid): "
+            + "; ".join(refused)
+            + ". Correct them on the budget; the other budgets were checked."
+        )
+    return counts, warning.strip()
 
 
 def _kpi_snapshot(business_date: date, run: JobRun) -> StepResult:

@@ -18,12 +18,14 @@ from datetime import date
 from django.core.mail import mail_admins
 from django.db import transaction
 from django.db.models import F
+from django.utils import translation
 
 from portal.clock import today_in_shanghai
-from portal.errors import StateConflict
+from portal.errors import DomainError, StateConflict
 
 from ..choices import BudgetEntryKind
 from ..models import BenefitGrant, Budget, BudgetAlert, BudgetEntry
+from ..rules import alert_percents_parse
 
 __all__ = [
     "BudgetExhausted",
@@ -293,12 +295,18 @@ def budget_alerts_raise(*, business_date: date | None = None) -> dict:
     """Record (once) every alert threshold crossed by a budget open on the business date
     (default today) and tell the admins."""
     on = business_date or today_in_shanghai()
-    raised = []
+    raised, refused = [], []
     budgets = Budget.objects.exclude(alert_percents=[]).filter(
         period_start__lte=on, period_end__gte=on
     )
     for budget in budgets:
-        for percent in sorted(budget.alert_percents):
+        try:  # a value that reached the row around the checks: reported, the others go on
+            with translation.override("en"):  # the night's report reads in one language
+                percents = alert_percents_parse(budget.alert_percents)
+        except DomainError as exc:
+            refused.append(f"{budget.code}: {exc.message.rstrip('.')}")
+            continue
+        for percent in percents:
             if budget.consumed_fen * 100 < budget.amount_fen * int(percent):
                 continue
             _alert, created = BudgetAlert.objects.get_or_create(
@@ -311,4 +319,9 @@ def budget_alerts_raise(*, business_date: date | None = None) -> dict:
                     f"{budget.name}: {budget.consumed:.2f} of {budget.amount:.2f} CNY consumed.",
                     fail_silently=True,
                 )
-    return {"raised": len(raised), "alerts": raised}
+    return {
+        "raised": len(raised),
+        "budgets_refused": len(refused),
+        "alerts": raised,
+        "refused": refused,
+    }

@@ -94,8 +94,8 @@ def test_running_the_night_twice_grants_the_entitlements_once(bank):
     }
     first, second = runs("entitlement_grants")
     assert (first.status, second.status) == (JobStatus.SUCCEEDED, JobStatus.SUCCEEDED)
-    assert first.counts == {"granted": 3, "not_granted_budget": 0}
-    assert second.counts == {"granted": 0, "not_granted_budget": 0}
+    assert first.counts == {"granted": 3, "not_granted_budget": 0, "entitlements_refused": 0}
+    assert second.counts == {"granted": 0, "not_granted_budget": 0, "entitlements_refused": 0}
     _amount, consumed, ledger = budget_state()
     assert consumed == ledger == 3 * COST
 
@@ -110,7 +110,7 @@ def test_a_short_budget_makes_the_step_a_warning_naming_the_benefit(bank):
     assert "LOUNGE" in run.message and "1 not granted" in run.message
     assert "re-run" in run.message  # says what to do next
     assert run.message in err  # the operator sees it on the console too
-    assert run.counts == {"granted": 2, "not_granted_budget": 1}
+    assert run.counts == {"granted": 2, "not_granted_budget": 1, "entitlements_refused": 0}
     assert BenefitGrant.objects.count() == 2
     amount, consumed, ledger = budget_state()
     assert consumed == ledger == amount == 2 * COST  # as many as fit, never more
@@ -127,7 +127,7 @@ def test_a_rerun_after_the_budget_is_raised_grants_the_rest(bank):
 
     _first, second = runs("entitlement_grants")
     assert second.status == JobStatus.SUCCEEDED and second.message == ""
-    assert second.counts == {"granted": 1, "not_granted_budget": 0}
+    assert second.counts == {"granted": 1, "not_granted_budget": 0, "entitlements_refused": 0}
     assert BenefitGrant.objects.count() == 3
     _amount, consumed, ledger = budget_state()
     assert consumed == ledger == 3 * COST
@@ -167,8 +167,11 @@ def test_the_night_raises_a_budget_alert_once(bank, settings, mailoutbox):
     first, second = runs("budget_alerts")
     assert first.status == JobStatus.WARNING
     assert "RETAIL-2026 ≥ 80%" in first.message and "RETAIL-2026 ≥ 95%" in first.message
-    assert first.counts == {"raised": 2}
-    assert second.status == JobStatus.SUCCEEDED and second.counts == {"raised": 0}
+    assert first.counts == {"raised": 2, "budgets_refused": 0}
+    assert second.status == JobStatus.SUCCEEDED and second.counts == {
+        "raised": 0,
+        "budgets_refused": 0,
+    }
     assert {mail.to[0] for mail in mailoutbox} == {"ops@example.bank"}
     assert len(mailoutbox) == 2  # one per threshold, and none on the second night
 

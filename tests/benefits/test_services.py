@@ -436,7 +436,13 @@ def test_members_of_a_tier_get_quantity_grants_for_the_period(gold_members, peri
 
     result = entitlement_grants_run(business_date=TODAY)
 
-    assert result == {"granted": 6, "not_granted_budget": 0, "shortfalls": []}
+    assert result == {
+        "granted": 6,
+        "not_granted_budget": 0,
+        "entitlements_refused": 0,
+        "shortfalls": [],
+        "refused": [],
+    }
     for member in gold_members:
         grants = grants_of(member)
         assert len(grants) == 2
@@ -526,7 +532,9 @@ def test_a_short_budget_grants_as_many_as_fit_and_reports_the_shortfall(gold_mem
     assert result == {
         "granted": 5,
         "not_granted_budget": 1,
+        "entitlements_refused": 0,
         "shortfalls": ["LOUNGE: 1 not granted"],
+        "refused": [],
     }
     assert BenefitGrant.objects.count() == 5
     assert consumed(budget) == 5 * COST <= budget.amount_fen
@@ -714,7 +722,12 @@ def test_budget_alerts_record_each_threshold_once_and_mail_the_admins(db, admins
     for _ in range(7):
         give(member, benefit)
 
-    assert budget_alerts_raise(business_date=TODAY) == {"raised": 0, "alerts": []}  # 70 %
+    assert budget_alerts_raise(business_date=TODAY) == {  # 70 %
+        "raised": 0,
+        "budgets_refused": 0,
+        "alerts": [],
+        "refused": [],
+    }
     give(member, benefit)  # 80 % exactly
     at_80 = budget_alerts_raise(business_date=TODAY)
     again = budget_alerts_raise(business_date=TODAY)
