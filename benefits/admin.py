@@ -5,7 +5,7 @@ from decimal import Decimal
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.shortcuts import redirect, render
 from django.urls import path
@@ -16,8 +16,8 @@ from members.selectors import member_scope
 from portal.admin_approvals import ApprovalDoorAdminMixin
 from portal.admin_base import MatrixModelAdmin
 from portal.errors import DomainError
+from portal.money import decimal_to_fen
 from portal.permissions import user_can
-from portal.services import audit_record
 
 from .choices import BenefitApproval, EntitlementPeriod
 from .models import (
@@ -30,19 +30,80 @@ from .models import (
     ManualGrantRequest,
     TierEntitlement,
 )
+from .rules import (
+    BENEFIT_UNIT_COST,
+    BUDGET_AMOUNT,
+    alert_percents_parse,
+    budget_values_problems,
+)
 from .services import (
     BUDGET_PROPOSAL_FIELDS,
+    EntitlementChangeError,
+    benefit_update,
+    benefit_values_check,
     budget_amount_lower,
     budget_create_request,
     budget_increase_request,
     budget_line_overlap,
+    entitlement_change_request,
+    entitlement_matrix_changes,
 )
+
+
+class BenefitForm(forms.ModelForm):
+    """A benefit with its unit cost in yuan (stored in fen), bounded (`benefits.rules`);
+    separators are fine ("1,500.00")."""
+
+    unit_cost = forms.CharField(label=_("unit cost (CNY)"), max_length=24)
+
+    class Meta:
+        model = Benefit
+        fields = [
+            "code",
+            "name",
+            "name_en",
+            "category",
+            "provider",
+            "department",
+            "budget",
+            "validity_days",
+            "active",
+        ]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.fields["unit_cost"].initial = f"{self.instance.unit_cost:.2f}"
+            self.fields["unit_cost"].help_text = _(
+                "A new unit cost or budget is sent to a budget approver; it applies on approval."
+            )
+
+    def clean_unit_cost(self) -> int:
+        try:
+            return decimal_to_fen(BENEFIT_UNIT_COST.parse(self.cleaned_data["unit_cost"]))
+        except DomainError as exc:
+            raise forms.ValidationError(exc.message) from None
+
+    def clean(self):
+        data = super().clean()
+        try:
+            benefit_values_check(
+                {"unit_cost_fen": None, "validity_days": data.get("validity_days")}
+            )
+        except ValidationError as exc:
+            for field, problems in exc.message_dict.items():
+                self.add_error(field, problems)
+        return data
 
 
 @admin.register(Benefit)
 class BenefitAdmin(MatrixModelAdmin):
+    """The catalogue. Names, provider, validity and active change at once; a new unit cost or
+    budget is a proposal for a budget approver (`benefit_update`)."""
+
     view_action = "benefits.view_benefits"
     change_action = "benefits.configure_benefits"
+    form = BenefitForm
     list_display = [
         "code",
         "name",
@@ -58,6 +119,44 @@ class BenefitAdmin(MatrixModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False  # deactivate instead: grants keep pointing at the benefit
+
+    def save_model(self, request, obj, form, change):
+        fen = form.cleaned_data["unit_cost"]
+        if not change:
+            obj.unit_cost_fen = fen
+            super().save_model(request, obj, form, change)
+            return
+        changes = {
+            name: form.cleaned_data[name]
+            for name in form.changed_data
+            if name in form.cleaned_data and name != "unit_cost"
+        }
+        changes["unit_cost_fen"] = fen
+        original = Benefit.objects.get(pk=obj.pk)
+        for name in changes:  # the form wrote them onto obj; benefit_update decides
+            setattr(obj, name, getattr(original, name))
+        try:
+            obj, request.benefit_approval = benefit_update(
+                benefit=original, changes=changes, actor=request.user
+            )
+        except DomainError as exc:
+            request.benefit_refusal = exc.message
+
+    def response_change(self, request, obj):
+        refusal = getattr(request, "benefit_refusal", None)
+        if refusal:
+            self.message_user(request, refusal, messages.ERROR)
+            return redirect("admin:benefits_benefit_change", obj.pk)
+        approval = getattr(request, "benefit_approval", None)
+        if approval is not None:
+            self.message_user(
+                request,
+                _("Sent for approval: %(summary)s. It applies when a budget approver approves it.")
+                % {"summary": approval.summary},
+                messages.SUCCESS,
+            )
+            return redirect("approval-detail", pk=approval.pk)
+        return super().response_change(request, obj)
 
 
 @admin.register(TierEntitlement)
@@ -93,14 +192,55 @@ class TierEntitlementAdmin(MatrixModelAdmin):
             for e in TierEntitlement.objects.filter(tier__in=tiers, benefit__in=benefits)
         }
         editable = self.has_change_permission(request)
+        errors: dict = {}
+        typed: dict = {}
         if request.method == "POST":
             if not editable:
                 raise PermissionDenied
-            changes = self._save_matrix(request, tiers, benefits, cells)
-            self.message_user(request, _("Entitlement matrix saved (%d changes).") % changes)
-            return redirect("admin:benefits_tierentitlement_matrix")
+            typed = {
+                (benefit, tier): (
+                    request.POST.get(f"q_{benefit.pk}_{tier.pk}", "").strip()[:24],
+                    request.POST.get(f"p_{benefit.pk}_{tier.pk}", EntitlementPeriod.MONTH),
+                )
+                for benefit in benefits
+                for tier in tiers
+            }
+            try:
+                approval = entitlement_change_request(
+                    changes=entitlement_matrix_changes(typed=typed), actor=request.user
+                )
+            except EntitlementChangeError as exc:
+                errors = exc.errors
+                self.message_user(request, exc.message, messages.ERROR)
+            except DomainError as exc:
+                self.message_user(request, exc.message, messages.ERROR)
+            else:
+                if approval is None:
+                    self.message_user(request, _("No entitlement changed."))
+                    return redirect("admin:benefits_tierentitlement_matrix")
+                self.message_user(
+                    request,
+                    _(
+                        "Sent for approval: %(summary)s. The entitlements change when a "
+                        "budget approver approves it."
+                    )
+                    % {"summary": approval.summary},
+                    messages.SUCCESS,
+                )
+                return redirect("approval-detail", pk=approval.pk)
         rows = [
-            (benefit, [(tier, cells.get((benefit.pk, tier.pk))) for tier in tiers])
+            (
+                benefit,
+                [
+                    (
+                        tier,
+                        cells.get((benefit.pk, tier.pk)),
+                        typed.get((benefit, tier)),
+                        errors.get((benefit.code, tier.code), ""),
+                    )
+                    for tier in tiers
+                ],
+            )
             for benefit in benefits
         ]
         context = {
@@ -114,49 +254,15 @@ class TierEntitlementAdmin(MatrixModelAdmin):
         }
         return render(request, "benefits/entitlement_matrix.html", context)
 
-    @transaction.atomic
-    def _save_matrix(self, request, tiers, benefits, cells) -> int:
-        changes = 0
-        for benefit in benefits:
-            for tier in tiers:
-                raw = request.POST.get(f"q_{benefit.pk}_{tier.pk}", "").strip()
-                period = request.POST.get(f"p_{benefit.pk}_{tier.pk}", EntitlementPeriod.MONTH)
-                current = cells.get((benefit.pk, tier.pk))
-                quantity = int(raw) if raw.isdigit() else 0
-                if period not in EntitlementPeriod.values:
-                    messages.error(request, f"{benefit.code}/{tier.code}: unknown period")
-                    continue
-                if quantity == 0 and current is not None:
-                    current.delete()
-                elif quantity and current is None:
-                    TierEntitlement.objects.create(
-                        benefit=benefit, tier=tier, quantity=quantity, period=period
-                    )
-                elif quantity and (current.quantity, current.period) != (quantity, period):
-                    current.quantity, current.period = quantity, period
-                    current.save()
-                else:
-                    continue
-                changes += 1
-                audit_record(
-                    actor=request.user,
-                    action="entitlement.change",
-                    changes={
-                        "benefit": benefit.code,
-                        "tier": tier.code,
-                        "quantity": quantity,
-                        "period": period,
-                    },
-                )
-        return changes
-
 
 class BudgetForm(forms.ModelForm):
     """A budget in yuan (stored in fen). A new budget and a higher amount are proposals that
     a budget approver decides; the other fields, and a lower amount, change at once."""
 
-    amount = forms.DecimalField(
-        label=_("amount (CNY)"), max_digits=14, decimal_places=2, min_value=Decimal("0.01")
+    amount = forms.CharField(
+        label=_("amount (CNY)"),
+        max_length=24,
+        help_text=_("In yuan, to the fen; separators are fine (6,000,000.00)."),
     )
 
     class Meta:
@@ -167,7 +273,7 @@ class BudgetForm(forms.ModelForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         if self.instance.pk:
-            self.fields["amount"].initial = self.instance.amount
+            self.fields["amount"].initial = f"{self.instance.amount:,.2f}"
             self.fields["amount"].help_text = _(
                 "Raising the amount is sent to a budget approver; it applies on approval."
             )
@@ -176,9 +282,32 @@ class BudgetForm(forms.ModelForm):
                 "A new budget is sent to a budget approver and created on approval."
             )
 
+    def clean_amount(self) -> Decimal:
+        try:
+            return BUDGET_AMOUNT.parse(self.cleaned_data["amount"])
+        except DomainError as exc:
+            raise forms.ValidationError(exc.message) from None
+
+    def clean_alert_percents(self) -> list[int]:
+        try:
+            return alert_percents_parse(self.cleaned_data.get("alert_percents"))
+        except DomainError as exc:
+            raise forms.ValidationError(exc.message) from None
+
     def clean(self):
         data = super().clean()
         start, end = data.get("period_start"), data.get("period_end")
+        if "amount" in data and start and end:
+            problems = budget_values_problems(
+                amount=data["amount"],
+                period_start=start,
+                period_end=end,
+                parent=data.get("parent"),
+                budget=self.instance if self.instance.pk else None,
+            )
+            for field, problem in problems.items():
+                if field in self.fields and field not in self.errors:
+                    self.add_error(field, problem)
         if (
             start
             and end

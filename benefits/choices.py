@@ -51,3 +51,5 @@ class BenefitApproval(models.TextChoices):
     BUDGET_CREATE = "BUDGET_CREATE", _("New budget")
     BUDGET_INCREASE = "BUDGET_INCREASE", _("Budget increase")
     MANUAL_GRANT = "MANUAL_GRANT", _("Manual grant above the limit")
+    ENTITLEMENT_CHANGE = "ENTITLEMENT_CHANGE", _("Entitlement change")
+    BENEFIT_CHANGE = "BENEFIT_CHANGE", _("Benefit cost or budget change")

@@ -37,11 +37,13 @@ __all__ = [
     "approval_is_pending",
     "approval_kind",
     "approval_kind_register",
+    "approval_impact",
     "approval_list",
     "approval_may_decide",
     "approval_pending_for",
     "approval_request_create",
     "approval_visible",
+    "approval_withdraw",
 ]
 
 
@@ -88,6 +90,23 @@ class ApprovalKind:
 
     def refuse(self, approval: ApprovalRequest, target, *, actor, comment: str) -> None:
         """Undo what waiting for the decision held (a status, a lock); nothing by default."""
+
+    def withdraw(self, approval: ApprovalRequest, target, *, actor, reason: str) -> None:
+        """Undo what waiting held when the requester withdraws; as a refusal by default."""
+        self.refuse(approval, target, actor=actor, comment=reason)
+
+    def impact(self, approval: ApprovalRequest) -> list[tuple[str, str]]:
+        """What approving would do, as (what, how much) lines in the user's language, computed
+        now by the code that applies the change (the approval page and the API show it);
+        nothing by default."""
+        return []
+
+
+def approval_impact(approval: ApprovalRequest) -> list[tuple[str, str]]:
+    """The impact lines of a pending request (`ApprovalKind.impact`); none once decided."""
+    if not approval.is_pending:
+        return []
+    return approval_kind(approval.kind).impact(approval)
 
 
 def approval_kind_register(kind: type[ApprovalKind]) -> type[ApprovalKind]:
@@ -160,13 +179,7 @@ def approval_decide(
     request is settled in the same transaction."""
     comment = comment.strip()
     with transaction.atomic():
-        approval = ApprovalRequest.objects.select_for_update().get(pk=approval.pk)
-        if approval.status != ApprovalStatus.PENDING:
-            raise StateConflict(
-                _("This request is already %(status)s.")
-                % {"status": approval.get_status_display()},
-                code="already_decided",
-            )
+        approval = _locked_pending(approval)
         kind = approval_kind(approval.kind)
         target = kind.target(approval, lock=True)
         if _is_maker(kind, approval, target, actor):
@@ -198,6 +211,49 @@ def approval_decide(
             reason=comment,
         )
     return approval
+
+
+def approval_withdraw(*, approval: ApprovalRequest, actor, reason: str = "") -> ApprovalRequest:
+    """The requester takes back a request still pending (nobody else may): it ends as
+    WITHDRAWN, its kind undoes what waiting held, and the audit trail says so."""
+    reason = reason.strip()
+    with transaction.atomic():
+        approval = ApprovalRequest.objects.select_for_update().get(pk=approval.pk)
+        if approval.requested_by_id != actor.pk:
+            raise NotAllowed(
+                _("Only the person who made a request can withdraw it."), code="not_requester"
+            )
+        _require_pending(approval)
+        kind = approval_kind(approval.kind)
+        kind.withdraw(approval, kind.target(approval, lock=True), actor=actor, reason=reason)
+        approval.status = ApprovalStatus.WITHDRAWN
+        approval.decided_by, approval.decided_at = actor, timezone.now()
+        approval.comment = reason[:255]
+        approval.save()
+        audit_record(
+            actor=actor,
+            action="approval.withdraw",
+            obj=approval,
+            changes={"kind": approval.kind, "summary": approval.summary},
+            reason=reason,
+        )
+    return approval
+
+
+def _locked_pending(approval: ApprovalRequest) -> ApprovalRequest:
+    """The request row-locked, or `StateConflict` (409 `already_decided`) once it is not
+    pending any more."""
+    approval = ApprovalRequest.objects.select_for_update().get(pk=approval.pk)
+    _require_pending(approval)
+    return approval
+
+
+def _require_pending(approval: ApprovalRequest) -> None:
+    if approval.status != ApprovalStatus.PENDING:
+        raise StateConflict(
+            _("This request is already %(status)s.") % {"status": approval.get_status_display()},
+            code="already_decided",
+        )
 
 
 def _is_maker(kind: ApprovalKind, approval: ApprovalRequest, target, user) -> bool:

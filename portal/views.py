@@ -6,7 +6,13 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from .approvals import approval_decide, approval_inbox, approval_may_decide, approval_visible
+from .approvals import (
+    approval_decide,
+    approval_impact,
+    approval_inbox,
+    approval_may_decide,
+    approval_visible,
+)
 from .choices import ApprovalStatus, Role
 from .decorators import action_required
 from .errors import DomainError
@@ -67,6 +73,7 @@ def approval_detail_view(request, pk: int):
         {
             "approval": approval,
             "diff": approval.diff(),
+            "impact": approval_impact(approval),
             "may_decide": approval_may_decide(approval=approval, user=request.user),
             "own": approval.requested_by_id == request.user.pk,
         },

@@ -1,12 +1,12 @@
-from decimal import Decimal
-
 from rest_framework import serializers
 
 from members.models import Tier
+from portal.api.serializers import ApprovalRequestSerializer
 from portal.models import Department
 from portal.money import decimal_to_fen
 
 from ..models import Benefit, BenefitGrant, Budget, TierEntitlement
+from ..rules import BENEFIT_UNIT_COST, BENEFIT_VALIDITY_DAYS, ENTITLEMENT_QUANTITY
 
 
 class GrantSerializer(serializers.ModelSerializer):
@@ -21,7 +21,17 @@ class GrantSerializer(serializers.ModelSerializer):
 
 class BenefitSerializer(serializers.ModelSerializer):
     unit_cost = serializers.DecimalField(
-        max_digits=14, decimal_places=2, source="unit_cost_decimal", min_value=Decimal("0")
+        max_digits=14,
+        decimal_places=2,
+        source="unit_cost_decimal",
+        min_value=BENEFIT_UNIT_COST.low,
+        max_value=BENEFIT_UNIT_COST.high,
+    )
+    validity_days = serializers.IntegerField(
+        min_value=BENEFIT_VALIDITY_DAYS.low,
+        max_value=BENEFIT_VALIDITY_DAYS.high,
+        allow_null=True,
+        required=False,
     )
     budget = serializers.SlugRelatedField(slug_field="code", queryset=Budget.objects.all())
     department = serializers.SlugRelatedField(slug_field="code", queryset=Department.objects.all())
@@ -56,11 +66,29 @@ class TierEntitlementSerializer(serializers.ModelSerializer):
         slug_field="code", queryset=Tier.objects.filter(scheme__status="ACTIVE")
     )
 
-    quantity = serializers.IntegerField(min_value=1, max_value=999)
+    quantity = serializers.IntegerField(
+        min_value=ENTITLEMENT_QUANTITY.low, max_value=ENTITLEMENT_QUANTITY.high
+    )
 
     class Meta:
         model = TierEntitlement
         fields = ["id", "benefit", "tier", "quantity", "period"]
+
+
+class BenefitProposalSerializer(BenefitSerializer):
+    """202 of a PATCH with a new unit cost or budget: the benefit as it still is, and the
+    approval request that will change it."""
+
+    approval = ApprovalRequestSerializer(read_only=True)
+
+    class Meta(BenefitSerializer.Meta):
+        fields = [*BenefitSerializer.Meta.fields, "approval"]
+
+
+class EntitlementProposalSerializer(serializers.Serializer):
+    """202 of an entitlement write: the approval request that will make it."""
+
+    approval = ApprovalRequestSerializer(read_only=True)
 
 
 class BudgetSerializer(serializers.ModelSerializer):

@@ -1,20 +1,34 @@
 """Benefits API: redeeming a member's grant."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.shortcuts import get_object_or_404
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema
-from rest_framework import viewsets
+from rest_framework import serializers, status, viewsets
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from members.selectors import member_get
 from portal.api.schema import CONFLICT
+from portal.api.serializers import ApprovalRequestSerializer
+from portal.errors import StateConflict
 from portal.permissions import MatrixPermission
 
 from ..models import Benefit, BenefitGrant, Budget, TierEntitlement
-from ..services import grant_redeem
+from ..services import (
+    benefit_update,
+    entitlement_change_request,
+    entitlement_matrix_changes,
+    grant_redeem,
+)
 from .serializers import (
+    BenefitProposalSerializer,
     BenefitSerializer,
     BudgetSerializer,
+    EntitlementProposalSerializer,
     GrantSerializer,
     TierEntitlementSerializer,
 )
@@ -36,8 +50,29 @@ class GrantRedeemView(APIView):
         return Response(GrantSerializer(grant).data)
 
 
+@contextmanager
+def _answered() -> Iterator[None]:
+    """Django validation errors of the services as DRF field errors (400)."""
+    try:
+        yield
+    except DjangoValidationError as exc:
+        if hasattr(exc, "error_dict"):
+            raise serializers.ValidationError(exc.message_dict) from exc
+        raise serializers.ValidationError({"non_field_errors": exc.messages}) from exc
+
+
+def _proposed(data: dict, approval) -> Response:
+    """202: the change waits for a second person (`approval` says what and where)."""
+    return Response(
+        {**data, "approval": ApprovalRequestSerializer(approval).data},
+        status=status.HTTP_202_ACCEPTED,
+    )
+
+
 class BenefitViewSet(viewsets.ModelViewSet):
-    """The benefit catalogue (product team writes; benefits are deactivated, not deleted)."""
+    """The benefit catalogue (product team writes; benefits are deactivated, not deleted).
+    A PATCH of `unit_cost` or `budget` is a proposal: 202 with the benefit as it still is and
+    the approval request; the other fields of the same PATCH apply at once."""
 
     queryset = Benefit.objects.select_related("budget", "department").order_by("code")
     serializer_class = BenefitSerializer
@@ -46,15 +81,87 @@ class BenefitViewSet(viewsets.ModelViewSet):
     write_action_required = "benefits.configure_benefits"
     http_method_names = ["get", "post", "patch", "head", "options"]
 
+    @extend_schema(
+        responses={200: BenefitSerializer, 202: BenefitProposalSerializer, 409: CONFLICT}
+    )
+    def partial_update(self, request, *args, **kwargs):
+        benefit = self.get_object()
+        serializer = self.get_serializer(benefit, data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        with _answered():
+            benefit, approval = benefit_update(
+                benefit=benefit, changes=dict(serializer.validated_data), actor=request.user
+            )
+        data = self.get_serializer(Benefit.objects.get(pk=benefit.pk)).data
+        return _proposed(data, approval) if approval else Response(data)
+
 
 class TierEntitlementViewSet(viewsets.ModelViewSet):
-    queryset = TierEntitlement.objects.select_related("benefit", "tier").order_by(
+    """Entitlements. Every write (create, change, delete) is a proposal with its monthly
+    cost: 202 with the approval request; the entitlement changes when a budget approver
+    approves it."""
+
+    queryset = TierEntitlement.objects.select_related("benefit", "tier__scheme").order_by(
         "tier__rank", "benefit__code"
     )
     serializer_class = TierEntitlementSerializer
     permission_classes = [MatrixPermission]
     action_required = "benefits.view_benefits"
     write_action_required = "benefits.configure_benefits"
+
+    def _propose(self, *, benefit, tier, quantity: int, period: str) -> Response:
+        typed = {(benefit, tier): (str(quantity), period)}
+        with _answered():
+            changes = entitlement_matrix_changes(typed=typed)
+        if not changes:
+            raise StateConflict(
+                _("The entitlement is already so: nothing to change."), code="no_change"
+            )
+        approval = entitlement_change_request(changes=changes, actor=self.request.user)
+        return Response(
+            {"approval": ApprovalRequestSerializer(approval).data}, status=status.HTTP_202_ACCEPTED
+        )
+
+    @extend_schema(responses={202: EntitlementProposalSerializer, 409: CONFLICT})
+    def create(self, request, *args, **kwargs):
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        values = serializer.validated_data
+        return self._propose(
+            benefit=values["benefit"],
+            tier=values["tier"],
+            quantity=values["quantity"],
+            period=values["period"],
+        )
+
+    @extend_schema(responses={202: EntitlementProposalSerializer, 409: CONFLICT})
+    def update(self, request, *args, **kwargs):
+        entitlement = self.get_object()
+        serializer = self.get_serializer(
+            entitlement, data=request.data, partial=kwargs.get("partial", False)
+        )
+        serializer.is_valid(raise_exception=True)
+        values = {
+            **{
+                "benefit": entitlement.benefit,
+                "tier": entitlement.tier,
+                "quantity": entitlement.quantity,
+                "period": entitlement.period,
+            },
+            **serializer.validated_data,
+        }
+        return self._propose(**values)
+
+    @extend_schema(responses={202: EntitlementProposalSerializer, 409: CONFLICT})
+    def partial_update(self, request, *args, **kwargs):
+        return self.update(request, *args, partial=True, **kwargs)
+
+    @extend_schema(responses={202: EntitlementProposalSerializer, 409: CONFLICT})
+    def destroy(self, request, *args, **kwargs):
+        entitlement = self.get_object()
+        return self._propose(
+            benefit=entitlement.benefit, tier=entitlement.tier, quantity=0, period=""
+        )
 
 
 class BudgetViewSet(viewsets.ReadOnlyModelViewSet):

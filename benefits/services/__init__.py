@@ -3,6 +3,7 @@ chain walker behind every consume and release), budget changes with maker-checke
 (`budget_changes`), grants (`grants`), the nightly entitlement grants (`entitlements`) and
 manual grants and feedback (`manual`)."""
 
+from .benefit_changes import COST_FIELDS, benefit_change_apply, benefit_update, benefit_values_check
 from .budget_changes import (
     BUDGET_PROPOSAL_FIELDS,
     BudgetProposalError,
@@ -24,6 +25,13 @@ from .budgets import (
     budget_release,
     budget_release_many,
 )
+from .entitlement_changes import (
+    EntitlementChangeError,
+    entitlement_change_apply,
+    entitlement_change_request,
+    entitlement_changes_cost,
+    entitlement_matrix_changes,
+)
 from .entitlements import ENTITLEMENT_PERIODS, entitlement_grants_run, period_of
 from .grants import GrantNotRedeemable, grant_create, grant_redeem, grant_revoke, grants_expire
 from .manual import (
@@ -34,6 +42,15 @@ from .manual import (
 )
 
 __all__ = [
+    "COST_FIELDS",
+    "EntitlementChangeError",
+    "benefit_change_apply",
+    "benefit_update",
+    "benefit_values_check",
+    "entitlement_change_apply",
+    "entitlement_change_request",
+    "entitlement_changes_cost",
+    "entitlement_matrix_changes",
     "BUDGET_PROPOSAL_FIELDS",
     "ENTITLEMENT_PERIODS",
     "BudgetExhausted",

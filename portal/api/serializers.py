@@ -3,6 +3,7 @@
 from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
+from ..approvals import approval_impact
 from ..models import ApprovalRequest
 
 
@@ -14,6 +15,7 @@ class ApprovalRequestSerializer(serializers.ModelSerializer):
         source="decided_by.username", read_only=True, allow_null=True, default=None
     )
     diff = serializers.SerializerMethodField()
+    impact = serializers.SerializerMethodField()
 
     class Meta:
         model = ApprovalRequest
@@ -27,6 +29,7 @@ class ApprovalRequestSerializer(serializers.ModelSerializer):
             "current",
             "proposal",
             "diff",
+            "impact",
             "reason",
             "requested_by",
             "requested_at",
@@ -41,6 +44,10 @@ class ApprovalRequestSerializer(serializers.ModelSerializer):
             {"field": name, "current": current, "proposed": proposed}
             for name, current, proposed in approval.diff()
         ]
+
+    def get_impact(self, approval: ApprovalRequest) -> list[dict]:
+        """What approving would do (pending requests only), computed now."""
+        return [{"what": what, "value": value} for what, value in approval_impact(approval)]
 
 
 class ApprovalDecisionSerializer(serializers.Serializer):

@@ -8,6 +8,7 @@ import re
 from datetime import timedelta
 
 import pytest
+from django.urls import reverse
 from rest_framework.test import APIClient
 
 from benefits.choices import GrantSource, GrantStatus
@@ -16,7 +17,7 @@ from benefits.services import grant_create, grant_redeem, grant_revoke
 from members.models import Tier
 from portal.choices import Role
 from portal.clock import today_in_shanghai
-from portal.models import AuditEntry
+from portal.models import ApprovalRequest, AuditEntry
 from tests.factories import BenefitFactory, BudgetFactory, MemberFactory
 
 AMOUNT = re.compile(r"^-?\d+\.\d{2}$")
@@ -303,13 +304,30 @@ def test_a_product_operator_creates_a_benefit_with_a_decimal_unit_cost(api_clien
     assert benefit.budget == budget and benefit.validity_days == 30 and benefit.active
 
 
-def test_a_product_operator_changes_a_unit_cost(api_client_for, staff, lounge):
-    response = api_client_for(staff["operator"]).patch(
-        f"/api/v1/benefits/{lounge.pk}/", {"unit_cost": "99.9"}, format="json"
+def test_a_new_unit_cost_waits_for_a_budget_approver_then_applies(api_client_for, staff, lounge):
+    operator = api_client_for(staff["operator"])
+
+    proposed = operator.patch(
+        f"/api/v1/benefits/{lounge.pk}/",
+        {"unit_cost": "99.9", "provider": "机场贵宾厅"},
+        format="json",
     )
 
-    assert response.status_code == 200, response.content
-    assert response.json()["unit_cost"] == "99.90"
+    assert proposed.status_code == 202, proposed.content
+    body = proposed.json()
+    assert body["unit_cost"] == "120.00"  # still what it was
+    assert body["provider"] == "机场贵宾厅"  # a low-risk field applies at once
+    assert body["approval"]["kind"] == "BENEFIT_CHANGE" and body["approval"]["status"] == "PENDING"
+    lounge.refresh_from_db()
+    assert lounge.unit_cost_fen == 12_000
+    own = operator.post(f"/api/v1/approvals/{body['approval']['id']}/approve/", {}, format="json")
+    assert own.status_code == 403
+
+    approved = api_client_for(staff["approver"]).post(
+        f"/api/v1/approvals/{body['approval']['id']}/approve/", {}, format="json"
+    )
+
+    assert approved.status_code == 200, approved.content
     lounge.refresh_from_db()
     assert lounge.unit_cost_fen == 9990
 
@@ -380,7 +398,9 @@ def test_the_configuration_endpoints_need_credentials(db, path):
     assert response.status_code == 401
 
 
-def test_a_product_operator_lists_and_creates_entitlements(api_client_for, staff, lounge):
+def test_a_product_operator_proposes_an_entitlement_and_it_exists_once_approved(
+    api_client_for, staff, lounge
+):
     TierEntitlement.objects.create(benefit=lounge, tier=tier("GOLD"), quantity=1, period="YEAR")
     client = api_client_for(staff["operator"])
 
@@ -389,9 +409,18 @@ def test_a_product_operator_lists_and_creates_entitlements(api_client_for, staff
         {"benefit": "LOUNGE", "tier": "SUNFLOWER", "quantity": 2, "period": "QUARTER"},
         format="json",
     )
-    listed = client.get("/api/v1/entitlements/")
 
-    assert created.status_code == 201, created.content
+    assert created.status_code == 202, created.content
+    approval = created.json()["approval"]
+    assert approval["kind"] == "ENTITLEMENT_CHANGE"
+    assert TierEntitlement.objects.count() == 1  # nothing until approval
+    assert (
+        api_client_for(staff["approver"])
+        .post(f"/api/v1/approvals/{approval['id']}/approve/", {}, format="json")
+        .status_code
+        == 200
+    )
+    listed = client.get("/api/v1/entitlements/")
     assert listed.status_code == 200
     rows = [
         {key: row[key] for key in ("benefit", "tier", "quantity", "period")}
@@ -517,7 +546,7 @@ def test_the_entitlement_changelist_opens_the_matrix(client, staff):
     assert response.status_code == 302 and response["Location"].endswith(MATRIX)
 
 
-def test_saving_the_matrix_creates_changes_and_removes_entitlements(client, staff, lounge):
+def test_saving_the_matrix_proposes_the_changes_and_approval_writes_them(client, staff, lounge):
     gift = BenefitFactory(code="GIFT")
     TierEntitlement.objects.create(benefit=lounge, tier=tier("GOLD"), quantity=1, period="YEAR")
     TierEntitlement.objects.create(benefit=gift, tier=tier("GOLD"), quantity=1, period="YEAR")
@@ -530,15 +559,31 @@ def test_saving_the_matrix_creates_changes_and_removes_entitlements(client, staf
     form.update(dict(zip(cell(lounge, "GOLD"), ["2", "QUARTER"], strict=True)))  # changed
     form.update(dict(zip(cell(lounge, "SUNFLOWER"), ["4", "QUARTER"], strict=True)))  # new
     form.update(dict(zip(cell(gift, "GOLD"), ["0", "YEAR"], strict=True)))  # removed
+    before = set(
+        TierEntitlement.objects.values_list("benefit__code", "tier__code", "quantity", "period")
+    )
 
     response = client.post(MATRIX, form)
 
+    approval = ApprovalRequest.objects.get(kind="ENTITLEMENT_CHANGE")
     assert response.status_code == 302
+    assert response["Location"] == reverse("approval-detail", args=[approval.pk])
+    assert len(approval.proposal["changes"]) == 3
+    assert (
+        set(
+            TierEntitlement.objects.values_list("benefit__code", "tier__code", "quantity", "period")
+        )
+        == before
+    )
+
+    client.force_login(staff["approver"])
+    client.post(reverse("approval-decide", args=[approval.pk]), {"decision": "approve"})
+
     assert set(
         TierEntitlement.objects.values_list("benefit__code", "tier__code", "quantity", "period")
     ) == {("LOUNGE", "GOLD", 2, "QUARTER"), ("LOUNGE", "SUNFLOWER", 4, "QUARTER")}
     assert (
-        AuditEntry.objects.filter(action="entitlement.change", actor=staff["operator"]).count() == 3
+        AuditEntry.objects.filter(action="entitlement.change", actor=staff["approver"]).count() == 3
     )
 
 

@@ -116,7 +116,7 @@ def test_benefit_edited_in_the_admin_is_recorded_with_the_user_and_the_url(clien
             "name_en": benefit.name_en,
             "category": benefit.category,
             "provider": "",
-            "unit_cost_fen": str(benefit.unit_cost_fen),
+            "unit_cost": f"{benefit.unit_cost:.2f}",  # in yuan, as the form shows it
             "department": str(benefit.department_id),
             "budget": str(benefit.budget_id),
             "validity_days": "",

@@ -1,0 +1,127 @@
+"""What an approver reads before approving a cost-bearing change is what happens after it:
+the impact lines are computed by the code that applies the change, and a night after the
+approval spends exactly what the preview said (DESIGN.md "Change management").
+
+Three ACTIVE GOLD customers and one STANDARD; LOUNGE costs ¥120.00.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from django.db.models import Sum
+from django.urls import reverse
+from django.utils import translation
+
+from benefits.models import BenefitGrant, TierEntitlement
+from benefits.services import (
+    benefit_update,
+    entitlement_change_request,
+    entitlement_grants_run,
+    entitlement_matrix_changes,
+)
+from members.models import Tier
+from portal.approvals import approval_decide, approval_impact
+from portal.choices import Role
+from portal.clock import today_in_shanghai
+from portal.money import fen_to_decimal
+from tests.factories import BenefitFactory, MemberFactory
+
+
+@pytest.fixture(autouse=True)
+def fast_passwords(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+def tier(code: str) -> Tier:
+    return Tier.objects.get(scheme__code="DEFAULT_MADA", code=code)
+
+
+@pytest.fixture
+def staff(make_user):
+    return {
+        "operator": make_user(Role.PRODUCT_OPERATOR, username="operator", branch="HO"),
+        "approver": make_user(Role.BUDGET_APPROVER, username="approver", branch="HO"),
+    }
+
+
+@pytest.fixture
+def bank(org):
+    for n in range(3):
+        MemberFactory(member_no=f"M000000{n}", branch=org["B01S1"], tier=tier("GOLD"))
+    MemberFactory(member_no="M0000009", branch=org["B01S1"], tier=tier("STANDARD"))
+    return BenefitFactory(code="LOUNGE", unit_cost_fen=12_000)
+
+
+def impact_of(approval) -> dict[str, str]:
+    with translation.override("en"):
+        return dict(approval_impact(approval))
+
+
+def spent_by_the_night() -> Decimal:
+    entitlement_grants_run(business_date=today_in_shanghai())
+    return fen_to_decimal(BenefitGrant.objects.aggregate(total=Sum("cost_fen"))["total"] or 0)
+
+
+def test_an_entitlement_change_preview_is_what_the_next_night_spends(bank, staff):
+    changes = entitlement_matrix_changes(typed={(bank, tier("GOLD")): ("2", "MONTH")})
+    approval = entitlement_change_request(changes=changes, actor=staff["operator"])
+
+    impact = impact_of(approval)
+
+    assert impact["Monthly cost of these entitlements now"] == "¥0.00"
+    assert impact["Monthly cost if approved"] == "¥720.00"  # 3 members × 2 × ¥120.00
+    assert impact["Change per month"] == "+¥720.00"
+    assert impact["Members of tier DEFAULT_MADA/GOLD"] == "3"
+    assert not TierEntitlement.objects.exists()
+
+    approval_decide(approval=approval, approve=True, actor=staff["approver"])
+
+    assert spent_by_the_night() == Decimal("720.00")
+
+
+def test_a_unit_cost_change_preview_is_what_the_next_night_spends(bank, staff):
+    TierEntitlement.objects.create(benefit=bank, tier=tier("GOLD"), quantity=1, period="MONTH")
+    _benefit, approval = benefit_update(
+        benefit=bank, changes={"unit_cost_fen": 15_000}, actor=staff["operator"]
+    )
+
+    impact = impact_of(approval)
+
+    assert impact["Monthly entitlement cost now"] == "¥360.00"
+    assert impact["Monthly entitlement cost if approved"] == "¥450.00"
+    bank.refresh_from_db()
+    assert bank.unit_cost_fen == 12_000
+
+    approval_decide(approval=approval, approve=True, actor=staff["approver"])
+
+    assert spent_by_the_night() == Decimal("450.00")
+
+
+def test_the_approval_page_shows_the_impact_in_the_users_language(client, bank, staff):
+    changes = entitlement_matrix_changes(typed={(bank, tier("GOLD")): ("1", "QUARTER")})
+    approval = entitlement_change_request(changes=changes, actor=staff["operator"])
+    client.force_login(staff["approver"])
+    page = reverse("approval-detail", args=[approval.pk])
+
+    client.cookies["django_language"] = "zh-hans"
+    chinese = client.get(page).content.decode()
+    client.cookies["django_language"] = "en"
+    english = client.get(page).content.decode()
+
+    assert "批准后的影响" in chinese and "批准后每月成本" in chinese
+    assert "Impact if approved" in english and "¥120.00" in english  # 3 × ¥120 ÷ 3 months
+
+
+def test_the_api_gives_the_impact_with_the_request(api_client_for, bank, staff):
+    changes = entitlement_matrix_changes(typed={(bank, tier("GOLD")): ("1", "YEAR")})
+    approval = entitlement_change_request(changes=changes, actor=staff["operator"])
+
+    response = api_client_for(staff["approver"]).get(
+        f"/api/v1/approvals/{approval.pk}/", HTTP_ACCEPT_LANGUAGE="en"
+    )
+
+    assert response.status_code == 200
+    impact = {line["what"]: line["value"] for line in response.json()["impact"]}
+    assert impact["Monthly cost if approved"] == "¥30.00"  # 3 × ¥120 ÷ 12 months
