@@ -292,6 +292,8 @@ API_RETRY_AFTER_SECONDS = env.int("API_RETRY_AFTER_SECONDS", default=5)
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=2_621_440)
 #: searches by a full ID or mobile number (audited like a reveal) a user may make per window
 #: (members/services/personal_search.py)
+#: the longest a manual tier may be asked for, in months (members/services/overrides.py)
+TIER_OVERRIDE_MAX_MONTHS = env.int("TIER_OVERRIDE_MAX_MONTHS", default=12)
 PERSONAL_SEARCH_LIMIT = env.int("PERSONAL_SEARCH_LIMIT", default=20)
 PERSONAL_SEARCH_WINDOW_MINUTES = env.int("PERSONAL_SEARCH_WINDOW_MINUTES", default=60)
 SPECTACULAR_SETTINGS = {

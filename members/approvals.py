@@ -6,15 +6,21 @@ from __future__ import annotations
 
 from django.db.models import CharField, Q
 from django.db.models.functions import Cast
+from django.utils.formats import number_format
+from django.utils.translation import gettext as _
 
 from portal.approvals import ApprovalKind, approval_kind_register
+from portal.masking import mask_name
+from portal.money import fen_to_decimal
 
-from .choices import MemberApproval
-from .models import TierOverride
+from .choices import MemberApproval, TierMethod
+from .models import Member, TierOverride
 from .selectors import member_scope
 from .services import (
     tier_override_apply,
     tier_override_refuse,
+    tier_override_replaces,
+    tier_override_withdrawn,
     tier_scheme_activation_apply,
     tier_scheme_activation_refuse,
 )
@@ -58,3 +64,52 @@ class TierOverrideDecision(ApprovalKind):
 
     def refuse(self, approval, target, *, actor, comment):
         tier_override_refuse(override=target, actor=actor, comment=comment)
+
+    def withdraw(self, approval, target, *, actor, reason):
+        tier_override_withdrawn(override=target, actor=actor, reason=reason)
+
+    def impact(self, approval):
+        """The customer (masked), the tier the rules give against the one asked for, the
+        basis against both thresholds, and the manual tier this one would end."""
+        override = self.target(approval)
+        member = Member.objects.select_related("tier__scheme", "computed_tier").get(
+            pk=override.member_id
+        )
+        computed = member.computed_tier or member.tier
+        method = override.tier.scheme.method
+        unit = "MADA ¥" if method == TierMethod.MADA else _("points ")
+
+        def measure(value) -> str:
+            if value is None:
+                return "—"
+            if method == TierMethod.MADA:
+                return unit + number_format(fen_to_decimal(value), 2, force_grouping=True)
+            return unit + number_format(value, force_grouping=True)
+
+        lines = [
+            (_("Customer"), f"{member.member_no} {mask_name(member.name)}"),
+            (_("Tier by the rules"), computed.name if computed else "—"),
+            (_("Tier asked for"), override.tier.name),
+            (_("Basis (latest month)"), measure(member.tier_basis)),
+            (_("Threshold of the tier asked for"), measure(override.tier.threshold)),
+        ]
+        if computed is not None:
+            lines.append((_("Threshold of the tier by the rules"), measure(computed.threshold)))
+        lines.append((_("Until"), override.expires_on.isoformat()))
+        replaced = tier_override_replaces(override)
+        lines.append(
+            (
+                _("Replaces"),
+                _("the manual tier %(tier)s until %(date)s, approved by %(who)s")
+                % {
+                    "tier": replaced.tier.name,
+                    "date": replaced.expires_on.isoformat(),
+                    "who": replaced.decided_by.get_full_name() or replaced.decided_by.username
+                    if replaced.decided_by
+                    else "—",
+                }
+                if replaced
+                else _("no manual tier in force"),
+            )
+        )
+        return lines

@@ -108,6 +108,7 @@ class OverrideStatus(models.TextChoices):
     ACTIVE = "ACTIVE", _("Active 生效")
     REJECTED = "REJECTED", _("Rejected 驳回")
     EXPIRED = "EXPIRED", _("Expired 已到期")
+    WITHDRAWN = "WITHDRAWN", _("Withdrawn 已撤回")
 
 
 class PointsEntryKind(models.TextChoices):

@@ -1,11 +1,15 @@
+from datetime import timedelta
+
 from django import forms
 from django.conf import settings
 from django.template.defaultfilters import filesizeformat
 from django.utils.translation import gettext_lazy as _
 
+from portal.clock import today_in_shanghai
+
 from .choices import FeedKind, LifecycleStage, MemberStatus
 from .models import Segment, Tier
-from .services import FeedFileError
+from .services import FeedFileError, tier_override_latest_expiry
 from .worklists import WORK_LISTS
 
 
@@ -56,6 +60,14 @@ class TierOverrideForm(forms.Form):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["tier"].queryset = Tier.objects.filter(scheme__status="ACTIVE").order_by("rank")
+        today = today_in_shanghai()
+        latest = tier_override_latest_expiry(today)
+        self.fields["expires_on"].widget.attrs.update(
+            min=(today + timedelta(days=1)).isoformat(), max=latest.isoformat()
+        )
+        self.fields["expires_on"].help_text = _("At the latest %(date)s.") % {
+            "date": latest.isoformat()
+        }
 
 
 class DecisionForm(forms.Form):

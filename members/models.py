@@ -573,7 +573,7 @@ class TierOverride(models.Model):
     reason = models.CharField(_("reason"), max_length=255)
     expires_on = models.DateField(_("expires on"))
     status = models.CharField(
-        _("status"), max_length=8, choices=OverrideStatus.choices, default=OverrideStatus.PENDING
+        _("status"), max_length=16, choices=OverrideStatus.choices, default=OverrideStatus.PENDING
     )
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
@@ -594,7 +594,13 @@ class TierOverride(models.Model):
                 fields=["member"],
                 condition=Q(status="ACTIVE"),
                 name="one_active_override_per_member",
-            )
+            ),
+            # one request waiting per customer (`tier_override_problems` says so first)
+            models.UniqueConstraint(
+                fields=["member"],
+                condition=Q(status="PENDING"),
+                name="one_pending_override_per_member",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -16,6 +16,11 @@ urlpatterns = [
     path("feeds/<int:pk>/rejected.csv", views.feed_rejections_export_view, name="feed-rejections"),
     path("schemes/<int:pk>/simulate/", views.scheme_simulate_view, name="scheme-simulate"),
     path("overrides/<int:pk>/decide/", views.tier_override_decide_view, name="override-decide"),
+    path(
+        "overrides/<int:pk>/withdraw/",
+        views.tier_override_withdraw_view,
+        name="override-withdraw",
+    ),
     path("export.csv", views.member_export_view, name="export"),
     path("segments/<int:pk>/export.csv", views.segment_export_view, name="segment-export"),
     path(

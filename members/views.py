@@ -47,6 +47,7 @@ from .services import (
     feed_import,
     member_marketing_opt_out_set,
     tier_override_request,
+    tier_override_withdraw,
     tier_simulate,
 )
 from .services.personal_search import member_personal_search
@@ -167,6 +168,24 @@ def tier_override_request_view(request, member_no: str):
     else:
         messages.error(request, form.errors.as_text())
     return redirect("members:detail", member_no=member.member_no)
+
+
+@require_POST
+@action_required("members.request_tier_override")
+def tier_override_withdraw_view(request, pk: int):
+    """The requester takes back their manual tier request while it waits."""
+    override = get_object_or_404(
+        TierOverride.objects.filter(member__in=member_scope(user=request.user)), pk=pk
+    )
+    try:
+        tier_override_withdraw(
+            override=override, actor=request.user, reason=request.POST.get("reason", "")[:255]
+        )
+    except DomainError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, _("Request withdrawn."))
+    return redirect("members:detail", member_no=override.member.member_no)
 
 
 @require_POST

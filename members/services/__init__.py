@@ -20,7 +20,16 @@ from .feeds import (
 )
 from .lifecycle import LIFECYCLE_DEFAULTS, lifecycle_recompute
 from .notes import NoteError, followup_note_add, followup_note_done
-from .overrides import tier_override_apply, tier_override_refuse, tier_override_request
+from .overrides import (
+    tier_override_apply,
+    tier_override_latest_expiry,
+    tier_override_problems,
+    tier_override_refuse,
+    tier_override_replaces,
+    tier_override_request,
+    tier_override_withdraw,
+    tier_override_withdrawn,
+)
 from .personal import member_marketing_opt_out_set, member_personal_data_reveal
 from .points import (
     InsufficientPoints,
@@ -82,8 +91,13 @@ __all__ = [
     "segment_delete",
     "segment_update",
     "tier_override_apply",
+    "tier_override_latest_expiry",
+    "tier_override_problems",
     "tier_override_refuse",
+    "tier_override_replaces",
     "tier_override_request",
+    "tier_override_withdraw",
+    "tier_override_withdrawn",
     "tier_recompute",
     "tier_scheme_activation_apply",
     "tier_scheme_activation_refuse",
