@@ -12,6 +12,9 @@ from django.shortcuts import redirect
 from django.utils.http import urlencode
 from django.utils.translation import gettext_lazy as _
 from unfold.admin import TabularInline
+from unfold.decorators import action as unfold_action
+from unfold.enums import ActionVariant
+from unfold.forms import BaseDialogForm
 from unfold.paginator import InfinitePaginator
 
 from portal.admin_approvals import ApprovalDoorAdminMixin
@@ -212,6 +215,10 @@ class PointsIndicatorInline(MatrixInlineMixin, TabularInline):
     fields = ["kind", "category", "points", "per_unit", "cap"]
 
 
+class SchemeProposeForm(BaseDialogForm):
+    """Propose a draft scheme for activation (nothing to fill in: the dialog confirms)."""
+
+
 @admin.register(TierScheme)
 class TierSchemeAdmin(ApprovalDoorAdminMixin, MatrixModelAdmin):
     """Tier schemes: drafts are edited here, simulated, then proposed for activation (decided
@@ -219,7 +226,9 @@ class TierSchemeAdmin(ApprovalDoorAdminMixin, MatrixModelAdmin):
     scheme is read-only (change it through a new draft)."""
 
     approval_kind_code = MemberApproval.TIER_SCHEME_ACTIVATION
-    actions_detail = ["approve_detail", "reject_detail"]
+    #: on the scheme's page: Simulate and Propose for a draft, Approve / Reject while its
+    #: activation waits; each shown only to a role that may take it
+    actions_detail = ["simulate_detail", "propose_detail", "approve_detail", "reject_detail"]
 
     view_action = "members.view_tier_schemes"
     change_action = "members.configure_tier_schemes"
@@ -229,6 +238,52 @@ class TierSchemeAdmin(ApprovalDoorAdminMixin, MatrixModelAdmin):
     inlines = [TierInline, PointsIndicatorInline]
     actions = ["simulate", "request_activation"]
 
+    def has_simulate_permission(self, request, obj=None) -> bool:
+        return user_can(request.user, "members.simulate_tier_scheme")
+
+    def has_propose_permission(self, request, obj=None) -> bool:
+        return user_can(request.user, "members.configure_tier_schemes")
+
+    def get_actions_detail(self, request, object_id):
+        actions = super().get_actions_detail(request, object_id)
+        scheme = self.get_object(request, object_id)
+        prefix = f"{self.model._meta.app_label}_{self.model._meta.model_name}_"
+        draft_only = {"simulate_detail", "propose_detail"}
+        return [
+            action
+            for action in actions
+            if action.action_name.removeprefix(prefix) not in draft_only
+            or (scheme is not None and scheme.status == SchemeStatus.DRAFT)
+        ]
+
+    @unfold_action(
+        description=_("Simulate against the current population"),
+        url_path="simulate",
+        permissions=["simulate"],
+    )
+    def simulate_detail(self, request, object_id):
+        return redirect("members:scheme-simulate", pk=object_id)
+
+    @unfold_action(
+        description=_("Propose for activation"),
+        url_path="propose",
+        permissions=["propose"],
+        variant=ActionVariant.PRIMARY,
+        dialog={
+            "title": _("Propose for activation"),
+            "description": _("A colleague holding the approving role decides."),
+            "form_class": SchemeProposeForm,
+            "form_submit_text": _("Propose"),
+        },
+    )
+    def propose_detail(self, request, form, object_id):
+        return self.approval_door_apply(
+            request,
+            object_id,
+            lambda scheme: tier_scheme_request_activation(scheme=scheme, actor=request.user),
+            lambda scheme: str(_("proposed; a colleague decides")),
+        )
+
     def has_change_permission(self, request, obj=None) -> bool:
         if obj is not None and obj.status != SchemeStatus.DRAFT:
             return False
@@ -237,7 +292,9 @@ class TierSchemeAdmin(ApprovalDoorAdminMixin, MatrixModelAdmin):
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
 
-    @admin.action(description=_("Simulate against the current population"))
+    @admin.action(
+        description=_("Simulate against the current population"), permissions=["simulate"]
+    )
     def simulate(self, request, queryset):
         scheme = queryset.first()
         return redirect("members:scheme-simulate", pk=scheme.pk)
@@ -245,7 +302,7 @@ class TierSchemeAdmin(ApprovalDoorAdminMixin, MatrixModelAdmin):
     def approval_door_done(self, obj, *, approve: bool) -> str:
         return str(_("activated") if approve else _("back to draft"))
 
-    @admin.action(description=_("Propose for activation"))
+    @admin.action(description=_("Propose for activation"), permissions=["propose"])
     def request_activation(self, request, queryset):
         if not user_can(request.user, "members.configure_tier_schemes"):
             raise PermissionDenied
