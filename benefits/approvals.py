@@ -7,6 +7,7 @@ from django.utils.formats import number_format
 from django.utils.translation import gettext as _
 
 from portal.approvals import ApprovalKind, approval_kind_register
+from portal.money import yuan_text
 
 from .choices import BenefitApproval
 from .services import (
@@ -69,10 +70,6 @@ class BudgetIncrease(ApprovalKind):
         )
 
 
-def _yuan(amount) -> str:
-    return "¥" + number_format(amount, 2, force_grouping=True)
-
-
 @approval_kind_register
 class EntitlementChange(ApprovalKind):
     """Entitlement matrix cells: the change lives in the request until approval writes it."""
@@ -87,9 +84,9 @@ class EntitlementChange(ApprovalKind):
     def impact(self, approval):
         cost = entitlement_changes_cost(approval.proposal.get("changes", []))
         lines = [
-            (_("Monthly cost of these entitlements now"), _yuan(cost.before)),
-            (_("Monthly cost if approved"), _yuan(cost.after)),
-            (_("Change per month"), ("+" if cost.delta > 0 else "") + _yuan(cost.delta)),
+            (_("Monthly cost of these entitlements now"), yuan_text(cost.before)),
+            (_("Monthly cost if approved"), yuan_text(cost.after)),
+            (_("Change per month"), ("+" if cost.delta > 0 else "") + yuan_text(cost.delta)),
         ]
         lines += [
             (_("Members of tier %(tier)s") % {"tier": tier}, number_format(n, force_grouping=True))
@@ -127,7 +124,7 @@ class BenefitChange(ApprovalKind):
             changes, unit_costs_after={target.code: int(approval.proposal["unit_cost_fen"])}
         )
         return [
-            (_("Monthly entitlement cost now"), _yuan(cost.before)),
-            (_("Monthly entitlement cost if approved"), _yuan(cost.after)),
+            (_("Monthly entitlement cost now"), yuan_text(cost.before)),
+            (_("Monthly entitlement cost if approved"), yuan_text(cost.after)),
             (_("Members entitled"), number_format(sum(cost.members.values()), force_grouping=True)),
         ]

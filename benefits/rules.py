@@ -13,12 +13,11 @@ from datetime import date
 from decimal import Decimal
 
 from django.db.models import Sum
-from django.utils.formats import number_format
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from portal.bounds import Bound, BoundError
-from portal.money import fen_to_decimal
+from portal.money import fen_to_decimal, yuan_text
 
 from .models import Budget
 
@@ -132,15 +131,11 @@ def budget_parent_problems(
             "%(given)s is given to its other budgets)."
         ) % {
             "code": parent.code,
-            "room": _yuan(max(room, 0)),
-            "amount": _yuan(parent.amount_fen),
-            "given": _yuan(given),
+            "room": yuan_text(fen_to_decimal(max(room, 0))),
+            "amount": yuan_text(fen_to_decimal(parent.amount_fen)),
+            "given": yuan_text(fen_to_decimal(given)),
         }
     return problems
-
-
-def _yuan(fen: int) -> str:
-    return "¥" + number_format(fen_to_decimal(fen), 2, force_grouping=True)
 
 
 def budget_values_problems(

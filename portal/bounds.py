@@ -17,7 +17,7 @@ from django.utils.functional import Promise
 from django.utils.translation import gettext as _
 
 from .errors import InvalidInput
-from .money import CENT
+from .money import CENT, yuan_text
 
 __all__ = ["Bound", "BoundError"]
 
@@ -30,7 +30,7 @@ class BoundError(InvalidInput):
 
 def _shown(value: Decimal | int, *, money: bool) -> str:
     if money:
-        return "¥" + number_format(Decimal(value).quantize(CENT), 2, force_grouping=True)
+        return yuan_text(value)
     return number_format(value, force_grouping=True)
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from decimal import ROUND_HALF_UP, Decimal
 
+from django.utils.formats import number_format
+
 CENT = Decimal("0.01")
 _AMOUNT = re.compile(r"^(\d{1,15})(?:\.(\d{1,2}))?$", re.ASCII)
 
@@ -36,3 +38,8 @@ def average_fen(total_fen: int, days: int) -> Decimal:
     if days <= 0:
         return Decimal("0.00")
     return (Decimal(total_fen) / Decimal(days) / 100).quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def yuan_text(amount: Decimal) -> str:
+    """An amount as people read it: ¥ with thousands separators and 2 decimals."""
+    return "¥" + number_format(Decimal(amount).quantize(CENT), 2, force_grouping=True)

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.utils.formats import number_format
 from django.utils.translation import gettext as _
 
 from portal.approvals import approval_request_create
 from portal.bounds import BoundError
 from portal.errors import NotAllowed, StateConflict
 from portal.models import ApprovalRequest
-from portal.money import fen_to_decimal
+from portal.money import fen_to_decimal, yuan_text
 from portal.permissions import user_can
 from portal.services import audit_record
 
@@ -51,10 +50,6 @@ def benefit_values_check(values: dict) -> None:
             errors["validity_days"] = [exc.message]
     if errors:
         raise ValidationError(errors)
-
-
-def _yuan(fen: int) -> str:
-    return "¥" + number_format(fen_to_decimal(fen), 2, force_grouping=True)
 
 
 @transaction.atomic
@@ -109,13 +104,13 @@ def _cost_change_request(benefit: Benefit, cost_changes: dict, *, actor, reason:
             code="change_pending",
         )
     current = {
-        "unit_cost": _yuan(benefit.unit_cost_fen),
+        "unit_cost": yuan_text(fen_to_decimal(benefit.unit_cost_fen)),
         "budget": f"{benefit.budget.code} {benefit.budget.name}",
     }
     new_cost = cost_changes.get("unit_cost_fen", benefit.unit_cost_fen)
     new_budget = cost_changes.get("budget", benefit.budget)
     proposal = {
-        "unit_cost": _yuan(new_cost),
+        "unit_cost": yuan_text(fen_to_decimal(new_cost)),
         "budget": f"{new_budget.code} {new_budget.name}",
         "unit_cost_fen": new_cost,
         "budget_code": new_budget.code,

@@ -16,14 +16,13 @@ from decimal import Decimal
 
 from django.db import transaction
 from django.db.models import Count
-from django.utils.formats import number_format
 from django.utils.translation import gettext as _
 
 from members.models import Member, Tier
 from portal.approvals import approval_request_create
 from portal.bounds import BoundError
 from portal.errors import InvalidInput, NotAllowed, StateConflict
-from portal.money import fen_to_decimal
+from portal.money import fen_to_decimal, yuan_text
 from portal.permissions import user_can
 from portal.services import audit_record
 
@@ -164,10 +163,6 @@ def entitlement_changes_cost(
     )
 
 
-def _yuan(amount: Decimal) -> str:
-    return "¥" + number_format(amount, 2, force_grouping=True)
-
-
 def entitlement_change_request(*, changes: list[dict], actor, reason: str = ""):
     """Propose the cell changes (from `entitlement_matrix_changes` or the API) for a budget
     approver to decide; nothing changes until approval. None when there is nothing to change."""
@@ -180,7 +175,11 @@ def entitlement_change_request(*, changes: list[dict], actor, reason: str = ""):
         return approval_request_create(
             kind=BenefitApproval.ENTITLEMENT_CHANGE,
             summary=_("%(count)d entitlement change(s), monthly cost %(before)s → %(after)s")
-            % {"count": len(changes), "before": _yuan(cost.before), "after": _yuan(cost.after)},
+            % {
+                "count": len(changes),
+                "before": yuan_text(cost.before),
+                "after": yuan_text(cost.after),
+            },
             current={"cells": [_cell_text(c, before=True) for c in changes]},
             proposal={"changes": changes, "cells": [_cell_text(c, before=False) for c in changes]},
             reason=reason,
