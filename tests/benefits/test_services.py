@@ -71,12 +71,6 @@ def today(monkeypatch):
     return TODAY
 
 
-@pytest.fixture(autouse=True)
-def fast_passwords(settings):
-    """Staff users are made with a password; hash it cheaply (tests never log in with it)."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 # --- helpers -------------------------------------------------------------------------------
 
 

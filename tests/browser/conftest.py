@@ -115,12 +115,6 @@ def page(page: Page) -> Page:
     return page
 
 
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings):
-    """Users log in through the real form; a fast hasher keeps that quick."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def login(page: Page, live_server, user) -> None:
     """Log `user` in through the portal's log-in form (templates/registration/login.html),
     as a person would, and wait until the home page shows them logged in."""

@@ -25,11 +25,6 @@ TASKS = "/api/v1/tasks/"
 CAMPAIGNS = "/api/v1/campaigns/"
 
 
-@pytest.fixture(autouse=True)
-def fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def operator(make_user):
     return make_user(Role.PRODUCT_OPERATOR, username="operator", branch="HO")

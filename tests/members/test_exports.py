@@ -27,11 +27,6 @@ ID_MASKED = "110101**********34"
 EXPORT = "/members/export.csv"
 
 
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def staff(make_user):
     return {

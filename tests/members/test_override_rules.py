@@ -27,11 +27,6 @@ from portal.models import ApprovalRequest, AuditEntry
 from tests.factories import MemberFactory
 
 
-@pytest.fixture(autouse=True)
-def fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def tier(code: str) -> Tier:
     return Tier.objects.get(scheme__code="DEFAULT_MADA", code=code)
 

@@ -24,11 +24,6 @@ RAW = (PHONE, ID_NUMBER)
 IP = "10.1.2.3"
 
 
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def staff(make_user):
     return {

@@ -124,11 +124,6 @@ def flatmap_path_parameters(context, path_parameters):
     return st.sampled_from(choices)
 
 
-@pytest.fixture(autouse=True)
-def fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def same_connection():
     """Requests share the test's database connection and transaction, as with Django's test

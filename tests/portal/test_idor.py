@@ -60,12 +60,6 @@ def _number(key: str) -> str:
     return CUSTOMERS[key][0]
 
 
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings):
-    """Six users a test: the production hasher would spend seconds on their passwords."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def staff(make_user):
     return {

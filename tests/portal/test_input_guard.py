@@ -21,11 +21,6 @@ pytestmark = pytest.mark.django_db
 MEMBER_NO = "MX000001"
 
 
-@pytest.fixture(autouse=True)
-def fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def staff(make_user):
     return {

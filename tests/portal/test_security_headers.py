@@ -31,11 +31,6 @@ CLIENT_A = "203.0.113.7"
 CLIENT_B = "198.51.100.23"
 
 
-@pytest.fixture(autouse=True)
-def fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def manager(make_user):
     return make_user(Role.ACCOUNT_MANAGER, username="am_headers", branch="B01S1")

@@ -32,11 +32,6 @@ REFUSAL = "This is a system integration account: it signs in to the API with its
 EVENTS = "/api/v1/events/"
 
 
-@pytest.fixture(autouse=True)
-def fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def system_user(make_user):
     """mobile_banking as the probe found it: a SYSTEM account that still has a password."""
