@@ -20,6 +20,7 @@ from .approvals import (
     approval_decide,
     approval_is_pending,
     approval_kind,
+    approval_may_decide,
     approval_pending_for,
 )
 from .errors import DomainError
@@ -49,10 +50,14 @@ class ApprovalDoorAdminMixin:
     APPROVAL_DOOR_ACTIONS = frozenset({"approve_detail", "reject_detail"})
 
     def get_actions_detail(self, request, object_id):
+        """Approve and Reject only while the object's request waits, and only to a user who
+        may decide it (`approval_may_decide`: not its maker, within its scope)."""
         actions = super().get_actions_detail(request, object_id)
         obj = self.get_object(request, object_id)
         if obj is not None and approval_is_pending(kind=self.approval_kind_code, obj=obj):
-            return actions
+            approval = approval_pending_for(kind=self.approval_kind_code, obj=obj)
+            if approval_may_decide(approval=approval, user=request.user):
+                return actions
         prefix = f"{self.model._meta.app_label}_{self.model._meta.model_name}_"
         return [
             action

@@ -240,6 +240,30 @@ def approval_withdraw(*, approval: ApprovalRequest, actor, reason: str = "") -> 
     return approval
 
 
+def approval_requests_void(*, kind: str, object_ids, reason: str) -> int:
+    """Withdraw, as the system, the pending requests of `kind` about objects the owning
+    domain has already closed (the tier requests a scheme switch made moot): one UPDATE,
+    with `reason` for the requester to read and one audit entry. Returns how many."""
+    ids = [str(pk) for pk in object_ids]
+    if not ids:
+        return 0
+    pending = ApprovalRequest.objects.filter(
+        kind=kind, object_id__in=ids, status=ApprovalStatus.PENDING
+    )
+    voided = list(pending.values_list("pk", flat=True))
+    ApprovalRequest.objects.filter(pk__in=voided).update(
+        status=ApprovalStatus.WITHDRAWN, decided_at=timezone.now(), comment=reason[:255]
+    )
+    if voided:
+        audit_record(
+            actor=None,
+            action="approval.void",
+            changes={"kind": kind, "requests": voided},
+            reason=reason,
+        )
+    return len(voided)
+
+
 def _locked_pending(approval: ApprovalRequest) -> ApprovalRequest:
     """The request row-locked, or `StateConflict` (409 `already_decided`) once it is not
     pending any more."""
