@@ -9,10 +9,12 @@ from django.db.models.functions import Cast
 from portal.approvals import ApprovalKind, approval_kind_register
 
 from .choices import CampaignApproval
+from .impact import campaign_change_impact, campaign_launch_impact
 from .models import Campaign
 from .services import campaign_launch_apply, campaign_launch_refuse
+from .services.changes import campaign_change_apply
 
-__all__ = ["CampaignLaunch"]
+__all__ = ["CampaignChange", "CampaignLaunch"]
 
 
 @approval_kind_register
@@ -37,3 +39,27 @@ class CampaignLaunch(ApprovalKind):
 
     def refuse(self, approval, target, *, actor, comment):
         campaign_launch_refuse(campaign=target, actor=actor, comment=comment)
+
+    def impact(self, approval):
+        """Audience now, members offered each task, expected completions and cost against
+        the budget left, overlap with the other live campaigns (`campaigns.impact`)."""
+        return campaign_launch_impact(campaign=self.target(approval))
+
+
+@approval_kind_register
+class CampaignChange(ApprovalKind):
+    """A launched campaign's task rewards, caps or budget: decided by a budget approver other
+    than the proposer; nothing of it applies until then (`services.changes`)."""
+
+    code = CampaignApproval.CAMPAIGN_CHANGE
+    label = CampaignApproval.CAMPAIGN_CHANGE.label
+    approve_action = "campaigns.approve_campaign"
+
+    def apply(self, approval, target, *, actor, comment):
+        campaign_change_apply(campaign=target, approval=approval, actor=actor)
+
+    def impact(self, approval):
+        """The changed values in business words and the expected cost before and after."""
+        return campaign_change_impact(
+            campaign=self.target(approval), changes=approval.proposal["changes"]
+        )

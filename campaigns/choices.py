@@ -17,6 +17,10 @@ class CampaignStatus(models.TextChoices):
 #: statuses whose configuration may still be edited (anything later was approved as it is)
 EDITABLE_STATUSES = (CampaignStatus.DRAFT, CampaignStatus.REJECTED)
 
+#: statuses of a launched campaign that has not ended: its names and descriptions change at
+#: once, its task rewards, caps and budget through approval (`services.changes`)
+CHANGEABLE_STATUSES = (CampaignStatus.SCHEDULED, CampaignStatus.ACTIVE, CampaignStatus.PAUSED)
+
 
 class EventType(models.TextChoices):
     SIGN_IN = "SIGN_IN", _("Sign-in 签到")
@@ -58,3 +62,4 @@ class CampaignApproval(models.TextChoices):
     """The maker-checker requests the campaigns app owns (`campaigns.approvals`)."""
 
     CAMPAIGN_LAUNCH = "CAMPAIGN_LAUNCH", _("Campaign launch")
+    CAMPAIGN_CHANGE = "CAMPAIGN_CHANGE", _("Change of a launched campaign")

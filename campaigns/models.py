@@ -31,7 +31,9 @@ class Campaign(models.Model):
     stages and segments (empty = everyone), with a budget that pays its rewards.
 
     Launching needs approval by someone other than its author (maker-checker); only a
-    draft (or a rejected campaign, which goes back to draft) can be edited.
+    draft (or a rejected campaign, which goes back to draft) is edited freely. A launched
+    campaign's names change at once, its task rewards, caps and budget only through
+    approval (`services.changes`).
     """
 
     code = models.CharField(_("code"), max_length=32, unique=True)

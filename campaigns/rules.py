@@ -13,8 +13,11 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
 
+from django.utils.formats import number_format
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
+from portal.money import yuan_text
 from portal.periods import PERIODS
 
 from .choices import Measure, Recurrence
@@ -42,6 +45,13 @@ class CountMeasure:
     def display(self, units: int) -> str:
         return str(units)
 
+    def target_text(self, target: Decimal) -> str:
+        """A target as people read it, with its unit ("3 times")."""
+        count = int(target)
+        return ngettext("%(count)s time", "%(count)s times", count) % {
+            "count": number_format(count, force_grouping=True)
+        }
+
     def advance(self, state: ProgressState, events: list[tuple[date, int]]) -> ProgressState:
         value = state.value + len(events)
         return ProgressState(value=value, best=max(state.best, value), days=state.days)
@@ -58,6 +68,9 @@ class AmountSumMeasure(CountMeasure):
     def display(self, units: int) -> str:
         return f"{Decimal(units) / 100:.2f}"
 
+    def target_text(self, target: Decimal) -> str:
+        return yuan_text(target)
+
     def advance(self, state: ProgressState, events: list[tuple[date, int]]) -> ProgressState:
         value = state.value + sum(amount for _, amount in events)
         return ProgressState(value=value, best=max(state.best, value), days=state.days)
@@ -67,6 +80,12 @@ class ConsecutiveDaysMeasure(CountMeasure):
     """Distinct event days of the period: `value` is the streak ending on the latest day (a
     missed day restarts it at 1), `best` the longest streak. The days are kept as a set, so
     an event that arrives late or out of order fills its gap and joins two runs."""
+
+    def target_text(self, target: Decimal) -> str:
+        count = int(target)
+        return ngettext("%(count)s day in a row", "%(count)s days in a row", count) % {
+            "count": number_format(count, force_grouping=True)
+        }
 
     def advance(self, state: ProgressState, events: list[tuple[date, int]]) -> ProgressState:
         days = sorted(set(state.days) | {day.isoformat() for day, _ in events})
@@ -96,6 +115,17 @@ RECURRENCES = {
     Recurrence.WEEKLY: PERIODS["ISO_WEEK"],
     Recurrence.MONTHLY: PERIODS["MONTH"],
 }
+
+
+def period_count(recurrence: str, *, starts_on: date, ends_on: date, since: date) -> int:
+    """How many periods of the recurrence a campaign window holds from `since` on (a period
+    under way counts): 1 for `once`, the days, ISO weeks or months otherwise."""
+    kind = RECURRENCES[recurrence]
+    day, count = max(starts_on, since), 0
+    while day <= ends_on:
+        count += 1
+        day = kind.period(day, starts_on=starts_on, ends_on=ends_on).end + timedelta(days=1)
+    return count
 
 
 # --- a campaign's window and its budget ---------------------------------------------------------

@@ -7,14 +7,90 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from django.conf import settings
+from django.db.models import Q, QuerySet
 
+from members.choices import MemberStatus
 from members.models import Member, Segment
 from members.segments import segment_filter
 from portal.clock import today_in_shanghai
 
 from .choices import CampaignStatus
-from .models import Task, TaskCompletion, TaskProgress
+from .models import Campaign, Task, TaskCompletion, TaskProgress
 from .rules import MEASURES, RECURRENCES
+
+#: a condition no member meets (a restriction whose lists do not overlap)
+_NOBODY = Q(pk__isnull=True)
+
+# --- who is offered a campaign's tasks ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Targeting:
+    """Who a campaign (or one of its tasks) is offered to: tiers, lifecycle stages and
+    segments, each empty for everyone. The events ingestion asks `offered_to` about one
+    member of a batch; the launch preview counts `members` — the same rules, so the preview
+    of a launch is what the events then do:
+
+    - a closed account is offered nothing (its events are refused);
+    - a member must hold one of the tiers and be in one of the stages, when they are set;
+    - with segments, the member must be in at least one of them (on the business date);
+    - targeted offers (by tier, stage or segment) skip members who opted out of marketing;
+      an offer open to all members (the programme's own) still counts for them.
+    """
+
+    tiers: frozenset[int | None] = frozenset()
+    stages: frozenset[str | None] = frozenset()
+    segment_ids: tuple[int, ...] = ()
+
+    @property
+    def targeted(self) -> bool:
+        """Offered by tier, lifecycle stage or segment (personalised marketing), not to every
+        member. A customer who opted out of marketing is offered no targeted task; a task
+        open to all members (the programme's own) still counts for them."""
+        return bool(self.tiers or self.stages or self.segment_ids)
+
+    def offered_to(self, tier_id: int | None, stage: str) -> bool:
+        """Tier and stage of one member (segments and opt-out are the caller's: they need
+        the batch's members)."""
+        return (not self.tiers or (tier_id is not None and tier_id in self.tiers)) and (
+            not self.stages or stage in self.stages
+        )
+
+    def condition(self, *, on: date) -> Q:
+        """Every rule above as one condition over `Member`, for business date `on`."""
+        condition = ~Q(status=MemberStatus.CLOSED)
+        if self.tiers:
+            tiers = sorted(t for t in self.tiers if t is not None)
+            condition &= Q(tier_id__in=tiers) if tiers else _NOBODY
+        if self.stages:
+            stages = sorted(s for s in self.stages if s is not None)
+            condition &= Q(lifecycle_stage__in=stages) if stages else _NOBODY
+        if self.segment_ids:
+            in_any: Q | None = None
+            for segment in Segment.objects.filter(pk__in=self.segment_ids).order_by("pk"):
+                rules = segment_filter(segment, on=on)
+                if not rules:  # a segment without rules holds everyone
+                    in_any = Q()
+                    break
+                in_any = rules if in_any is None else in_any | rules
+            condition &= _NOBODY if in_any is None else in_any
+        if self.targeted:
+            condition &= Q(marketing_opt_out=False)
+        return condition
+
+    def members(self, *, on: date | None = None) -> QuerySet[Member]:
+        """The members offered, on business date `on` (default today)."""
+        return Member.objects.filter(self.condition(on=on or today_in_shanghai()))
+
+
+def campaign_targeting(campaign: Campaign) -> Targeting:
+    """Who the campaign targets, by its own tiers, stages and segments."""
+    return Targeting(
+        tiers=frozenset(t.pk for t in campaign.target_tiers.all()),
+        stages=frozenset(campaign.target_stages or ()),
+        segment_ids=tuple(sorted(s.pk for s in campaign.segments.all())),
+    )
+
 
 # --- the tasks events can advance  ---------------------------------------------------------------
 
@@ -55,16 +131,16 @@ class LiveTask:
         )
 
     @property
+    def targeting(self) -> Targeting:
+        """Who the task is offered to: its campaign's targeting and its own restrictions."""
+        return Targeting(tiers=self.tiers, stages=self.stages, segment_ids=self.segment_ids)
+
+    @property
     def targeted(self) -> bool:
-        """Offered by tier, lifecycle stage or segment (personalised marketing), not to every
-        member. A customer who opted out of marketing is offered no targeted task; a task
-        open to all members (the programme's own) still counts for them."""
-        return bool(self.tiers or self.stages or self.segment_ids)
+        return self.targeting.targeted
 
     def offered_to(self, tier_id: int | None, stage: str) -> bool:
-        return (not self.tiers or tier_id in self.tiers) and (
-            not self.stages or stage in self.stages
-        )
+        return self.targeting.offered_to(tier_id, stage)
 
 
 def _intersect(campaign_values: Iterable, task_values: Iterable) -> frozenset:
@@ -96,45 +172,47 @@ def live_tasks(
     )
     if event_types is not None:
         tasks = tasks.filter(event_type__in=list(event_types))
-    result = []
-    for task in tasks:
-        campaign = task.campaign
-        measure = MEASURES[task.measure]
-        steps = list(task.steps.all())
-        if steps:
-            levels = tuple(
-                Level(s.step_no, measure.to_units(s.target), s.reward_points, s.reward_benefit_id)
-                for s in steps
-            )
-        else:
-            levels = (
-                Level(1, measure.to_units(task.target), task.reward_points, task.reward_benefit_id),
-            )
-        result.append(
-            LiveTask(
-                id=task.pk,
-                name=task.name,
-                campaign_id=campaign.pk,
-                campaign_code=campaign.code,
-                budget_id=campaign.budget_id,
-                event_type=task.event_type,
-                min_amount_fen=int(task.min_event_amount * 100),
-                measure=task.measure,
-                recurrence=task.recurrence,
-                levels=levels,
-                starts_on=campaign.starts_on,
-                ends_on=campaign.ends_on,
-                tiers=_intersect(
-                    (t.pk for t in campaign.target_tiers.all()),
-                    (t.pk for t in task.offered_tiers.all()),
-                ),
-                stages=_intersect(campaign.target_stages, task.offered_stages),
-                segment_ids=tuple(s.pk for s in campaign.segments.all()),
-                max_per_member=task.max_rewards_per_member,
-                max_per_period=task.max_rewards_per_period,
-            )
+    return [live_task_of(task) for task in tasks]
+
+
+def live_task_of(task: Task) -> LiveTask:
+    """A task as the events see it: its levels in the measure's unit, who is offered it (its
+    campaign's targeting and its own restrictions), its caps. Whether its campaign counts
+    events now is `live_tasks`'s to decide; a launch preview reads a task not yet live."""
+    campaign = task.campaign
+    measure = MEASURES[task.measure]
+    steps = list(task.steps.all())
+    if steps:
+        levels = tuple(
+            Level(s.step_no, measure.to_units(s.target), s.reward_points, s.reward_benefit_id)
+            for s in steps
         )
-    return result
+    else:
+        levels = (
+            Level(1, measure.to_units(task.target), task.reward_points, task.reward_benefit_id),
+        )
+    return LiveTask(
+        id=task.pk,
+        name=task.name,
+        campaign_id=campaign.pk,
+        campaign_code=campaign.code,
+        budget_id=campaign.budget_id,
+        event_type=task.event_type,
+        min_amount_fen=int(task.min_event_amount * 100),
+        measure=task.measure,
+        recurrence=task.recurrence,
+        levels=levels,
+        starts_on=campaign.starts_on,
+        ends_on=campaign.ends_on,
+        tiers=_intersect(
+            (t.pk for t in campaign.target_tiers.all()),
+            (t.pk for t in task.offered_tiers.all()),
+        ),
+        stages=_intersect(campaign.target_stages, task.offered_stages),
+        segment_ids=tuple(s.pk for s in campaign.segments.all()),
+        max_per_member=task.max_rewards_per_member,
+        max_per_period=task.max_rewards_per_period,
+    )
 
 
 def segment_members(tasks: list[LiveTask], member_ids: set[int], on: date) -> dict[int, set[int]]:

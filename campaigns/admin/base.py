@@ -7,12 +7,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from django import forms
-from django.core.exceptions import PermissionDenied
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.shortcuts import redirect
+from django.utils.translation import gettext as _
 
 from benefits.models import Benefit
 from members.choices import SchemeStatus
 from members.models import Tier
+from portal.errors import DomainError
 
+from ..services.changes import campaign_change
 from ..services.config import CampaignNotEditable
 
 __all__ = [
@@ -20,6 +25,8 @@ __all__ = [
     "VIEW",
     "ActiveChoicesMixin",
     "adopt",
+    "change_answer",
+    "change_propose",
     "form_values",
     "refused_when_not_editable",
 ]
@@ -49,6 +56,37 @@ def refused_when_not_editable() -> Iterator[None]:
         yield
     except CampaignNotEditable as exc:
         raise PermissionDenied(str(exc)) from exc
+
+
+def change_propose(request, **change) -> None:
+    """Hand a launched campaign's edit to `campaign_change` (names at once, rewards, caps and
+    the budget as a proposal); its answer waits on the request for `change_answer`."""
+    try:
+        _campaign, request.campaign_change_approval = campaign_change(actor=request.user, **change)
+    except DomainError as exc:
+        request.campaign_change_refusal = exc.message
+    except ValidationError as exc:
+        request.campaign_change_refusal = " ".join(exc.messages)
+
+
+def change_answer(model_admin, request, obj):
+    """After saving a launched campaign's page: the refusal (nothing changed) back on the
+    page, or the approval request the change now waits on; None when it all applied."""
+    refusal = getattr(request, "campaign_change_refusal", None)
+    if refusal:
+        model_admin.message_user(request, refusal, messages.ERROR)
+        meta = obj._meta
+        return redirect(f"admin:{meta.app_label}_{meta.model_name}_change", obj.pk)
+    approval = getattr(request, "campaign_change_approval", None)
+    if approval is not None:
+        model_admin.message_user(
+            request,
+            _("Sent for approval: %(summary)s. It applies when a budget approver approves it.")
+            % {"summary": approval.summary},
+            messages.SUCCESS,
+        )
+        return redirect("approval-detail", pk=approval.pk)
+    return None
 
 
 class ActiveChoicesMixin:

@@ -1,8 +1,11 @@
 """The campaign admin: a campaign built with its tasks on one page; submit, approve, reject,
 pause, resume and end go through the services (approve and reject through the approval
-engine, so the maker-checker rule applies). A campaign (and its tasks) can be changed only
-while it is a draft or rejected; after that its page is read-only and its status moves only
-through the workflow buttons."""
+engine, so the maker-checker rule applies). A campaign (and its tasks) can be changed freely
+while it is a draft or rejected. Once launched (scheduled, active, paused) the page offers
+only names and descriptions, which apply at once, and the tasks' rewards and caps and the
+budget, which saving sends for approval (`services.changes`, one proposal for the page);
+waiting for approval, or ended, it is read-only. Its status moves only through the workflow
+buttons."""
 
 from __future__ import annotations
 
@@ -20,6 +23,13 @@ from portal.permissions import user_can
 from ..choices import CampaignApproval
 from ..models import Campaign, Task
 from ..services import campaign_launch_problems, campaign_operate, campaign_submit
+from ..services.changes import (
+    CAMPAIGN_AT_ONCE,
+    CAMPAIGN_COST,
+    TASK_AT_ONCE,
+    TASK_COST,
+    campaign_is_launched,
+)
 from ..services.config import (
     CAMPAIGN_CONFIG_FIELDS,
     TASK_CONFIG_FIELDS,
@@ -30,7 +40,16 @@ from ..services.config import (
     task_update,
 )
 from ..transitions import TRANSITIONS
-from .base import CONFIGURE, VIEW, ActiveChoicesMixin, adopt, form_values, refused_when_not_editable
+from .base import (
+    CONFIGURE,
+    VIEW,
+    ActiveChoicesMixin,
+    adopt,
+    change_answer,
+    change_propose,
+    form_values,
+    refused_when_not_editable,
+)
 from .forms import CampaignForm, ConfirmForm, ReasonForm, TaskInlineForm
 
 __all__ = ["CampaignAdmin", "TaskInline"]
@@ -55,7 +74,19 @@ class TaskInline(ActiveChoicesMixin, MatrixInlineMixin, StackedInline):
     ]
 
     def is_editable(self, obj) -> bool:
-        return obj.is_editable
+        return obj.is_editable or campaign_is_launched(obj)
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return super().has_add_permission(request, obj) and (obj is None or obj.is_editable)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return super().has_delete_permission(request, obj) and (obj is None or obj.is_editable)
+
+    def get_readonly_fields(self, request, obj=None):
+        fixed = []
+        if obj is not None and campaign_is_launched(obj):  # the rest was approved as it is
+            fixed = [f for f in TASK_CONFIG_FIELDS if f not in (*TASK_AT_ONCE, *TASK_COST)]
+        return [*super().get_readonly_fields(request, obj), *fixed]
 
 
 @admin.register(Campaign)
@@ -139,11 +170,21 @@ class CampaignAdmin(ApprovalDoorAdminMixin, ActiveChoicesMixin, MatrixModelAdmin
         return " ".join(campaign_launch_problems(campaign=campaign)) or _("Ready to submit.")
 
     def has_change_permission(self, request, obj=None) -> bool:
-        if obj is not None and not obj.is_editable:
+        if obj is not None and not (obj.is_editable or campaign_is_launched(obj)):
             return False
         return super().has_change_permission(request, obj)
 
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))
+        if obj is not None and campaign_is_launched(obj):  # the rest was approved as it is
+            fields += [
+                f for f in CAMPAIGN_CONFIG_FIELDS if f not in (*CAMPAIGN_AT_ONCE, *CAMPAIGN_COST)
+            ]
+        return fields
+
     def save_model(self, request, obj: Campaign, form, change) -> None:
+        if change and campaign_is_launched(obj):
+            return  # with its tasks, as one change, in `save_related`
         values = form_values(form, CAMPAIGN_CONFIG_FIELDS)
         with refused_when_not_editable():
             if change:
@@ -153,9 +194,35 @@ class CampaignAdmin(ApprovalDoorAdminMixin, ActiveChoicesMixin, MatrixModelAdmin
         adopt(obj, saved)
 
     def save_related(self, request, form, formsets, change) -> None:
+        if change and campaign_is_launched(form.instance):
+            self._launched_change(request, form, formsets)
+            return
         # the service set the many-to-many fields with the row: only the inlines are left
         for formset in formsets:
             self.save_formset(request, form, formset, change=change)
+
+    def _launched_change(self, request, form, formsets) -> None:
+        """A launched campaign's page is one change: the campaign's values and every task
+        changed on it (the service applies names at once and proposes the rest)."""
+        tasks = {}
+        for formset in formsets:
+            if formset.model is not Task:
+                continue
+            formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
+            for task_form in formset.forms:
+                if task_form.instance.pk and task_form.has_changed():
+                    tasks[task_form.instance.pk] = form_values(task_form, TASK_CONFIG_FIELDS)
+                    formset.changed_objects.append((task_form.instance, task_form.changed_data))
+        change_propose(
+            request,
+            campaign=form.instance,
+            changes=form_values(form, CAMPAIGN_CONFIG_FIELDS),
+            tasks=tasks,
+        )
+        form.instance.refresh_from_db()
+
+    def response_change(self, request, obj):
+        return change_answer(self, request, obj) or super().response_change(request, obj)
 
     def save_formset(self, request, form, formset, change) -> None:
         """Each task added, changed or deleted on the campaign page goes through its

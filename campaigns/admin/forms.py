@@ -51,12 +51,17 @@ class CampaignForm(forms.ModelForm):
 
     def clean(self):
         cleaned = super().clean()
-        window = {"starts_on": cleaned.get("starts_on"), "ends_on": cleaned.get("ends_on")}
+        # a launched campaign's window is not on the form (it was approved): its budget must
+        # still hold it
+        window = {
+            name: cleaned.get(name) if name in self.fields else getattr(self.instance, name)
+            for name in ("starts_on", "ends_on")
+        }
         problems = window_problems(**window) or budget_window_problems(
             budget=cleaned.get("budget"), **window
         )
         for problem in problems:
-            self.add_error("ends_on", problem)
+            self.add_error("ends_on" if "ends_on" in self.fields else "budget", problem)
         return cleaned
 
 

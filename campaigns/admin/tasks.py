@@ -1,5 +1,8 @@
 """The task admin: a task with its ladder steps, written together by one configuration
-service; read-only once its campaign was submitted."""
+service. Once its campaign is launched (scheduled, active, paused) the page offers only the
+name and description, which apply at once, and the rewards (the steps' too) and caps, which
+saving sends for approval (`services.changes`); waiting for approval, or ended, it is
+read-only."""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ from portal.admin_base import MatrixInlineMixin, MatrixModelAdmin
 
 from ..choices import EDITABLE_STATUSES
 from ..models import Campaign, Task, TaskStep
+from ..services.changes import STEP_COST, TASK_AT_ONCE, TASK_COST, campaign_is_launched
 from ..services.config import (
     STEP_CONFIG_FIELDS,
     TASK_CONFIG_FIELDS,
@@ -19,7 +23,16 @@ from ..services.config import (
     task_delete,
     task_update,
 )
-from .base import CONFIGURE, VIEW, ActiveChoicesMixin, adopt, form_values, refused_when_not_editable
+from .base import (
+    CONFIGURE,
+    VIEW,
+    ActiveChoicesMixin,
+    adopt,
+    change_answer,
+    change_propose,
+    form_values,
+    refused_when_not_editable,
+)
 from .forms import TaskForm, TaskStepFormSet
 
 __all__ = ["TaskAdmin", "TaskStepInline"]
@@ -63,7 +76,23 @@ class TaskStepInline(MatrixInlineMixin, TabularInline):
     fields = list(STEP_CONFIG_FIELDS)
 
     def is_editable(self, obj) -> bool:
-        return obj.campaign.is_editable
+        return obj.campaign.is_editable or campaign_is_launched(obj.campaign)
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return super().has_add_permission(request, obj) and (
+            obj is None or obj.campaign.is_editable
+        )
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return super().has_delete_permission(request, obj) and (
+            obj is None or obj.campaign.is_editable
+        )
+
+    def get_readonly_fields(self, request, obj=None):
+        fixed = []
+        if obj is not None and campaign_is_launched(obj.campaign):  # a launched ladder's steps
+            fixed = [f for f in STEP_CONFIG_FIELDS if f not in STEP_COST]
+        return [*super().get_readonly_fields(request, obj), *fixed]
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.related_model is Benefit:
@@ -95,9 +124,22 @@ class TaskAdmin(ActiveChoicesMixin, MatrixModelAdmin):
     list_select_related = ["campaign"]
 
     def has_change_permission(self, request, obj=None) -> bool:
-        if obj is not None and not obj.campaign.is_editable:
+        if obj is not None and not (obj.campaign.is_editable or campaign_is_launched(obj.campaign)):
             return False
         return super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        if obj is not None and not obj.campaign.is_editable:
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))
+        if obj is not None and campaign_is_launched(obj.campaign):  # approved as it is
+            fields += [
+                f for f in ("campaign", *TASK_CONFIG_FIELDS) if f not in (*TASK_AT_ONCE, *TASK_COST)
+            ]
+        return fields
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.name == "campaign":
@@ -111,6 +153,11 @@ class TaskAdmin(ActiveChoicesMixin, MatrixModelAdmin):
     def save_related(self, request, form, formsets, change) -> None:
         obj = form.instance
         steps_formset = next((fs for fs in formsets if fs.model is TaskStep), None)
+        if change and campaign_is_launched(obj.campaign):
+            self._launched_change(request, form, steps_formset)
+            for formset in formsets:
+                _steps_for_log(formset, task=obj)
+            return
         steps = _ladder(steps_formset)
         values = form_values(form, TASK_CONFIG_FIELDS)
         with refused_when_not_editable():
@@ -128,6 +175,26 @@ class TaskAdmin(ActiveChoicesMixin, MatrixModelAdmin):
         adopt(obj, saved)
         for formset in formsets:
             _steps_for_log(formset, task=saved)
+
+    def _launched_change(self, request, form, steps_formset) -> None:
+        """A launched campaign's task: name and description at once, rewards (the whole
+        ladder's, step by step) and caps as a proposal."""
+        values = form_values(form, TASK_CONFIG_FIELDS)
+        if steps_formset is not None and steps_formset.has_changed():
+            values["steps"] = [
+                {
+                    "step_no": step_form.instance.step_no,
+                    "target": step_form.instance.target,
+                    **form_values(step_form, STEP_COST),
+                }
+                for step_form in steps_formset.forms
+                if step_form.instance.pk
+            ]
+        change_propose(request, campaign=form.instance.campaign, tasks={form.instance.pk: values})
+        form.instance.refresh_from_db()
+
+    def response_change(self, request, obj):
+        return change_answer(self, request, obj) or super().response_change(request, obj)
 
     def delete_model(self, request, obj: Task) -> None:
         with refused_when_not_editable():

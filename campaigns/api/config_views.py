@@ -6,36 +6,38 @@ The views parse the request with the serializers, call one service of
 ladder checks, segment protection, audit) or of `campaigns.services` (the workflow moves),
 and answer: 409 when the campaign may no longer be edited or the segment is in use, 400
 with field errors when a check fails.
+
+A launched campaign (scheduled, active or paused) takes a PATCH of its names and
+descriptions at once; a change of its tasks' rewards or caps or of its budget is a proposal
+(`campaigns.services.changes`): 202 with the campaign (or task) as it still is and the
+approval request, which a budget approver decides (`approve/`, `reject/`, or the approvals
+API).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import django_filters
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Count, Prefetch
 from drf_spectacular.utils import extend_schema, extend_schema_view
-from rest_framework import serializers, status, viewsets
+from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
-from rest_framework.settings import api_settings
 
 from members.models import Member, Segment
 from members.segments import segment_filter
 from members.services import segment_create, segment_delete, segment_update
+from portal.api.answers import answered, proposed
 from portal.api.schema import CONFLICT
 from portal.api.serializers import ApprovalRejectionSerializer
-from portal.approvals import approval_decide, approval_pending_for
+from portal.approvals import approval_decide, approval_is_pending, approval_pending_for
 from portal.permissions import MatrixPermission
 
 from ..choices import CampaignApproval
 from ..models import Campaign, Task, TaskStep
 from ..services import campaign_operate, campaign_submit
+from ..services.changes import campaign_change, campaign_changeable_check, campaign_is_launched
 from ..services.config import (
     campaign_create,
-    campaign_editable_check,
     campaign_update,
     task_create,
     task_delete,
@@ -44,26 +46,12 @@ from ..services.config import (
 from .serializers import (
     CampaignDecisionSerializer,
     CampaignOperationSerializer,
+    CampaignProposalSerializer,
     CampaignSerializer,
     SegmentSerializer,
+    TaskProposalSerializer,
     TaskSerializer,
 )
-
-
-@contextmanager
-def _answered() -> Iterator[None]:
-    """Django validation errors of the configuration services as DRF field errors (their
-    domain refusals, e.g. a campaign no longer editable, are answered by the API's one
-    exception handler: 409 `campaign_not_editable`, `segment_in_use`)."""
-    try:
-        yield
-    except DjangoValidationError as exc:
-        if hasattr(exc, "error_dict"):
-            raise serializers.ValidationError(exc.message_dict) from exc
-        raise serializers.ValidationError(
-            {api_settings.NON_FIELD_ERRORS_KEY: exc.messages}
-        ) from exc
-
 
 # --- campaigns -----------------------------------------------------------------------------------
 
@@ -76,12 +64,15 @@ def _tasks_prefetch(prefix: str = "") -> list:
 
 
 @extend_schema_view(
-    partial_update=extend_schema(responses={200: CampaignSerializer, 409: CONFLICT})
+    partial_update=extend_schema(
+        responses={200: CampaignSerializer, 202: CampaignProposalSerializer, 409: CONFLICT}
+    )
 )
 class CampaignViewSet(viewsets.ModelViewSet):
     """Campaigns: list, read, create (as a draft, authored by the caller), change while
-    editable; `submit/`, `approve/`, `reject/`, `pause/`, `resume/`, `end/` move it through
-    its workflow."""
+    editable; once launched, names and descriptions at once and the budget as a proposal
+    (202 with the approval request); `submit/`, `approve/`, `reject/`, `pause/`, `resume/`,
+    `end/` move it through its workflow."""
 
     queryset = (
         Campaign.objects.select_related(
@@ -112,22 +103,30 @@ class CampaignViewSet(viewsets.ModelViewSet):
     def create(self, request, *args, **kwargs):
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        with _answered():
+        with answered():
             campaign = campaign_create(actor=request.user, data=serializer.validated_data)
         return Response(self._read(campaign.pk), status=status.HTTP_201_CREATED)
 
     def update(self, request, *args, **kwargs):
         campaign = self.get_object()
-        with _answered():
-            # a submitted campaign is 409 whatever the body says (read before parsing it)
-            campaign_editable_check(campaign=campaign)
+        with answered():
+            # a campaign waiting for approval, or ended, is 409 whatever the body says (read
+            # before parsing it)
+            campaign_changeable_check(campaign=campaign)
         serializer = self.get_serializer(campaign, data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
-        with _answered():
-            campaign = campaign_update(
-                campaign=campaign, actor=request.user, changes=serializer.validated_data
-            )
-        return Response(self._read(campaign.pk))
+        approval = None
+        with answered():
+            if campaign_is_launched(campaign):
+                campaign, approval = campaign_change(
+                    campaign=campaign, actor=request.user, changes=serializer.validated_data
+                )
+            else:
+                campaign = campaign_update(
+                    campaign=campaign, actor=request.user, changes=serializer.validated_data
+                )
+        data = self._read(campaign.pk)
+        return proposed(data, approval) if approval else Response(data)
 
     # --- the workflow ---
 
@@ -138,14 +137,18 @@ class CampaignViewSet(viewsets.ModelViewSet):
         return Response(self._read(campaign.pk))
 
     def _decide(self, request, *, approve: bool) -> Response:
-        """The API's door to the campaign's launch request: the approval engine decides."""
+        """The API's door to the campaign's pending request — its launch, or a change of the
+        launched campaign: the approval engine decides."""
         campaign = self.get_object()
         body = (CampaignDecisionSerializer if approve else ApprovalRejectionSerializer)(
             data=request.data
         )
         body.is_valid(raise_exception=True)
+        kind = CampaignApproval.CAMPAIGN_LAUNCH
+        if not approval_is_pending(kind=kind, obj=campaign):
+            kind = CampaignApproval.CAMPAIGN_CHANGE
         approval_decide(
-            approval=approval_pending_for(kind=CampaignApproval.CAMPAIGN_LAUNCH, obj=campaign),
+            approval=approval_pending_for(kind=kind, obj=campaign),
             approve=approve,
             actor=request.user,
             comment=body.validated_data["comment"],
@@ -165,7 +168,8 @@ class CampaignViewSet(viewsets.ModelViewSet):
     @action(detail=True, methods=["post"], write_action_required="campaigns.approve_campaign")
     def approve(self, request, pk=None):
         """Approve a submitted campaign (not one you wrote or submitted); it is scheduled, or
-        active when its window has begun."""
+        active when its window has begun. On a launched campaign: approve its pending change
+        (not one you proposed)."""
         return self._decide(request, approve=True)
 
     @extend_schema(
@@ -173,7 +177,8 @@ class CampaignViewSet(viewsets.ModelViewSet):
     )
     @action(detail=True, methods=["post"], write_action_required="campaigns.approve_campaign")
     def reject(self, request, pk=None):
-        """Reject a submitted campaign, saying why in `comment`; it goes back to its author."""
+        """Reject a submitted campaign, saying why in `comment`; it goes back to its author.
+        On a launched campaign: reject its pending change."""
         return self._decide(request, approve=False)
 
     def _operate(self, request, operation: str) -> Response:
@@ -227,13 +232,19 @@ class TaskFilter(django_filters.FilterSet):
 
 @extend_schema_view(
     create=extend_schema(responses={201: TaskSerializer, 409: CONFLICT}),
-    update=extend_schema(responses={200: TaskSerializer, 409: CONFLICT}),
-    partial_update=extend_schema(responses={200: TaskSerializer, 409: CONFLICT}),
+    update=extend_schema(
+        responses={200: TaskSerializer, 202: TaskProposalSerializer, 409: CONFLICT}
+    ),
+    partial_update=extend_schema(
+        responses={200: TaskSerializer, 202: TaskProposalSerializer, 409: CONFLICT}
+    ),
     destroy=extend_schema(responses={204: None, 409: CONFLICT}),
 )
 class TaskViewSet(viewsets.ModelViewSet):
-    """Tasks of campaigns, with their ladder steps. Created, changed and deleted only while
-    their campaign is editable (409 otherwise)."""
+    """Tasks of campaigns, with their ladder steps. Created, changed and deleted while their
+    campaign is editable; a launched campaign's task takes its name and description at once
+    and its rewards (ladder step rewards too) and caps as a proposal (202 with the approval
+    request); anything else is 409."""
 
     queryset = (
         Task.objects.select_related("campaign", "reward_benefit")
@@ -254,28 +265,38 @@ class TaskViewSet(viewsets.ModelViewSet):
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)
         campaign, steps = data.pop("campaign"), data.pop("steps", [])
-        with _answered():
+        with answered():
             task = task_create(campaign=campaign, actor=request.user, data=data, steps=steps)
         return Response(self._read(task.pk), status=status.HTTP_201_CREATED)
 
     def update(self, request, *args, **kwargs):
         task = self.get_object()
-        with _answered():
-            # a task of a submitted campaign is 409 whatever the body says
-            campaign_editable_check(campaign=task.campaign)
+        with answered():
+            # a task of a campaign waiting for approval, or ended, is 409 whatever the body says
+            campaign_changeable_check(campaign=task.campaign)
         serializer = self.get_serializer(
             task, data=request.data, partial=kwargs.get("partial", False)
         )
         serializer.is_valid(raise_exception=True)
         changes = dict(serializer.validated_data)
         steps = changes.pop("steps", None)
-        with _answered():
-            task = task_update(task=task, actor=request.user, changes=changes, steps=steps)
-        return Response(self._read(task.pk))
+        approval = None
+        with answered():
+            if campaign_is_launched(task.campaign):
+                ladder = {} if steps is None else {"steps": steps}
+                _campaign, approval = campaign_change(
+                    campaign=task.campaign,
+                    actor=request.user,
+                    tasks={task.pk: {**changes, **ladder}},
+                )
+            else:
+                task = task_update(task=task, actor=request.user, changes=changes, steps=steps)
+        data = self._read(task.pk)
+        return proposed(data, approval) if approval else Response(data)
 
     def destroy(self, request, *args, **kwargs):
         task = self.get_object()
-        with _answered():
+        with answered():
             task_delete(task=task, actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -325,7 +346,7 @@ class SegmentViewSet(viewsets.ModelViewSet):
     def create(self, request, *args, **kwargs):
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        with _answered():
+        with answered():
             segment = segment_create(actor=request.user, data=serializer.validated_data)
         return Response(self.get_serializer(segment).data, status=status.HTTP_201_CREATED)
 
@@ -335,7 +356,7 @@ class SegmentViewSet(viewsets.ModelViewSet):
             segment, data=request.data, partial=kwargs.get("partial", False)
         )
         serializer.is_valid(raise_exception=True)
-        with _answered():
+        with answered():
             segment = segment_update(
                 segment=segment, actor=request.user, changes=serializer.validated_data
             )
@@ -343,7 +364,7 @@ class SegmentViewSet(viewsets.ModelViewSet):
 
     def destroy(self, request, *args, **kwargs):
         segment = self.get_object()
-        with _answered():
+        with answered():
             segment_delete(segment=segment, actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 

@@ -20,6 +20,7 @@ from members.choices import LifecycleStage, SchemeStatus
 from members.models import Member, Segment, Tier
 from members.segments import segment_filter, segment_rules_validate
 from members.services import SEGMENT_CONFIG_FIELDS
+from portal.api.serializers import ApprovalRequestSerializer
 from portal.bounds import Bound
 from portal.models import Department
 
@@ -161,6 +162,26 @@ class CampaignSerializer(serializers.ModelSerializer):
         ]
 
 
+class CampaignProposalSerializer(CampaignSerializer):
+    """202 of a launched campaign's PATCH: the campaign as it still is, and the approval
+    request that will change it."""
+
+    approval = ApprovalRequestSerializer(read_only=True)
+
+    class Meta(CampaignSerializer.Meta):
+        fields = [*CampaignSerializer.Meta.fields, "approval"]
+
+
+class TaskProposalSerializer(TaskSerializer):
+    """202 of a launched campaign's task PATCH: the task as it still is, and the approval
+    request that will change it."""
+
+    approval = ApprovalRequestSerializer(read_only=True)
+
+    class Meta(TaskSerializer.Meta):
+        fields = [*TaskSerializer.Meta.fields, "approval"]
+
+
 class CampaignDecisionSerializer(serializers.Serializer):
     comment = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
 
@@ -216,8 +237,10 @@ class SegmentSerializer(serializers.ModelSerializer):
 __all__ = [
     "CampaignDecisionSerializer",
     "CampaignOperationSerializer",
+    "CampaignProposalSerializer",
     "CampaignSerializer",
     "SegmentSerializer",
+    "TaskProposalSerializer",
     "TaskSerializer",
     "TaskStepSerializer",
 ]

@@ -22,6 +22,7 @@ from ..choices import CampaignApproval
 from ..models import Campaign, TaskProgress
 from ..rules import budget_window_problems
 from ..selectors import live_tasks
+from ..terms import campaign_launch_terms, status_text
 from ..transitions import NIGHTLY, OPERATIONS, TRANSITIONS, Transition
 from .ingest import BatchTooLarge, IngestResult, events_ingest
 
@@ -76,7 +77,7 @@ def campaign_submit(*, campaign: Campaign, actor) -> Campaign:
         kind=CampaignApproval.CAMPAIGN_LAUNCH,
         obj=campaign,
         summary=f"{campaign.code} {campaign.name} ({campaign.starts_on} – {campaign.ends_on})",
-        current={"status": campaign.status},
+        current={"status": status_text(campaign.status)},
         proposal=campaign_launch_terms(campaign=campaign),
         actor=actor,
     )
@@ -90,32 +91,6 @@ def campaign_submit(*, campaign: Campaign, actor) -> Campaign:
         decided_at=None,
         decision_comment="",
     )
-
-
-def campaign_launch_terms(*, campaign: Campaign) -> dict:
-    """What the checker approves: the window, budget, targeting and every task's rule and
-    reward, as flat text fields."""
-    terms = {
-        "status": "SCHEDULED / ACTIVE",
-        "window": f"{campaign.starts_on} – {campaign.ends_on}",
-        "budget": campaign.budget.code if campaign.budget_id else None,
-        "target tiers": ", ".join(t.code for t in campaign.target_tiers.all()) or "all",
-        "target stages": ", ".join(campaign.target_stages or []) or "all",
-        "segments": ", ".join(s.code for s in campaign.segments.all()) or "none",
-    }
-    for number, task in enumerate(campaign.tasks.prefetch_related("steps").order_by("id"), 1):
-        reward = []
-        if task.reward_points:
-            reward.append(f"{task.reward_points} points")
-        if task.reward_benefit_id:
-            reward.append(f"benefit #{task.reward_benefit_id}")
-        steps = "; ".join(f"≥{step.target}" for step in task.steps.all())
-        terms[f"task {number}"] = (
-            f"{task.name}: {task.event_type} {task.measure} ≥ {task.target} "
-            f"{task.recurrence}{' steps ' + steps if steps else ''} → "
-            f"{', '.join(reward) or 'step rewards'}"
-        )
-    return terms
 
 
 def campaign_launch_problems(*, campaign: Campaign) -> list[str]:
@@ -200,6 +175,7 @@ __all__ = [
     "IngestResult",
     "CampaignStateError",
     "campaign_launch_apply",
+    "campaign_launch_terms",
     "campaign_launch_refuse",
     "campaign_operate",
     "campaign_periods_roll",

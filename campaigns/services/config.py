@@ -2,9 +2,11 @@
 (member segments are written by `members.services.segments`). The configuration API and
 the admin both call these, so the rules hold whichever door a change comes through:
 
-- only a campaign in `EDITABLE_STATUSES` (a draft, or a rejected one) changes, tasks
-  included; anything later was approved as it is (`CampaignNotEditable`). Editing a
-  rejected campaign (or its tasks) makes it a draft again;
+- only a campaign in `EDITABLE_STATUSES` (a draft, or a rejected one) changes here, tasks
+  included; anything later was approved as it is (`CampaignNotEditable`), except what
+  `campaigns.services.changes` lets a launched campaign change (names at once; rewards,
+  caps and the budget through approval, with these same checks). Editing a rejected
+  campaign (or its tasks) makes it a draft again;
 - every such edit row-locks the campaign first (`select_for_update`, in pk order, like
   `campaign_submit` and the launch decision), so it cannot slip in between a colleague's
   submit and its approval;

@@ -38,11 +38,6 @@ PHONE = "13812345678"
 ID_NUMBER = "110101199003071234"
 
 
-@pytest.fixture(autouse=True)
-def fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def staff(make_user):
     both = make_user(Role.PRODUCT_OPERATOR, username="both", branch="HO")
@@ -227,7 +222,9 @@ def test_a_campaign_pending_approval_is_read_only(client, staff, budget):
 
 
 def test_a_task_of_a_submitted_campaign_is_read_only_on_its_own_page(client, staff, budget):
-    task = TaskFactory(campaign=draft(staff["operator"], budget=budget, status="SCHEDULED"))
+    # waiting for its launch decision (a launched campaign's task takes its rewards and caps
+    # through approval: tests/campaigns/test_campaign_change.py)
+    task = TaskFactory(campaign=draft(staff["operator"], budget=budget, status="PENDING_APPROVAL"))
     client.force_login(staff["operator"])
 
     page = client.get(f"{TASKS}{task.pk}/change/")
