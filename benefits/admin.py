@@ -6,12 +6,12 @@ from decimal import Decimal
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path
 from django.utils.translation import gettext_lazy as _
 
-from members.models import Tier
+from members.choices import SchemeStatus
+from members.models import Tier, TierScheme
 from members.selectors import member_scope
 from portal.admin_approvals import ApprovalDoorAdminMixin
 from portal.admin_base import MatrixModelAdmin
@@ -34,6 +34,7 @@ from .rules import (
     BENEFIT_UNIT_COST,
     BUDGET_AMOUNT,
     alert_percents_parse,
+    budget_parent_alone_problem,
     budget_values_problems,
 )
 from .services import (
@@ -41,12 +42,17 @@ from .services import (
     EntitlementChangeError,
     benefit_update,
     benefit_values_check,
-    budget_amount_lower,
     budget_create_request,
-    budget_increase_request,
     budget_line_overlap,
+    budget_proposal_values,
+    budget_update,
     entitlement_change_request,
     entitlement_matrix_changes,
+)
+from .services.scheme_entitlements import (
+    scheme_entitlement_decisions,
+    scheme_entitlement_decisions_set,
+    scheme_entitlement_problems,
 )
 
 
@@ -176,8 +182,62 @@ class TierEntitlementAdmin(MatrixModelAdmin):
                 self.admin_site.admin_view(self.matrix_view),
                 name="benefits_tierentitlement_matrix",
             ),
+            path(
+                "scheme/<int:scheme_id>/",
+                self.admin_site.admin_view(self.decisions_view),
+                name="benefits_tierentitlement_decisions",
+            ),
             *super().get_urls(),
         ]
+
+    def decisions_view(self, request, scheme_id: int):
+        """For a scheme proposed to replace the active one: what each new tier gets at the
+        switch (an old tier's entitlements, its own from the matrix, or none)."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        scheme = get_object_or_404(TierScheme, pk=scheme_id)
+        editable = self.has_change_permission(request) and scheme.status in (
+            SchemeStatus.DRAFT,
+            SchemeStatus.PENDING,
+        )
+        old_tiers = list(Tier.objects.filter(scheme__status=SchemeStatus.ACTIVE).order_by("rank"))
+        errors: dict[str, str] = {}
+        if request.method == "POST":
+            if not editable:
+                raise PermissionDenied
+            chosen = {}
+            for row in scheme_entitlement_decisions(scheme):
+                value = request.POST.get(f"t_{row['tier'].pk}", "")
+                if not value:
+                    continue
+                decision, _sep, source = value.partition(":")
+                chosen[row["tier"].pk] = (decision, int(source) if source.isdigit() else None)
+            try:
+                changed = scheme_entitlement_decisions_set(
+                    scheme=scheme, decisions=chosen, actor=request.user
+                )
+            except DomainError as exc:
+                errors[exc.field or ""] = exc.message
+                self.message_user(request, exc.message, messages.ERROR)
+            else:
+                self.message_user(
+                    request,
+                    _("%(n)s decision(s) saved.") % {"n": changed},
+                    messages.SUCCESS,
+                )
+                return redirect("admin:benefits_tierentitlement_decisions", scheme_id=scheme.pk)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Entitlements of the new tiers of %(scheme)s") % {"scheme": scheme.name},
+            "scheme": scheme,
+            "rows": scheme_entitlement_decisions(scheme),
+            "old_tiers": old_tiers,
+            "problems": scheme_entitlement_problems(scheme),
+            "errors": errors,
+            "editable": editable,
+            "opts": self.model._meta,
+        }
+        return render(request, "benefits/scheme_entitlements.html", context)
 
     def changelist_view(self, request, extra_context=None):
         return redirect("admin:benefits_tierentitlement_matrix")
@@ -185,7 +245,17 @@ class TierEntitlementAdmin(MatrixModelAdmin):
     def matrix_view(self, request):
         if not self.has_view_permission(request):
             raise PermissionDenied
-        tiers = list(Tier.objects.filter(scheme__status="ACTIVE").order_by("rank"))
+        # the active scheme's tiers, or (?scheme=) those of a scheme waiting to replace it
+        scheme = (
+            TierScheme.objects.filter(
+                pk=request.GET.get("scheme")
+                if str(request.GET.get("scheme", "")).isdigit()
+                else None,
+                status__in=[SchemeStatus.DRAFT, SchemeStatus.PENDING],
+            ).first()
+            or TierScheme.objects.filter(status=SchemeStatus.ACTIVE).first()
+        )
+        tiers = list(Tier.objects.filter(scheme=scheme).order_by("rank"))
         benefits = list(Benefit.objects.filter(active=True).order_by("code"))
         cells = {
             (e.benefit_id, e.tier_id): e
@@ -217,7 +287,7 @@ class TierEntitlementAdmin(MatrixModelAdmin):
             else:
                 if approval is None:
                     self.message_user(request, _("No entitlement changed."))
-                    return redirect("admin:benefits_tierentitlement_matrix")
+                    return redirect(request.get_full_path())
                 self.message_user(
                     request,
                     _(
@@ -246,6 +316,7 @@ class TierEntitlementAdmin(MatrixModelAdmin):
         context = {
             **self.admin_site.each_context(request),
             "title": _("Tier entitlements"),
+            "scheme": scheme,
             "tiers": tiers,
             "rows": rows,
             "periods": EntitlementPeriod.choices,
@@ -256,8 +327,9 @@ class TierEntitlementAdmin(MatrixModelAdmin):
 
 
 class BudgetForm(forms.ModelForm):
-    """A budget in yuan (stored in fen). A new budget and a higher amount are proposals that
-    a budget approver decides; the other fields, and a lower amount, change at once."""
+    """A budget in yuan (stored in fen). A new budget, a higher amount and a new parent are
+    proposals that a budget approver decides; the other fields, and a lower amount, change
+    at once."""
 
     amount = forms.CharField(
         label=_("amount (CNY)"),
@@ -276,6 +348,10 @@ class BudgetForm(forms.ModelForm):
             self.fields["amount"].initial = f"{self.instance.amount:,.2f}"
             self.fields["amount"].help_text = _(
                 "Raising the amount is sent to a budget approver; it applies on approval."
+            )
+            self.fields["parent"].help_text = _(
+                "A new parent is sent to a budget approver; it applies on approval, and what "
+                "the budget has consumed moves with it."
             )
         else:
             self.fields["amount"].help_text = _(
@@ -308,6 +384,20 @@ class BudgetForm(forms.ModelForm):
             for field, problem in problems.items():
                 if field in self.fields and field not in self.errors:
                     self.add_error(field, problem)
+            if (
+                self.instance.pk
+                and "parent" not in self.errors
+                and (
+                    refusal := budget_parent_alone_problem(
+                        budget=self.instance,
+                        parent=data.get("parent"),
+                        amount_fen=decimal_to_fen(data["amount"]),
+                        period_start=start,
+                        period_end=end,
+                    )
+                )
+            ):
+                self.add_error("parent", refusal)
         if (
             start
             and end
@@ -326,9 +416,10 @@ class BudgetForm(forms.ModelForm):
 
 @admin.register(Budget)
 class BudgetAdmin(MatrixModelAdmin):
-    """Budgets. Maker-checker: creating a budget and raising its amount become approval
-    requests (portal approvals inbox); nothing is created or raised until a budget approver
-    other than the requester approves."""
+    """Budgets. Maker-checker: creating a budget, raising its amount and giving it another
+    parent become approval requests (portal approvals inbox, with their impact); nothing is
+    created, raised or moved until a budget approver other than the requester approves. The
+    other fields, and a lower amount, change at once (`budget_update`)."""
 
     view_action = "benefits.view_budgets"
     change_action = "benefits.configure_budgets"
@@ -351,38 +442,18 @@ class BudgetAdmin(MatrixModelAdmin):
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
 
-    def _proposal_values(self, form) -> dict:
-        data = form.cleaned_data
-        return {
-            "code": data["code"],
-            "name": data["name"],
-            "department": data["department"].code,
-            "parent": data["parent"].code if data.get("parent") else None,
-            "line": data.get("line") or "",
-            "period_start": data["period_start"].isoformat(),
-            "period_end": data["period_end"].isoformat(),
-            "amount": f"{data['amount']:.2f}",
-            "alert_percents": data.get("alert_percents") or [],
-        }
-
     def save_model(self, request, obj, form, change):
-        amount = form.cleaned_data["amount"]
+        data = form.cleaned_data
         try:
             if not change:
                 request.budget_approval = budget_create_request(
-                    values=self._proposal_values(form), actor=request.user
+                    values=budget_proposal_values(data), actor=request.user
                 )
                 return
-            with transaction.atomic():
-                before = Budget.objects.select_for_update().get(pk=obj.pk)
-                obj.amount_fen, obj.consumed_fen = before.amount_fen, before.consumed_fen
-                obj.save()
-                if amount > before.amount:
-                    request.budget_approval = budget_increase_request(
-                        budget=before, amount=amount, actor=request.user
-                    )
-                elif amount < before.amount:
-                    budget_amount_lower(budget=before, amount=amount, actor=request.user)
+            changes = {name: data[name] for name in BUDGET_PROPOSAL_FIELDS if name in data}
+            _budget, request.budget_approval = budget_update(
+                budget=Budget.objects.get(pk=obj.pk), changes=changes, actor=request.user
+            )
         except DomainError as exc:
             request.budget_refusal = str(exc)
 

@@ -50,6 +50,16 @@ class BenefitApproval(models.TextChoices):
 
     BUDGET_CREATE = "BUDGET_CREATE", _("New budget")
     BUDGET_INCREASE = "BUDGET_INCREASE", _("Budget increase")
+    BUDGET_PARENT_CHANGE = "BUDGET_PARENT_CHANGE", _("Budget parent change")
     MANUAL_GRANT = "MANUAL_GRANT", _("Manual grant above the limit")
     ENTITLEMENT_CHANGE = "ENTITLEMENT_CHANGE", _("Entitlement change")
     BENEFIT_CHANGE = "BENEFIT_CHANGE", _("Benefit cost or budget change")
+
+
+class EntitlementDecision(models.TextChoices):
+    """What a tier of a scheme waiting to take effect gets as entitlements
+    (`TierEntitlementDecision`, applied at the scheme's effective night)."""
+
+    MAP = "MAP", _("Those of an old tier")
+    OWN = "OWN", _("Its own, set in the matrix")
+    NONE = "NONE", _("None")

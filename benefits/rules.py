@@ -29,7 +29,10 @@ __all__ = [
     "BUDGET_AMOUNT",
     "ENTITLEMENT_QUANTITY",
     "alert_percents_parse",
+    "budget_ancestors",
+    "budget_parent_alone_problem",
     "budget_parent_problems",
+    "budget_parent_room",
     "budget_values_problems",
     "entitlement_quantity_parse",
 ]
@@ -90,6 +93,28 @@ def alert_percents_parse(value) -> list[int]:
     return percents
 
 
+def budget_ancestors(budget: Budget | None) -> list[Budget]:
+    """`budget` and the budgets above it, nearest first (empty for None); a loop in the
+    rows (which the rules never let in) ends the walk instead of repeating it."""
+    chain, seen = [], set()
+    while budget is not None and budget.pk not in seen:
+        chain.append(budget)
+        seen.add(budget.pk)
+        budget = budget.parent
+    return chain
+
+
+def budget_parent_room(parent: Budget, *, without: Budget | None = None) -> int:
+    """What `parent` has not given to its child budgets (fen; negative if the children
+    were given more), leaving `without` out of the children: the room a child's amount must
+    fit in."""
+    children = parent.children.all()
+    if without is not None and without.pk:
+        children = children.exclude(pk=without.pk)
+    given = children.aggregate(total=Sum("amount_fen"))["total"] or 0
+    return parent.amount_fen - given
+
+
 def budget_parent_problems(
     *,
     parent: Budget | None,
@@ -101,17 +126,16 @@ def budget_parent_problems(
     """Why `budget` (None: a new one) cannot have `amount_fen` under `parent` for the
     period, by field: the parent must not be the budget itself or below it, its period must
     contain the child's, and the child's amount must fit in what the parent has not given
-    to its other children. Empty when it fits."""
+    to its other children (`budget_parent_room`). An existing budget moving to another
+    parent takes what it has consumed with it: every budget above the new parent that is
+    not above the old one must have that much left. Empty when it fits."""
     if parent is None:
         return {}
     problems = {}
-    ancestor, seen = parent, set()
-    while ancestor is not None and ancestor.pk not in seen:
-        if budget is not None and ancestor.pk == budget.pk:
-            problems["parent"] = _("A budget cannot be its own parent, nor under its children.")
-            return problems
-        seen.add(ancestor.pk)
-        ancestor = ancestor.parent
+    above = budget_ancestors(parent)
+    if budget is not None and any(ancestor.pk == budget.pk for ancestor in above):
+        problems["parent"] = _("A budget cannot be its own parent, nor under its children.")
+        return problems
     if period_start < parent.period_start or period_end > parent.period_end:
         problems["period_end"] = _(
             "The period must lie within the parent budget %(code)s's period, %(start)s to %(end)s."
@@ -120,11 +144,7 @@ def budget_parent_problems(
             "start": parent.period_start.isoformat(),
             "end": parent.period_end.isoformat(),
         }
-    siblings = parent.children.all()
-    if budget is not None and budget.pk:
-        siblings = siblings.exclude(pk=budget.pk)
-    given = siblings.aggregate(total=Sum("amount_fen"))["total"] or 0
-    room = parent.amount_fen - given
+    room = budget_parent_room(parent, without=budget)
     if amount_fen > room:
         problems["amount"] = _(
             "The parent budget %(code)s has %(room)s left to give (%(amount)s, of which "
@@ -133,9 +153,52 @@ def budget_parent_problems(
             "code": parent.code,
             "room": yuan_text(fen_to_decimal(max(room, 0))),
             "amount": yuan_text(fen_to_decimal(parent.amount_fen)),
-            "given": yuan_text(fen_to_decimal(given)),
+            "given": yuan_text(fen_to_decimal(parent.amount_fen - room)),
         }
+    if budget is not None and budget.pk and budget.parent_id != parent.pk and budget.consumed_fen:
+        kept = {ancestor.pk for ancestor in budget_ancestors(budget.parent)}
+        for ancestor in above:
+            if ancestor.pk in kept:
+                break  # from here up the consumption is counted already
+            if ancestor.amount_fen - ancestor.consumed_fen < budget.consumed_fen:
+                problems.setdefault(
+                    "parent",
+                    _(
+                        "%(budget)s has already consumed %(consumed)s, which moves with it; "
+                        "the budget %(code)s above it has only %(left)s left."
+                    )
+                    % {
+                        "budget": budget.code,
+                        "consumed": yuan_text(fen_to_decimal(budget.consumed_fen)),
+                        "code": ancestor.code,
+                        "left": yuan_text(
+                            fen_to_decimal(ancestor.amount_fen - ancestor.consumed_fen)
+                        ),
+                    },
+                )
+                break
     return problems
+
+
+def budget_parent_alone_problem(
+    *, budget: Budget, parent: Budget | None, amount_fen: int, period_start, period_end
+) -> str:
+    """Why a new parent for `budget` cannot be proposed together with these values ("" when
+    it can): a new parent waits for approval while an amount or a period would change
+    around it, and neither the approver's impact nor the parent's rules would see them
+    together. Propose it on its own."""
+    if (parent.pk if parent is not None else None) == budget.parent_id:
+        return ""
+    if (
+        amount_fen == budget.amount_fen
+        and period_start == budget.period_start
+        and period_end == budget.period_end
+    ):
+        return ""
+    return _(
+        "A new parent is proposed on its own: save the amount and the period without it, "
+        "or after the new parent is decided."
+    )
 
 
 def budget_values_problems(

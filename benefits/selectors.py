@@ -12,10 +12,10 @@ from django.db.models.functions import TruncDate
 
 from members.models import Tier
 from members.selectors import member_scope
-from portal.clock import today_in_shanghai
+from portal.clock import day_start, today_in_shanghai
 from portal.money import fen_to_decimal
 
-from .choices import EntitlementPeriod, GrantStatus
+from .choices import BudgetEntryKind, EntitlementPeriod, GrantStatus
 from .models import BenefitFeedback, BenefitGrant, Budget, BudgetEntry, TierEntitlement
 
 PER_YEAR = {EntitlementPeriod.MONTH: 12, EntitlementPeriod.QUARTER: 4, EntitlementPeriod.YEAR: 1}
@@ -127,9 +127,12 @@ def budget_burn(*, budget: Budget, today: date) -> BudgetBurn:
     )
     by_day = [(row["day"], fen_to_decimal(row["net"])) for row in days]
     since = today - timedelta(days=29)  # the last 30 days, today included
-    recent = sum(
-        (amount for day, amount in by_day if day >= since),
-        Decimal("0.00"),
+    # consumption that moved with a child budget to another parent (ADJUST) is no spending
+    recent = fen_to_decimal(
+        BudgetEntry.objects.filter(budget=budget, created_at__gte=day_start(since))
+        .exclude(kind=BudgetEntryKind.ADJUST)
+        .aggregate(total=Sum("amount_fen"))["total"]
+        or 0
     )
     window = max(1, min(30, (today - max(budget.period_start, since)).days + 1))
     rate = (recent / window).quantize(Decimal("0.01"))

@@ -6,7 +6,7 @@ from portal.models import Department
 from portal.money import decimal_to_fen
 
 from ..models import Benefit, BenefitGrant, Budget, TierEntitlement
-from ..rules import BENEFIT_UNIT_COST, BENEFIT_VALIDITY_DAYS, ENTITLEMENT_QUANTITY
+from ..rules import BENEFIT_UNIT_COST, BENEFIT_VALIDITY_DAYS, BUDGET_AMOUNT, ENTITLEMENT_QUANTITY
 
 
 class GrantSerializer(serializers.ModelSerializer):
@@ -92,13 +92,27 @@ class EntitlementProposalSerializer(serializers.Serializer):
 
 
 class BudgetSerializer(serializers.ModelSerializer):
-    amount = serializers.DecimalField(max_digits=16, decimal_places=2, read_only=True)
+    """A budget with its consumption. Written through proposals (`benefits.services
+    .budget_update`, `budget_create_request`): a new budget, a higher `amount` and a new
+    `parent` wait for a budget approver; the other fields and a lower amount apply at once."""
+
+    amount = serializers.DecimalField(
+        max_digits=16,
+        decimal_places=2,
+        min_value=BUDGET_AMOUNT.low,
+        max_value=BUDGET_AMOUNT.high,
+    )
     consumed = serializers.DecimalField(max_digits=16, decimal_places=2, read_only=True)
     remaining = serializers.DecimalField(max_digits=16, decimal_places=2, read_only=True)
-    department = serializers.CharField(source="department.code", read_only=True)
-    parent = serializers.CharField(
-        source="parent.code", default=None, read_only=True, allow_null=True
+    department = serializers.SlugRelatedField(slug_field="code", queryset=Department.objects.all())
+    parent = serializers.SlugRelatedField(
+        slug_field="code",
+        queryset=Budget.objects.all(),
+        allow_null=True,
+        required=False,
+        default=None,
     )
+    alert_percents = serializers.JSONField(required=False, default=list)
 
     class Meta:
         model = Budget
@@ -116,3 +130,19 @@ class BudgetSerializer(serializers.ModelSerializer):
             "remaining",
             "alert_percents",
         ]
+
+
+class BudgetProposalSerializer(BudgetSerializer):
+    """202 of a PATCH with a higher amount or a new parent: the budget as it still is (the
+    other fields of the PATCH applied), and the approval request that will change it."""
+
+    approval = ApprovalRequestSerializer(read_only=True)
+
+    class Meta(BudgetSerializer.Meta):
+        fields = [*BudgetSerializer.Meta.fields, "approval"]
+
+
+class BudgetCreationProposalSerializer(serializers.Serializer):
+    """202 of a new budget: the approval request that will create it."""
+
+    approval = ApprovalRequestSerializer(read_only=True)

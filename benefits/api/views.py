@@ -1,17 +1,15 @@
-"""Benefits API: redeeming a member's grant."""
+"""Benefits API: redeeming a member's grant; the catalogue, entitlements and budgets, whose
+cost-bearing changes answer 202 with the approval request that will make them."""
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.shortcuts import get_object_or_404
 from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema
-from rest_framework import serializers, status, viewsets
+from rest_framework import status, viewsets
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from members.selectors import member_get
+from portal.api.answers import answered, proposed
 from portal.api.schema import CONFLICT
 from portal.api.serializers import ApprovalRequestSerializer
 from portal.errors import StateConflict
@@ -20,6 +18,9 @@ from portal.permissions import MatrixPermission
 from ..models import Benefit, BenefitGrant, Budget, TierEntitlement
 from ..services import (
     benefit_update,
+    budget_create_request,
+    budget_proposal_values,
+    budget_update,
     entitlement_change_request,
     entitlement_matrix_changes,
     grant_redeem,
@@ -27,6 +28,8 @@ from ..services import (
 from .serializers import (
     BenefitProposalSerializer,
     BenefitSerializer,
+    BudgetCreationProposalSerializer,
+    BudgetProposalSerializer,
     BudgetSerializer,
     EntitlementProposalSerializer,
     GrantSerializer,
@@ -50,25 +53,6 @@ class GrantRedeemView(APIView):
         return Response(GrantSerializer(grant).data)
 
 
-@contextmanager
-def _answered() -> Iterator[None]:
-    """Django validation errors of the services as DRF field errors (400)."""
-    try:
-        yield
-    except DjangoValidationError as exc:
-        if hasattr(exc, "error_dict"):
-            raise serializers.ValidationError(exc.message_dict) from exc
-        raise serializers.ValidationError({"non_field_errors": exc.messages}) from exc
-
-
-def _proposed(data: dict, approval) -> Response:
-    """202: the change waits for a second person (`approval` says what and where)."""
-    return Response(
-        {**data, "approval": ApprovalRequestSerializer(approval).data},
-        status=status.HTTP_202_ACCEPTED,
-    )
-
-
 class BenefitViewSet(viewsets.ModelViewSet):
     """The benefit catalogue (product team writes; benefits are deactivated, not deleted).
     A PATCH of `unit_cost` or `budget` is a proposal: 202 with the benefit as it still is and
@@ -88,12 +72,12 @@ class BenefitViewSet(viewsets.ModelViewSet):
         benefit = self.get_object()
         serializer = self.get_serializer(benefit, data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
-        with _answered():
+        with answered():
             benefit, approval = benefit_update(
                 benefit=benefit, changes=dict(serializer.validated_data), actor=request.user
             )
         data = self.get_serializer(Benefit.objects.get(pk=benefit.pk)).data
-        return _proposed(data, approval) if approval else Response(data)
+        return proposed(data, approval) if approval else Response(data)
 
 
 class TierEntitlementViewSet(viewsets.ModelViewSet):
@@ -111,7 +95,7 @@ class TierEntitlementViewSet(viewsets.ModelViewSet):
 
     def _propose(self, *, benefit, tier, quantity: int, period: str) -> Response:
         typed = {(benefit, tier): (str(quantity), period)}
-        with _answered():
+        with answered():
             changes = entitlement_matrix_changes(typed=typed)
         if not changes:
             raise StateConflict(
@@ -164,10 +148,40 @@ class TierEntitlementViewSet(viewsets.ModelViewSet):
         )
 
 
-class BudgetViewSet(viewsets.ReadOnlyModelViewSet):
-    """Budgets with consumption; creating or raising one goes through approval (admin)."""
+class BudgetViewSet(viewsets.ModelViewSet):
+    """Budgets with consumption. A new budget (POST) is a proposal: 202 with the approval
+    request, created when a budget approver approves it. A PATCH with a higher `amount` or a
+    new `parent` is a proposal too: 202 with the budget as it still is and the request; the
+    other fields of the same PATCH, and a lower amount, apply at once. Budgets are not
+    deleted (grants and ledger entries point at them)."""
 
     queryset = Budget.objects.select_related("department", "parent").order_by("code")
     serializer_class = BudgetSerializer
     permission_classes = [MatrixPermission]
     action_required = "benefits.view_budgets"
+    write_action_required = "benefits.configure_budgets"
+    http_method_names = ["get", "post", "patch", "head", "options"]
+
+    @extend_schema(responses={202: BudgetCreationProposalSerializer, 409: CONFLICT})
+    def create(self, request, *args, **kwargs):
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        with answered():
+            approval = budget_create_request(
+                values=budget_proposal_values(serializer.validated_data), actor=request.user
+            )
+        return Response(
+            {"approval": ApprovalRequestSerializer(approval).data}, status=status.HTTP_202_ACCEPTED
+        )
+
+    @extend_schema(responses={200: BudgetSerializer, 202: BudgetProposalSerializer, 409: CONFLICT})
+    def partial_update(self, request, *args, **kwargs):
+        budget = self.get_object()
+        serializer = self.get_serializer(budget, data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        with answered():
+            budget, approval = budget_update(
+                budget=budget, changes=dict(serializer.validated_data), actor=request.user
+            )
+        data = self.get_serializer(self.get_queryset().get(pk=budget.pk)).data
+        return proposed(data, approval) if approval else Response(data)

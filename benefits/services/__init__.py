@@ -1,18 +1,31 @@
 """Writes of the benefits app, one module per concern: budget movements (`budgets`: the one
-chain walker behind every consume and release), budget changes with maker-checker
-(`budget_changes`), grants (`grants`), the nightly entitlement grants (`entitlements`) and
-manual grants and feedback (`manual`)."""
+chain walker behind every consume and release), budget changes with maker-checker and the
+impact their approvals show (`budget_changes`), grants (`grants`), the nightly entitlement
+grants (`entitlements`) and manual grants and feedback (`manual`)."""
 
 from .benefit_changes import COST_FIELDS, benefit_change_apply, benefit_update, benefit_values_check
 from .budget_changes import (
+    BUDGET_FIELDS_AT_ONCE,
     BUDGET_PROPOSAL_FIELDS,
+    BURN_WINDOW_DAYS,
+    BudgetForecast,
+    BudgetImpact,
     BudgetProposalError,
+    BudgetRoom,
     budget_amount_lower,
     budget_create_apply,
     budget_create_request,
+    budget_creation_impact,
+    budget_forecast,
     budget_increase_apply,
+    budget_increase_impact,
     budget_increase_request,
     budget_line_overlap,
+    budget_parent_change_apply,
+    budget_parent_change_impact,
+    budget_parent_change_request,
+    budget_proposal_values,
+    budget_update,
 )
 from .budgets import (
     BudgetExhausted,
@@ -21,6 +34,7 @@ from .budgets import (
     budget_consume,
     budget_consume_many,
     budget_consume_up_to,
+    budget_consumption_move,
     budget_for_date,
     budget_release,
     budget_release_many,
@@ -38,6 +52,7 @@ from .manual import (
     benefit_feedback_record,
     manual_grant,
     manual_grant_apply,
+    manual_grant_preview,
     manual_grant_refuse,
 )
 
@@ -51,11 +66,16 @@ __all__ = [
     "entitlement_change_request",
     "entitlement_changes_cost",
     "entitlement_matrix_changes",
+    "BUDGET_FIELDS_AT_ONCE",
     "BUDGET_PROPOSAL_FIELDS",
+    "BURN_WINDOW_DAYS",
     "ENTITLEMENT_PERIODS",
     "BudgetExhausted",
+    "BudgetForecast",
+    "BudgetImpact",
     "BudgetNotOpen",
     "BudgetProposalError",
+    "BudgetRoom",
     "GrantNotRedeemable",
     "benefit_feedback_record",
     "budget_alerts_raise",
@@ -63,12 +83,21 @@ __all__ = [
     "budget_consume",
     "budget_consume_many",
     "budget_consume_up_to",
+    "budget_consumption_move",
     "budget_for_date",
     "budget_create_apply",
     "budget_create_request",
+    "budget_creation_impact",
+    "budget_forecast",
     "budget_increase_apply",
+    "budget_increase_impact",
     "budget_increase_request",
     "budget_line_overlap",
+    "budget_parent_change_apply",
+    "budget_parent_change_impact",
+    "budget_parent_change_request",
+    "budget_proposal_values",
+    "budget_update",
     "budget_release",
     "budget_release_many",
     "entitlement_grants_run",
@@ -78,6 +107,7 @@ __all__ = [
     "grants_expire",
     "manual_grant",
     "manual_grant_apply",
+    "manual_grant_preview",
     "manual_grant_refuse",
     "period_of",
 ]

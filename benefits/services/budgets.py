@@ -9,10 +9,16 @@ Budgets follow the business date: what is charged for a date `on` goes to the bu
 period contains `on` — the budget named, or the budget of its line that covers the date
 (`budget_for_date`); a date no budget of the line covers is refused, saying so. Releases
 give back to the budget that was charged.
+
+A budget that moves to another parent takes what it has consumed with it
+(`budget_consumption_move`): the levels only the old parent's chain has give it back, the
+levels only the new one has take it (within their amounts), as ADJUST entries — so a later
+release of the budget's grants gives back to the chain that holds their cost.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import date
 
 from django.core.mail import mail_admins
@@ -34,6 +40,7 @@ __all__ = [
     "budget_consume",
     "budget_consume_many",
     "budget_consume_up_to",
+    "budget_consumption_move",
     "budget_for_date",
     "budget_release",
     "budget_release_many",
@@ -96,8 +103,25 @@ def _budget_chain(budget_id: int) -> list[int]:
     chain, current = [], budget_id
     while current is not None:
         chain.append(current)
-        current = Budget.objects.filter(pk=current).values_list("parent_id", flat=True).first()
+        current = _parent_id(current)
     return chain
+
+
+def _parent_id(budget_id: int) -> int | None:
+    return Budget.objects.filter(pk=budget_id).values_list("parent_id", flat=True).first()
+
+
+def _levels(budget_id: int, chain: list[int] | None) -> Iterator[int]:
+    """The levels a movement walks, leaf first: `chain` as given, or the budget and its
+    parents, each parent read only when the walk reaches it — after the level below was
+    updated, so locked."""
+    if chain is not None:
+        yield from chain
+        return
+    level: int | None = budget_id
+    while level is not None:
+        yield level
+        level = _parent_id(level)
 
 
 def _chain_move(
@@ -114,11 +138,17 @@ def _chain_move(
 
     CONSUME: per level ONE conditional UPDATE (room left and the period open on `on`), else
     `BudgetExhausted` (the caller's transaction then leaves nothing written). RELEASE: per
-    level the amount given back. Ledger: the leaf gets `entries` (signed by `kind`; none
-    when the caller writes them set-based); each parent gets the same entries, or one entry
-    for the whole amount when `parent_source` names it."""
-    sign = 1 if kind == BudgetEntryKind.CONSUME else -1
-    for position, level_id in enumerate(chain or _budget_chain(budget_id)):
+    level the amount given back. ADJUST (consumption already made, moving with a budget to
+    another parent: `budget_consumption_move`): a signed amount on the levels of `chain`,
+    a positive one only where it leaves the level within its amount, whatever its period.
+    Ledger: the leaf gets `entries` (signed by `kind`; none when the caller writes them
+    set-based); each parent gets the same entries, or one entry for the whole amount when
+    `parent_source` names it.
+
+    Without `chain`, each level's parent is read after the level is updated (so locked):
+    a parent changed by an approval meanwhile is followed, never the one read before."""
+    sign = -1 if kind == BudgetEntryKind.RELEASE else 1
+    for position, level_id in enumerate(_levels(budget_id, chain)):
         levels = Budget.objects.filter(pk=level_id)
         if kind == BudgetEntryKind.CONSUME:
             levels = levels.filter(
@@ -126,8 +156,12 @@ def _chain_move(
                 period_start__lte=on,
                 period_end__gte=on,
             )
+        elif kind == BudgetEntryKind.ADJUST and amount_fen > 0:
+            levels = levels.filter(consumed_fen__lte=F("amount_fen") - amount_fen)
+        elif kind == BudgetEntryKind.ADJUST:
+            levels = levels.filter(consumed_fen__gte=-amount_fen)
         if not levels.update(consumed_fen=F("consumed_fen") + sign * amount_fen):
-            _refuse(level_id, amount_fen, on)
+            _refuse(level_id, amount_fen, on, kind)
         if position and parent_source is not None:
             level_entries: list[Entry] = [(amount_fen, parent_source, None)]
         else:
@@ -145,9 +179,14 @@ def _chain_move(
         )
 
 
-def _refuse(level_id: int, amount_fen: int, on: date) -> None:
+def _refuse(level_id: int, amount_fen: int, on: date, kind: BudgetEntryKind) -> None:
     level = Budget.objects.get(pk=level_id)
-    if not level.period_start <= on <= level.period_end:
+    if kind == BudgetEntryKind.ADJUST and amount_fen < 0:
+        raise StateConflict(
+            f"Budget {level.code} has consumed less than the {-amount_fen / 100:.2f} CNY "
+            "that would move out of it."
+        )
+    if kind == BudgetEntryKind.CONSUME and not level.period_start <= on <= level.period_end:
         raise BudgetExhausted(
             level,
             amount_fen,
@@ -250,12 +289,42 @@ def budget_consume_up_to(
                     entries=[],
                     on=today,
                     parent_source=source,
-                    chain=chain,
                 )
         except BudgetExhausted:
             continue  # someone consumed concurrently: read again and retry with less
         return count, "", budget.pk
     return 0, "", budget.pk
+
+
+def budget_consumption_move(
+    *, budget: Budget, from_parent: Budget | None, to_parent: Budget | None, source: str
+) -> int:
+    """Move what `budget` has consumed from the chain above `from_parent` to the chain above
+    `to_parent` (None: no parent), the levels both share untouched: an ADJUST entry of −X on
+    each level only the old chain has, +X on each level only the new one has (one
+    conditional UPDATE each: `BudgetExhausted` when a level has less than X left, and the
+    caller's transaction writes nothing). The caller holds `budget`'s row lock (so X cannot
+    move meanwhile) and then sets its parent. Returns X in fen."""
+    moved = Budget.objects.filter(pk=budget.pk).values_list("consumed_fen", flat=True).get()
+    old_chain = _budget_chain(from_parent.pk) if from_parent is not None else []
+    new_chain = _budget_chain(to_parent.pk) if to_parent is not None else []
+    shared = set(old_chain) & set(new_chain)
+    if not moved:
+        return 0
+    today = today_in_shanghai()
+    for levels, amount in (
+        ([level for level in old_chain if level not in shared], -moved),
+        ([level for level in new_chain if level not in shared], moved),
+    ):
+        _chain_move(
+            budget_id=budget.pk,
+            amount_fen=amount,
+            kind=BudgetEntryKind.ADJUST,
+            entries=[(amount, source, None)],
+            on=today,
+            chain=levels,
+        )
+    return moved
 
 
 @transaction.atomic

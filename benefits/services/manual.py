@@ -9,16 +9,20 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from members.selectors import member_scope
 from portal.approvals import approval_request_create
 from portal.clock import today_in_shanghai
 from portal.errors import InvalidInput, NotAllowed, StateConflict
+from portal.money import yuan_text
 from portal.permissions import user_can
 from portal.services import audit_record
 
 from ..choices import BenefitApproval, GrantSource, RequestStatus
 from ..models import Benefit, BenefitFeedback, ManualGrantRequest
+from ..rules import budget_ancestors
+from .budgets import budget_for_date
 from .grants import grant_create
 
 __all__ = ["benefit_feedback_record", "manual_grant", "manual_grant_apply", "manual_grant_refuse"]
@@ -50,12 +54,17 @@ def manual_grant(*, member, benefit: Benefit, reason: str, actor):
             approval_request_create(
                 kind=BenefitApproval.MANUAL_GRANT,
                 obj=request,
-                summary=f"{benefit.code} → {member.member_no}: {benefit.unit_cost:.2f} CNY",
+                summary=_("%(benefit)s for %(member)s: %(cost)s")
+                % {
+                    "benefit": benefit.name,
+                    "member": member.member_no,
+                    "cost": yuan_text(benefit.unit_cost),
+                },
                 proposal={
                     "member": member.member_no,
-                    "benefit": f"{benefit.code} {benefit.name}",
-                    "cost": f"{benefit.unit_cost:.2f}",
-                    "budget": benefit.budget.code,
+                    "benefit": benefit.name,
+                    "cost": yuan_text(benefit.unit_cost),
+                    "budget": benefit.budget.name,
                 },
                 reason=reason,
                 branch=member.branch,
@@ -95,6 +104,22 @@ def manual_grant_apply(*, request: ManualGrantRequest, actor, comment: str = "")
         actor=actor,
     )
     return _decided(request, status=RequestStatus.APPROVED, actor=actor, comment=comment)
+
+
+def manual_grant_preview(request: ManualGrantRequest) -> list[tuple[object, int, int]]:
+    """What approving the grant would charge, as `manual_grant_apply` charges it: the budget
+    of the request's line open today and every budget above it, each with what it has left
+    now and after the grant's cost (fen; negative: approving is refused, nothing granted)."""
+    cost = request.benefit.unit_cost_fen
+    charged = budget_for_date(request.budget, today_in_shanghai())
+    return [
+        (
+            budget,
+            budget.amount_fen - budget.consumed_fen,
+            budget.amount_fen - budget.consumed_fen - cost,
+        )
+        for budget in budget_ancestors(charged)
+    ]
 
 
 @transaction.atomic

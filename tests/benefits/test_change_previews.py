@@ -25,13 +25,9 @@ from members.models import Tier
 from portal.approvals import approval_decide, approval_impact
 from portal.choices import Role
 from portal.clock import today_in_shanghai
+from portal.models import ApprovalRequest
 from portal.money import fen_to_decimal
 from tests.factories import BenefitFactory, MemberFactory
-
-
-@pytest.fixture(autouse=True)
-def fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 def tier(code: str) -> Tier:
@@ -125,3 +121,40 @@ def test_the_api_gives_the_impact_with_the_request(api_client_for, bank, staff):
     assert response.status_code == 200
     impact = {line["what"]: line["value"] for line in response.json()["impact"]}
     assert impact["Monthly cost if approved"] == "¥30.00"  # 3 × ¥120 ÷ 12 months
+
+
+def test_a_manual_grant_preview_is_what_approving_charges(org, make_user, settings):
+    """The approval page names the customer (masked), the benefit at its cost and what each
+    budget charged will have left; after approval, that is what they have left."""
+    from benefits.models import Budget
+    from benefits.services import manual_grant
+    from tests.approvals import decide_pending
+    from tests.factories import BudgetFactory
+
+    settings.BENEFIT_MANUAL_GRANT_LIMIT_FEN = 50_000
+    am = make_user(Role.ACCOUNT_MANAGER, username="am", branch="B01S1")
+    approver = make_user(Role.BUDGET_APPROVER, username="approver", branch="HO")
+    parent = BudgetFactory(code="RETAIL", name="零售权益", amount_fen=1_000_000_00)
+    child = BudgetFactory(
+        code="LOUNGE-Q",
+        name="贵宾厅",
+        parent=parent,
+        department=parent.department,
+        amount_fen=300_000_00,
+    )
+    lounge = BenefitFactory(code="LOUNGE", name="机场贵宾厅", unit_cost_fen=800_00, budget=child)
+    member = MemberFactory(
+        member_no="M0000001", name="张三丰", branch=org["B01S1"], account_manager=am
+    )
+    request = manual_grant(member=member, benefit=lounge, reason="投诉补偿", actor=am)
+    approval = ApprovalRequest.objects.get(kind="MANUAL_GRANT")
+
+    impact = impact_of(approval)
+
+    assert impact["Customer"] == "M0000001 张**"  # masked
+    assert impact["Benefit"] == "机场贵宾厅 (¥800.00)"
+    assert impact["Left in 贵宾厅"] == "¥300,000.00 now → ¥299,200.00 if approved"
+    assert impact["Left in 零售权益"] == "¥1,000,000.00 now → ¥999,200.00 if approved"
+    decide_pending(request, "MANUAL_GRANT", approve=True, actor=approver)
+    assert Budget.objects.get(pk=child.pk).remaining == Decimal("299200.00")
+    assert Budget.objects.get(pk=parent.pk).remaining == Decimal("999200.00")
