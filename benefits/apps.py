@@ -7,4 +7,11 @@ class BenefitsConfig(AppConfig):
     verbose_name = _("Benefits")
 
     def ready(self) -> None:
+        from members.registry import SCHEME_SWITCH_PARTS
+
         from . import approvals  # noqa: F401  (registers the benefits approval kinds)
+        from .services.scheme_entitlements import SCHEME_ENTITLEMENTS
+
+        if SCHEME_ENTITLEMENTS not in SCHEME_SWITCH_PARTS:
+            # entitlements are carried across a tier scheme switch
+            SCHEME_SWITCH_PARTS.append(SCHEME_ENTITLEMENTS)

@@ -18,6 +18,7 @@ from portal.money import fen_to_decimal
 from .choices import (
     BenefitCategory,
     BudgetEntryKind,
+    EntitlementDecision,
     EntitlementPeriod,
     GrantSource,
     GrantStatus,
@@ -198,6 +199,45 @@ class TierEntitlement(models.Model):
 
     def __str__(self) -> str:
         return f"{self.tier_id} {self.benefit_id} ×{self.quantity}/{self.period}"
+
+
+@audit_trail()
+class TierEntitlementDecision(models.Model):
+    """For a tier of a scheme proposed to replace the active one: which entitlements it gets
+    at the scheme's effective night: those of an old tier (`source_tier`, copied that
+    night), its own (set in the matrix), or none. Activation is refused while a tier of the
+    new scheme has none of these (`scheme_entitlement_problems`)."""
+
+    tier = models.OneToOneField(Tier, on_delete=models.CASCADE, related_name="entitlement_decision")
+    decision = models.CharField(
+        _("entitlements"), max_length=8, choices=EntitlementDecision.choices
+    )
+    source_tier = models.ForeignKey(
+        Tier,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("old tier"),
+    )
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    decided_at = models.DateTimeField(_("decided at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("entitlement decision")
+        verbose_name_plural = _("entitlement decisions")
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(decision="MAP", source_tier__isnull=False)
+                | (~Q(decision="MAP") & Q(source_tier__isnull=True)),
+                name="entitlement_decision_source_iff_map",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tier_id} {self.decision} {self.source_tier_id or ''}".strip()
 
 
 @audit_trail(

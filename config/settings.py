@@ -125,6 +125,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "operations.context_processors.navigation",
+                "operations.context_processors.scheme_notice",
             ],
         },
     },
@@ -307,7 +308,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     # Campaign targeting and task offers both use the lifecycle stage choices: one enum name.
-    "ENUM_NAME_OVERRIDES": {"LifecycleStageEnum": "members.choices.LifecycleStage"},
+    "ENUM_NAME_OVERRIDES": {
+        "LifecycleStageEnum": "members.choices.LifecycleStage",
+        "CampaignStatusEnum": "campaigns.choices.CampaignStatus",
+    },
     # Every operation's error answers with their JSON body, and the request limit below.
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",

@@ -36,10 +36,15 @@ from .models import (
     TierOverride,
     TierScheme,
 )
-from .registry import segment_frozen_by, segment_targeted_by, segment_users_text
+from .registry import (
+    SCHEME_SWITCH_PARTS,
+    segment_frozen_by,
+    segment_targeted_by,
+    segment_users_text,
+)
 from .segments import segment_filter, segment_rules_validate
 from .selectors import looks_like_personal_number, member_scope
-from .services import tier_scheme_request_activation
+from .services import tier_scheme_request_activation, tier_scheme_switch_problems
 from .services.personal_search import member_personal_search
 from .services.segments import (
     SEGMENT_CONFIG_FIELDS,
@@ -216,7 +221,17 @@ class PointsIndicatorInline(MatrixInlineMixin, TabularInline):
 
 
 class SchemeProposeForm(BaseDialogForm):
-    """Propose a draft scheme for activation (nothing to fill in: the dialog confirms)."""
+    """Propose a draft scheme for activation on a coming night (default: the next one)."""
+
+    effective_on = forms.DateField(
+        label=_("Takes effect on the night of"),
+        help_text=_(
+            "That night's recompute grades every member by this scheme; until then every "
+            "page shows the current one. Empty: the next night."
+        ),
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+    )
 
 
 @admin.register(TierScheme)
@@ -228,13 +243,27 @@ class TierSchemeAdmin(ApprovalDoorAdminMixin, MatrixModelAdmin):
     approval_kind_code = MemberApproval.TIER_SCHEME_ACTIVATION
     #: on the scheme's page: Simulate and Propose for a draft, Approve / Reject while its
     #: activation waits; each shown only to a role that may take it
-    actions_detail = ["simulate_detail", "propose_detail", "approve_detail", "reject_detail"]
+    actions_detail = [
+        "simulate_detail",
+        "carry_across_detail",
+        "propose_detail",
+        "approve_detail",
+        "reject_detail",
+    ]
 
     view_action = "members.view_tier_schemes"
     change_action = "members.configure_tier_schemes"
-    list_display = ["code", "name", "method", "status", "window_months", "downgrade_after_months"]
+    list_display = [
+        "code",
+        "name",
+        "method",
+        "status",
+        "effective_on",
+        "window_months",
+        "downgrade_after_months",
+    ]
     list_filter = ["method", "status"]
-    readonly_fields = ["status", "activated_at"]
+    readonly_fields = ["status", "effective_on", "activated_at", "carried_across"]
     inlines = [TierInline, PointsIndicatorInline]
     actions = ["simulate", "request_activation"]
 
@@ -248,13 +277,43 @@ class TierSchemeAdmin(ApprovalDoorAdminMixin, MatrixModelAdmin):
         actions = super().get_actions_detail(request, object_id)
         scheme = self.get_object(request, object_id)
         prefix = f"{self.model._meta.app_label}_{self.model._meta.model_name}_"
-        draft_only = {"simulate_detail", "propose_detail"}
+        only = {
+            "simulate_detail": (SchemeStatus.DRAFT,),
+            "propose_detail": (SchemeStatus.DRAFT,),
+            "carry_across_detail": (SchemeStatus.DRAFT, SchemeStatus.PENDING),
+        }
         return [
             action
             for action in actions
-            if action.action_name.removeprefix(prefix) not in draft_only
-            or (scheme is not None and scheme.status == SchemeStatus.DRAFT)
+            if action.action_name.removeprefix(prefix) not in only
+            or (
+                scheme is not None
+                and scheme.status in only[action.action_name.removeprefix(prefix)]
+                and (SCHEME_SWITCH_PARTS or action.action_name != prefix + "carry_across_detail")
+            )
         ]
+
+    @admin.display(description=_("Carried across at the switch"))
+    def carried_across(self, obj) -> str:
+        """What still stops the approval (entitlement decisions), or that nothing does."""
+        if obj is None or obj.status not in (SchemeStatus.DRAFT, SchemeStatus.PENDING):
+            return "—"
+        return " ".join(tier_scheme_switch_problems(obj)) or _("Ready: every app has decided.")
+
+    def has_carry_across_permission(self, request, obj=None) -> bool:
+        return user_can(request.user, "members.configure_tier_schemes")
+
+    @unfold_action(
+        description=_("Entitlements of the new tiers"),
+        url_path="carry-across",
+        permissions=["carry_across"],
+    )
+    def carry_across_detail(self, request, object_id):
+        scheme = self.get_object(request, object_id)
+        pages = [part.page(scheme) for part in SCHEME_SWITCH_PARTS if part.page]
+        if scheme is None or not pages:
+            raise PermissionDenied
+        return redirect(pages[0])
 
     @unfold_action(
         description=_("Simulate against the current population"),
@@ -280,8 +339,13 @@ class TierSchemeAdmin(ApprovalDoorAdminMixin, MatrixModelAdmin):
         return self.approval_door_apply(
             request,
             object_id,
-            lambda scheme: tier_scheme_request_activation(scheme=scheme, actor=request.user),
-            lambda scheme: str(_("proposed; a colleague decides")),
+            lambda scheme: tier_scheme_request_activation(
+                scheme=scheme, actor=request.user, effective_on=form.cleaned_data["effective_on"]
+            ),
+            lambda scheme: str(
+                _("proposed to take effect on the night of %(date)s; a colleague decides")
+                % {"date": TierScheme.objects.get(pk=scheme.pk).effective_on.isoformat()}
+            ),
         )
 
     def has_change_permission(self, request, obj=None) -> bool:
@@ -300,7 +364,13 @@ class TierSchemeAdmin(ApprovalDoorAdminMixin, MatrixModelAdmin):
         return redirect("members:scheme-simulate", pk=scheme.pk)
 
     def approval_door_done(self, obj, *, approve: bool) -> str:
-        return str(_("activated") if approve else _("back to draft"))
+        if not approve:
+            return str(_("back to draft"))
+        obj.refresh_from_db()
+        return str(
+            _("approved; it takes effect on the night of %(date)s")
+            % {"date": obj.effective_on.isoformat() if obj.effective_on else "—"}
+        )
 
     @admin.action(description=_("Propose for activation"), permissions=["propose"])
     def request_activation(self, request, queryset):

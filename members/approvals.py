@@ -13,8 +13,9 @@ from portal.approvals import ApprovalKind, approval_kind_register
 from portal.masking import mask_name
 from portal.money import fen_to_decimal
 
-from .choices import MemberApproval, TierMethod
-from .models import Member, TierOverride
+from .choices import MemberApproval, SchemeStatus, TierMethod
+from .models import Member, Tier, TierOverride
+from .registry import SCHEME_SWITCH_PARTS
 from .selectors import member_scope
 from .services import (
     tier_override_apply,
@@ -23,6 +24,10 @@ from .services import (
     tier_override_withdrawn,
     tier_scheme_activation_apply,
     tier_scheme_activation_refuse,
+    tier_scheme_next_night,
+    tier_scheme_overrides_ending,
+    tier_scheme_switch_problems,
+    tier_simulate,
 )
 
 __all__ = ["TierOverrideDecision", "TierSchemeActivation"]
@@ -39,6 +44,71 @@ class TierSchemeActivation(ApprovalKind):
 
     def refuse(self, approval, target, *, actor, comment):
         tier_scheme_activation_refuse(scheme=target, actor=actor, comment=comment)
+
+    def impact(self, approval):
+        """What the effective night will do, from the simulation the recompute runs that
+        night (`tier_simulate`, which grades as the recompute does): members up, down and
+        unchanged, the migration matrix, members per new tier, the manual tiers that end,
+        and each app's part (benefits: entitlement decisions and monthly cost), with what
+        still stops the approval."""
+        scheme = self.target(approval)
+        effective_on = scheme.effective_on or tier_scheme_next_night()
+        result = tier_simulate(scheme=scheme, business_date=effective_on)
+        new_names = dict(scheme.tiers.values_list("code", "name"))
+        old_names = dict(
+            Tier.objects.filter(scheme__status=SchemeStatus.ACTIVE).values_list("code", "name")
+        )
+        moves = result["moves"]
+        count = lambda n: number_format(n, force_grouping=True)  # noqa: E731
+        lines = [
+            (_("Takes effect"), _("the night of %(date)s") % {"date": effective_on.isoformat()}),
+            (
+                _("Members moving"),
+                _(
+                    "%(up)s up, %(down)s down, %(same)s at the same level, %(first)s graded for "
+                    "the first time"
+                )
+                % {
+                    "up": count(moves["up"]),
+                    "down": count(moves["down"]),
+                    "same": count(moves["unchanged"]),
+                    "first": count(moves["first"]),
+                },
+            ),
+        ]
+        for old_code, row in result["matrix"].items():
+            old_name = old_names.get(old_code) or _("no tier")
+            lines.append(
+                (
+                    _("From %(tier)s") % {"tier": old_name},
+                    "、".join(f"{new_names[new]} {count(n)}" for new, n in row.items() if n),
+                )
+            )
+        lines.append(
+            (
+                _("Members per new tier"),
+                "、".join(
+                    f"{new_names[code]} {count(n)}" for code, n in result["distribution"].items()
+                ),
+            )
+        )
+        ending = tier_scheme_overrides_ending(scheme)
+        lines.append(
+            (
+                _("Manual tiers that end"),
+                _("%(ended)s in force end that night; %(waiting)s request(s) waiting are withdrawn")
+                % {
+                    "ended": count(ending["overrides_ended"]),
+                    "waiting": count(ending["override_requests_withdrawn"]),
+                },
+            )
+        )
+        for part in SCHEME_SWITCH_PARTS:
+            lines += part.impact(scheme, result)
+        problems = tier_scheme_switch_problems(scheme)
+        if problems:
+            lines.append((_("Cannot be approved yet"), " ".join(problems)))
+        return lines
 
 
 @approval_kind_register

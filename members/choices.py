@@ -77,6 +77,8 @@ class TierMethod(models.TextChoices):
 class SchemeStatus(models.TextChoices):
     DRAFT = "DRAFT", _("Draft 草稿")
     PENDING = "PENDING", _("Pending approval 待审批")
+    #: approved; becomes ACTIVE at the night of its effective date (`tier_scheme_switch_due`)
+    SCHEDULED = "SCHEDULED", _("Approved, awaiting its date 待生效")
     ACTIVE = "ACTIVE", _("Active 生效")
     RETIRED = "RETIRED", _("Retired 停用")
 
@@ -109,6 +111,8 @@ class OverrideStatus(models.TextChoices):
     REJECTED = "REJECTED", _("Rejected 驳回")
     EXPIRED = "EXPIRED", _("Expired 已到期")
     WITHDRAWN = "WITHDRAWN", _("Withdrawn 已撤回")
+    #: ended before its date by a tier scheme change (`TierOverride.end_cause`)
+    ENDED = "ENDED", _("Ended by a scheme change 方案切换终止")
 
 
 class PointsEntryKind(models.TextChoices):

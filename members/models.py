@@ -420,7 +420,7 @@ class TierScheme(models.Model):
     name = models.CharField(_("name"), max_length=100)
     method = models.CharField(_("method"), max_length=8, choices=TierMethod.choices)
     status = models.CharField(
-        _("status"), max_length=8, choices=SchemeStatus.choices, default=SchemeStatus.DRAFT
+        _("status"), max_length=10, choices=SchemeStatus.choices, default=SchemeStatus.DRAFT
     )
     window_months = models.PositiveSmallIntegerField(
         _("evaluation window (months)"),
@@ -442,6 +442,12 @@ class TierScheme(models.Model):
     )
     description = models.TextField(_("description"), blank=True)
     activated_at = models.DateTimeField(_("activated at"), null=True, blank=True)
+    effective_on = models.DateField(
+        _("effective from (business date)"),
+        null=True,
+        blank=True,
+        help_text=_("The night of this business date grades every member by this scheme."),
+    )
 
     class Meta:
         ordering = ["code"]
@@ -450,6 +456,12 @@ class TierScheme(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["status"], condition=Q(status="ACTIVE"), name="one_active_tier_scheme"
+            ),
+            # one scheme waits for its effective night at a time
+            models.UniqueConstraint(
+                fields=["status"],
+                condition=Q(status="SCHEDULED"),
+                name="one_scheduled_tier_scheme",
             ),
             models.CheckConstraint(
                 condition=Q(window_months__gte=1, window_months__lte=12),
@@ -584,6 +596,11 @@ class TierOverride(models.Model):
     )
     decided_at = models.DateTimeField(_("decided at"), null=True, blank=True)
     decision_comment = models.CharField(_("decision comment"), max_length=255, blank=True)
+    #: why an override ended before its date (SCHEME_CHANGE), and the business date it did
+    end_cause = models.CharField(
+        _("ended by"), max_length=16, choices=TierChangeCause.choices, blank=True
+    )
+    ended_on = models.DateField(_("ended on"), null=True, blank=True)
 
     class Meta:
         ordering = ["-requested_at", "-id"]

@@ -22,8 +22,18 @@ from portal.models import JobRun
 from portal.money import fen_to_decimal
 from portal.permissions import user_can
 
-from .choices import TierMethod
-from .models import FeedBatch, FollowUpNote, Member, MemberMonthlyStat, PointsEntry, Segment, Tier
+from .choices import SchemeStatus, TierChangeCause, TierMethod
+from .models import (
+    FeedBatch,
+    FollowUpNote,
+    Member,
+    MemberMonthlyStat,
+    PointsEntry,
+    Segment,
+    Tier,
+    TierOverride,
+    TierScheme,
+)
 from .segments import segment_filter
 from .tiers import TierPlan, tier_explain
 from .worklists import WORK_LISTS
@@ -322,3 +332,27 @@ def followups_due(*, user, today, within_days: int = 7):
 
 def member_notes(*, member: Member):
     return FollowUpNote.objects.filter(member=member).select_related("author")
+
+
+#: how long the workbench lists the manual tiers a scheme switch ended
+SCHEME_ENDED_DAYS = 30
+
+
+def overrides_ended_by_scheme(*, user, today) -> QuerySet[TierOverride]:
+    """The manual tiers (in force or asked for) of the user's customers that a tier scheme
+    switch ended in the last `SCHEME_ENDED_DAYS` days, newest first: the account manager
+    decides whether to ask again under the new scheme."""
+    return (
+        TierOverride.objects.filter(
+            end_cause=TierChangeCause.SCHEME_CHANGE,
+            ended_on__gte=today - timedelta(days=SCHEME_ENDED_DAYS),
+            member__in=member_scope(user=user),
+        )
+        .select_related("member__tier", "tier")
+        .order_by("-ended_on", "-id")
+    )
+
+
+def tier_scheme_scheduled() -> TierScheme | None:
+    """The approved tier scheme waiting for its effective night (at most one)."""
+    return TierScheme.objects.filter(status=SchemeStatus.SCHEDULED).first()

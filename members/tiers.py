@@ -548,11 +548,11 @@ def change_cause_sql() -> str:
         WHEN e.override_tier_id IS NOT NULL AND NOT e.credit_risk
             AND e.new_tier_id = e.override_tier_id THEN '{c.OVERRIDE}'
         WHEN e.old_tier_id IS NULL THEN '{c.INITIAL}'
+        WHEN e.cur_rank IS NULL THEN '{c.SCHEME_CHANGE}'
         WHEN e.credit_risk THEN '{c.CREDIT_RISK}'
         WHEN e.old_tier_id IS NOT NULL AND e.old_computed_id IS NOT NULL
             AND e.old_tier_id <> e.old_computed_id AND e.override_tier_id IS NULL
             THEN '{c.OVERRIDE_EXPIRY}'
-        WHEN e.cur_rank IS NULL THEN '{c.SCHEME_CHANGE}'
         WHEN e.new_rank > e.cur_rank THEN '{c.UPGRADE}'
         ELSE '{c.DOWNGRADE}' END"""
 
@@ -600,8 +600,9 @@ SELECT
         AND e.new_rank = e.cur_rank AND NOT e.credit_risk THEN 1 ELSE 0 END),
     SUM(CASE WHEN e.override_tier_id IS NOT NULL AND NOT e.credit_risk THEN 1 ELSE 0 END),
     SUM(CASE WHEN e.credit_risk THEN 1 ELSE 0 END),
-    SUM(CASE WHEN e.old_tier_id IS NULL OR e.cur_rank IS NULL THEN 1 ELSE 0 END),
-    SUM(CASE WHEN {_differs("e.new_tier_id", "e.old_tier_id")} THEN 1 ELSE 0 END)
+    SUM(CASE WHEN e.old_tier_id IS NULL THEN 1 ELSE 0 END),
+    SUM(CASE WHEN {_differs("e.new_tier_id", "e.old_tier_id")} THEN 1 ELSE 0 END),
+    SUM(CASE WHEN e.old_tier_id IS NOT NULL AND e.cur_rank IS NULL THEN 1 ELSE 0 END)
 FROM tier_eval e
 """
 COUNT_NAMES = [
@@ -613,4 +614,6 @@ COUNT_NAMES = [
     "credit_risk",
     "first_graded",
     "changed",
+    # graded by a scheme that replaced the one their tier belonged to (SCHEME_CHANGE)
+    "scheme_regraded",
 ]

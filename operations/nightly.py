@@ -28,6 +28,7 @@ from members.services import (
     lifecycle_recompute,
     points_expire,
     tier_recompute,
+    tier_scheme_switch_due,
 )
 from members.tiers import basis_month_for
 from portal.choices import JobStatus
@@ -57,11 +58,19 @@ class NightlyStep:
     chunk: Callable[[date, JobRun, IdRange], dict] | None = None
     #: for a chunked step: a check whose message makes the run a WARNING (it still runs)
     warn: Callable[[date], str] | None = None
+    #: for a chunked step: what runs once before its ranges (counts join the step's)
+    prepare: Callable[[date, JobRun], dict] | None = None
 
 
 def _feed_check(business_date: date, run: JobRun) -> StepResult:
     counts = feed_arrival_check(business_date=business_date)
     return counts, feed_arrival_warning(counts)
+
+
+def _scheme_switch(business_date: date, run: JobRun) -> dict:
+    """Before the ranges: a scheme approved for this night (or an earlier one) becomes the
+    active one, so that every range grades by it (cause SCHEME_CHANGE)."""
+    return tier_scheme_switch_due(business_date=business_date)
 
 
 def _tier_chunk(business_date: date, run: JobRun, id_range: IdRange) -> dict:
@@ -85,19 +94,26 @@ def _lifecycle_chunk(business_date: date, run: JobRun, id_range: IdRange) -> dic
     return lifecycle_recompute(business_date=business_date, id_range=id_range)
 
 
+def refused_rows_warning(what: str, refused: list[str], remedy: str, *, shown: int = 10) -> str:
+    """A step's warning for the configuration rows it refused and went on without: what
+    they are, the first `shown` of them with their reasons, and what to do next."""
+    if not refused:
+        return ""
+    more = f" (and {len(refused) - shown} more)" if len(refused) > shown else ""
+    return f"{what}: " + "; ".join(refused[:shown]) + f"{more}. {remedy}"
+
+
 def _entitlement_grants(business_date: date, run: JobRun) -> StepResult:
     counts = entitlement_grants_run(business_date=business_date)
     shortfalls = counts.pop("shortfalls")
-    refused = counts.pop("refused")
-    warnings = []
-    if refused:
-        warnings.append(
-            "Entitlements not granted because their configuration is invalid: "
-            + "; ".join(refused[:10])
-            + (f" (and {len(refused) - 10} more)" if len(refused) > 10 else "")
-            + ". Correct them in the entitlement matrix (with approval), then re-run this date; "
-            "the other entitlements were granted."
+    warnings = [
+        refused_rows_warning(
+            "Entitlements not granted because their configuration is invalid",
+            counts.pop("refused"),
+            "Correct them in the entitlement matrix (with approval), then re-run this date; "
+            "the other entitlements were granted.",
         )
+    ]
     warning = ""
     if shortfalls:
         if any("not open" in shortfall for shortfall in shortfalls):
@@ -127,15 +143,13 @@ def _grants_expire(business_date: date, run: JobRun) -> StepResult:
 def _budget_alerts(business_date: date, run: JobRun) -> StepResult:
     counts = budget_alerts_raise(business_date=business_date)
     alerts = counts.pop("alerts")
-    refused = counts.pop("refused")
     warning = ("New budget alerts: " + ", ".join(alerts) + ".") if alerts else ""
-    if refused:
-        warning += (
-            " Alert thresholds not read (invalid): "
-            + "; ".join(refused)
-            + ". Correct them on the budget; the other budgets were checked."
-        )
-    return counts, warning.strip()
+    refused = refused_rows_warning(
+        "Alert thresholds not read (invalid)",
+        counts.pop("refused"),
+        "Correct them on the budget; the other budgets were checked.",
+    )
+    return counts, f"{warning} {refused}".strip()
 
 
 def _kpi_snapshot(business_date: date, run: JobRun) -> StepResult:
@@ -144,7 +158,13 @@ def _kpi_snapshot(business_date: date, run: JobRun) -> StepResult:
 
 NIGHTLY_STEPS: list[NightlyStep] = [
     NightlyStep("feed_check", "Feed arrival check", run=_feed_check),
-    NightlyStep("tier_recompute", "Tier recompute", chunk=_tier_chunk, warn=tier_basis_warning),
+    NightlyStep(
+        "tier_recompute",
+        "Tier recompute",
+        chunk=_tier_chunk,
+        warn=tier_basis_warning,
+        prepare=_scheme_switch,
+    ),
     NightlyStep("lifecycle_recompute", "Lifecycle stages", chunk=_lifecycle_chunk),
     NightlyStep("task_periods", "Task period roll-over", run=_task_periods),
     NightlyStep("entitlement_grants", "Periodic entitlement grants", run=_entitlement_grants),
@@ -183,8 +203,8 @@ def sum_counts(parts: list[dict]) -> dict:
 def _run_in_process(step: NightlyStep, business_date: date, run: JobRun) -> StepResult:
     if step.run is not None:
         return step.run(business_date, run)
+    parts = [step.prepare(business_date, run)] if step.prepare else []
     ranges = member_id_ranges()
-    parts = []
     for index, id_range in enumerate(ranges, start=1):
         parts.append(step.chunk(business_date, run, id_range))
         evaluated = sum(part.get("evaluated", 0) for part in parts)

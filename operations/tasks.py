@@ -135,8 +135,10 @@ def nightly_step_task(self, business_date: str, kind: str, night_id: int):
         with jobrun_heartbeats(night):
             return nightly_step_run(step=step, business_date=day, runner=night.runner).pk
     run = jobrun_start(kind=kind, business_date=day, runner=night.runner)
+    with jobrun_heartbeats(night):
+        prepared = step.prepare(day, run) if step.prepare else {}
     ranges = member_id_ranges()
-    run.counts = {"ranges": len(ranges), "done": {}}
+    run.counts = {"ranges": len(ranges), "done": {}, "prepared": prepared}
     run.save(update_fields=["counts"])
     jobrun_progress(run=run, progress=f"0/{len(ranges)} chunks, 0 members")
     header = [
@@ -195,7 +197,10 @@ def nightly_close_task(parts: list[dict], run_id: int, night_id: int) -> int:
         step = nightly_step(run.kind)
         jobrun_finish(
             run=run,
-            counts={**sum_counts(parts), "chunks": len(parts)},
+            counts={
+                **sum_counts([run.counts.get("prepared", {}), *parts]),
+                "chunks": len(parts),
+            },
             warning=step.warn(run.business_date) if step.warn else "",
             progress=f"{len(parts)}/{len(parts)} chunks done",
         )

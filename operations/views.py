@@ -18,6 +18,7 @@ from members.selectors import (
     followups_due,
     measure_text,
     member_worklist,
+    overrides_ended_by_scheme,
 )
 from members.worklists import WORK_LISTS, active_tiers
 from portal.approvals import approval_inbox
@@ -72,6 +73,7 @@ def home(request):
                 }
             )
     grants = expiring_grants(user=user, today=today) if lists else None
+    scheme_ended = list(overrides_ended_by_scheme(user=user, today=today)[:50]) if lists else []
     grants_count = capped_count(grants) if grants is not None else (0, False)
     can_notes = user_can(user, "members.write_notes")
     return render(
@@ -80,6 +82,7 @@ def home(request):
         {
             "lists": lists,
             "grants": list(grants[:WORKBENCH_ROWS]) if grants is not None else [],
+            "scheme_ended": scheme_ended,
             "grants_count": grants_count[0],
             "grants_capped": grants_count[1],
             "followups": list(followups_due(user=user, today=today)[:20]) if can_notes else [],

@@ -44,9 +44,15 @@ from .points import (
     points_spend,
 )
 from .schemes import (
+    SCHEME_EFFECTIVE_MAX_DAYS,
     tier_scheme_activation_apply,
     tier_scheme_activation_refuse,
+    tier_scheme_effective_problems,
+    tier_scheme_next_night,
+    tier_scheme_overrides_ending,
     tier_scheme_request_activation,
+    tier_scheme_switch_due,
+    tier_scheme_switch_problems,
 )
 from .segments import (
     SEGMENT_CONFIG_FIELDS,
@@ -99,8 +105,14 @@ __all__ = [
     "tier_override_withdraw",
     "tier_override_withdrawn",
     "tier_recompute",
+    "SCHEME_EFFECTIVE_MAX_DAYS",
     "tier_scheme_activation_apply",
     "tier_scheme_activation_refuse",
+    "tier_scheme_effective_problems",
+    "tier_scheme_next_night",
+    "tier_scheme_overrides_ending",
     "tier_scheme_request_activation",
+    "tier_scheme_switch_due",
+    "tier_scheme_switch_problems",
     "tier_simulate",
 ]

@@ -56,7 +56,9 @@ def tier_simulate(*, scheme, business_date) -> dict:
         temp_table_drop(cursor, "tier_eval")
         cursor.execute(evaluation_sql(plan))
         cursor.execute(
-            "SELECT e.old_tier_id, e.new_computed_id, COUNT(*) FROM tier_eval e "
+            "SELECT e.old_tier_id, e.new_computed_id, "
+            "SUM(CASE WHEN m.status = 'ACTIVE' THEN 1 ELSE 0 END), COUNT(*) "
+            "FROM tier_eval e JOIN members_member m ON m.id = e.member_id "
             "GROUP BY e.old_tier_id, e.new_computed_id"
         )
         rows = cursor.fetchall()
@@ -66,10 +68,40 @@ def tier_simulate(*, scheme, business_date) -> dict:
     names = {pk: tier.code for pk, tier in tiers.items()}
     matrix: dict[str, dict[str, int]] = {}
     distribution = {tier.code: 0 for tier in plan.tiers}
+    by_tier = {tier.pk: 0 for tier in plan.tiers}
+    active_by_tier = {tier.pk: 0 for tier in plan.tiers}
+    moves = {"up": 0, "down": 0, "unchanged": 0, "first": 0}
     by_rank = sorted(rows, key=lambda row: tiers[row[0]].rank if row[0] in tiers else -1)
-    for old_id, new_id, count in by_rank:
+    for old_id, new_id, active, count in by_rank:
         old = names.get(old_id, "—")
         new = names[new_id]
         matrix.setdefault(old, {})[new] = matrix.get(old, {}).get(new, 0) + count
         distribution[new] += count
-    return {"scheme": scheme.code, "distribution": distribution, "matrix": matrix}
+        by_tier[new_id] += count
+        active_by_tier[new_id] += int(active or 0)
+        moves[_move(tiers.get(old_id), tiers[new_id], tiers)] += count
+    return {
+        "scheme": scheme.code,
+        "distribution": distribution,
+        "matrix": matrix,
+        "by_tier": by_tier,
+        "active_by_tier": active_by_tier,
+        "moves": moves,
+    }
+
+
+def _move(old: Tier | None, new: Tier, tiers: dict[int, Tier]) -> str:
+    """Up, down or unchanged between two tiers, by their place in their own ladders (the
+    bottom as 0, the top as 1), so ladders of different lengths compare; same scheme: rank."""
+    if old is None:
+        return "first"
+    if old.scheme_id == new.scheme_id:
+        return "up" if new.rank > old.rank else "down" if new.rank < old.rank else "unchanged"
+
+    def place(tier: Tier) -> tuple[int, int]:
+        ladder = sorted(t.rank for t in tiers.values() if t.scheme_id == tier.scheme_id)
+        return ladder.index(tier.rank), len(ladder)
+
+    (i, n), (j, m) = place(old), place(new)
+    a, b = i * max(m - 1, 1), j * max(n - 1, 1)
+    return "up" if b > a else "down" if b < a else "unchanged"

@@ -139,10 +139,17 @@ def _population(tier_code: dict[int, str], top_of: dict[int, str]) -> dict:
     }
 
 
-def _migration(business_date: date, tier_code: dict[int, str], ranks: dict[str, int]) -> dict:
+def _migration(
+    business_date: date,
+    tier_code: dict[int, str],
+    ranks: dict[str, int],
+    active: set[str] = frozenset(),
+) -> dict:
     """The tier each member held at the end of last month (before this month's first
     `TierChange`) against the tier they hold on the business date (after this month's last
-    change). Members without a change this month sit on the diagonal. Three GROUP BYs: the
+    change). Members without a change this month sit on the diagonal; a move between a tier of
+    a retired scheme and one of the `active` scheme is a scheme change, neither up nor down
+    (the ladders differ). Three GROUP BYs: the
     first change of each member this month joined to their last; the members without one
     (an anti-join); the changes by cause."""
     since = business_date.replace(day=1)
@@ -181,12 +188,20 @@ def _migration(business_date: date, tier_code: dict[int, str], ranks: dict[str, 
         .annotate(n=Count("id"))
         .values_list("cause", "n")
     )
-    summary = {"upgraded": 0, "downgraded": 0, "unchanged": 0, "first_graded": 0}
+    summary = {
+        "upgraded": 0,
+        "downgraded": 0,
+        "unchanged": 0,
+        "first_graded": 0,
+        "scheme_changed": 0,
+    }
     for (old, new), n in cells.items():
         if old == new:
             summary["unchanged"] += n
         elif old == NONE_CODE:
             summary["first_graded"] += n
+        elif active and (old in active) != (new in active):
+            summary["scheme_changed"] += n
         elif ranks.get(new, 0) > ranks.get(old, 0):
             summary["upgraded"] += n
         else:
@@ -325,16 +340,17 @@ def _budgets(business_date: date) -> list[dict]:
         .annotate(day=TruncDate("created_at"))
         .order_by()
         .values("budget_id", "day")
-        .annotate(net=Sum("amount_fen"))
+        # spent: without consumption that moved with a child budget to another parent
+        .annotate(net=Sum("amount_fen"), spent=Sum("amount_fen", filter=~Q(kind="ADJUST")))
     )
     for row in ledger:
-        days[row["budget_id"]].append((row["day"], row["net"]))
+        days[row["budget_id"]].append((row["day"], row["net"], row["spent"] or 0))
     since = business_date - timedelta(days=BURN_WINDOW_DAYS - 1)  # today included
     result = []
     for budget in budgets:
         series = sorted(days.get(budget.pk, []))
-        consumed_fen = sum(net for _day, net in series)
-        recent_fen = sum(net for day, net in series if day >= since)
+        consumed_fen = sum(net for _day, net, _spent in series)
+        recent_fen = sum(spent for day, _net, spent in series if day >= since)
         window = max(
             1,
             min(BURN_WINDOW_DAYS, (business_date - max(budget.period_start, since)).days + 1),
@@ -358,7 +374,9 @@ def _budgets(business_date: date) -> list[dict]:
                 "daily_rate": str(rate),
                 "projected_exhaustion": exhaustion.isoformat() if exhaustion else None,
                 "runs_out_early": exhaustion is not None and exhaustion < budget.period_end,
-                "by_day": [[day.isoformat(), str(fen_to_decimal(net))] for day, net in series],
+                "by_day": [
+                    [day.isoformat(), str(fen_to_decimal(net))] for day, net, _spent in series
+                ],
             }
         )
     return result
@@ -394,7 +412,9 @@ def kpi_snapshot_compute(*, business_date: date) -> KpiSnapshot:
         **population,
         "tiers": shown,
         "branches": branches,
-        "migration": _migration(business_date, tier_code, ranks),
+        "migration": _migration(
+            business_date, tier_code, ranks, {tier["code"] for tier in tiers if tier["active"]}
+        ),
         "campaigns": _campaigns(business_date),
         "differentiation": _differentiation(),
         "demand": _demand(business_date, [tier["code"] for tier in shown]),

@@ -80,7 +80,14 @@ def _headline(snapshot: KpiSnapshot, series: list[KpiPoint]) -> list[dict]:
         {
             "label": _("Upgraded this month"),
             "value": intcomma(migration["upgraded"]),
-            "note": _("%(n)s downgraded") % {"n": intcomma(migration["downgraded"])},
+            "note": _("%(n)s downgraded") % {"n": intcomma(migration["downgraded"])}
+            + (
+                " · "
+                + _("%(n)s regraded by the new tier scheme")
+                % {"n": intcomma(migration["scheme_changed"])}
+                if migration.get("scheme_changed")
+                else ""
+            ),
         },
         {"label": _("Campaigns reported"), "value": intcomma(len(data["campaigns"])), "note": ""},
         {

@@ -32,6 +32,7 @@ from members.services import (
     tier_override_request,
     tier_recompute,
     tier_scheme_request_activation,
+    tier_scheme_switch_due,
     tier_simulate,
 )
 from members.tiers import TierPlan, tier_explain
@@ -42,6 +43,7 @@ from portal.models import JobRun
 from portal.periods import days_in
 from tests.approvals import decide_pending
 from tests.factories import MemberFactory
+from tests.schemes import scheme_decide_entitlements, scheme_switch
 
 pytestmark = pytest.mark.django_db
 
@@ -818,10 +820,8 @@ def activate_points_scheme(make_user) -> TierScheme:
     """Maker-checker: one product operator proposes, another approves."""
     maker = make_user(Role.PRODUCT_OPERATOR, username="po_maker")
     checker = make_user(Role.PRODUCT_OPERATOR, username="po_checker")
-    tier_scheme_request_activation(scheme=points_scheme(), actor=maker)
-    return decide_pending(
-        points_scheme(), MemberApproval.TIER_SCHEME_ACTIVATION, approve=True, actor=checker
-    )
+    scheme_switch(points_scheme(), maker=maker, checker=checker)
+    return points_scheme()
 
 
 def worked_example_member(load_assets, member_no: str = "STAR") -> None:
@@ -859,6 +859,7 @@ def test_points_worked_example_after_maker_checker_activation(load_assets, make_
     maker = make_user(Role.PRODUCT_OPERATOR, username="po_maker")
     checker = make_user(Role.PRODUCT_OPERATOR, username="po_checker")
 
+    scheme_decide_entitlements(points_scheme(), actor=maker)
     tier_scheme_request_activation(scheme=points_scheme(), actor=maker)
     with pytest.raises(NotAllowed):
         decide_pending(
@@ -868,10 +869,17 @@ def test_points_worked_example_after_maker_checker_activation(load_assets, make_
     decide_pending(
         points_scheme(), MemberApproval.TIER_SCHEME_ACTIVATION, approve=True, actor=checker
     )
+    # approved: it waits for the night of its effective date; until then the old one grades
+    assert points_scheme().status == SchemeStatus.SCHEDULED
+    assert mada_scheme().status == SchemeStatus.ACTIVE
+    assert tier_scheme_switch_due(business_date=points_scheme().effective_on - timedelta(1)) == {}
+    assert points_scheme().status == SchemeStatus.SCHEDULED
+
+    tier_scheme_switch_due(business_date=points_scheme().effective_on)
 
     assert points_scheme().status == SchemeStatus.ACTIVE
     assert mada_scheme().status == SchemeStatus.RETIRED
-    assert tier_of("STAR") == "GOLD"  # regraded at the next recompute, not before
+    assert tier_of("STAR") == "GOLD"  # regraded by the recompute of that night
 
     grade("2026-11-02")
 

@@ -422,7 +422,7 @@ def test_member_page_query_count_is_bounded(client, staff, members, django_asser
     client.force_login(staff["operator"])
     client.get("/members/M0000123/")
 
-    with django_assert_max_num_queries(25):
+    with django_assert_max_num_queries(26):
         response = client.get("/members/M0000123/")
 
     assert response.status_code == 200

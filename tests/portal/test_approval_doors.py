@@ -48,13 +48,9 @@ from tests.factories import (
     TaskFactory,
     UserFactory,
 )
+from tests.schemes import scheme_decide_entitlements
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 # --- the people -----------------------------------------------------------------------------------
@@ -96,11 +92,17 @@ def _days_ahead(days: int):
 
 def propose_scheme_activation(case: Case):
     scheme = TierScheme.objects.get(code="DEFAULT_POINTS")
+    scheme_decide_entitlements(scheme, actor=case.people["requester"])
     return tier_scheme_request_activation(scheme=scheme, actor=case.people["requester"])
 
 
 def active_scheme(case: Case) -> dict:
-    return {"active scheme": TierScheme.objects.get(status="ACTIVE").code}
+    """The scheme that grades now, and the one approved to take over at its night."""
+    waiting = TierScheme.objects.filter(status="SCHEDULED").first()
+    return {
+        "active scheme": TierScheme.objects.get(status="ACTIVE").code,
+        "takes effect next": waiting.code if waiting else None,
+    }
 
 
 def propose_tier_override(case: Case):
@@ -207,8 +209,8 @@ KINDS = [
         outsider=Staff((RA,)),
         propose=propose_scheme_activation,
         effect=active_scheme,
-        applied={"active scheme": "DEFAULT_POINTS"},
-        statuses=("PENDING", "ACTIVE", "DRAFT"),
+        applied={"active scheme": "DEFAULT_MADA", "takes effect next": "DEFAULT_POINTS"},
+        statuses=("PENDING", "SCHEDULED", "DRAFT"),
     ),
     Kind(
         code=MemberApproval.TIER_OVERRIDE,

@@ -41,6 +41,7 @@ from tests.factories import (
     MemberFactory,
     TaskFactory,
 )
+from tests.schemes import scheme_decide_entitlements
 
 
 def decide(client, user, approval, decision: str, comment: str = ""):
@@ -309,12 +310,14 @@ def test_a_campaign_launch_shows_its_tasks_and_is_approved_from_the_inbox(client
     TaskFactory(campaign=campaign, name="每日签到", reward_points=10)
     TaskFactory(campaign=campaign, name="基金定投", event_type="FUND_PURCHASE", reward_points=50)
 
-    campaign_submit(campaign=campaign, actor=author)
+    with translation.override("zh-hans"):  # the requester works in Chinese
+        campaign_submit(campaign=campaign, actor=author)
 
     approval = ApprovalRequest.objects.get(kind=CampaignApproval.CAMPAIGN_LAUNCH)
     client.force_login(approver)
     detail = page_text(client.get(reverse("approval-detail", args=[approval.pk])))
-    assert "每日签到" in detail and "基金定投" in detail and "FUND_PURCHASE" in detail
+    assert "每日签到" in detail and "基金定投" in detail and "基金申购" in detail
+    assert "FUND_PURCHASE" not in detail  # the event type by its name, not its code
     assert 'value="approve"' in detail
     client.force_login(author)
     own = page_text(
@@ -354,20 +357,25 @@ def test_a_tier_scheme_activation_shows_the_thresholds_that_change(make_user):
     maker = make_user(Role.PRODUCT_OPERATOR, username="po_maker", branch="HO")
     checker = make_user(Role.PRODUCT_OPERATOR, username="po_checker", branch="HO")
     points = TierScheme.objects.get(code="DEFAULT_POINTS")
-    tier_scheme_request_activation(scheme=points, actor=maker)
+    scheme_decide_entitlements(points, actor=maker)
+    with translation.override("en"):
+        tier_scheme_request_activation(scheme=points, actor=maker)
     approval = ApprovalRequest.objects.get(kind=MemberApproval.TIER_SCHEME_ACTIVATION)
 
     changed = {field for field, _now, _proposed in approval.diff()}
-    assert {"scheme", "method", "tier 1"} <= changed
-    assert "CNY MADA" in approval.current["tier 2"] and "points" in approval.proposal["tier 2"]
+    assert {"Scheme", "Method", "Tier 1", "Takes effect"} <= changed
+    # thresholds in the scheme's measure, with the tier's names, not codes
+    assert approval.current["Tier 2"] == "金卡 (Gold) ≥ MADA ¥50,000.00"
+    assert "points" in approval.proposal["Tier 2"] and "STAR" not in approval.proposal["Tier 2"]
     with pytest.raises(DomainError):
         approval_decide(approval=approval, approve=True, actor=maker)
     assert TierScheme.objects.get(code="DEFAULT_POINTS").status == "PENDING"
 
     approval_decide(approval=approval, approve=True, actor=checker)
 
-    assert TierScheme.objects.get(code="DEFAULT_POINTS").status == "ACTIVE"
-    assert TierScheme.objects.get(code="DEFAULT_MADA").status == "RETIRED"
+    # approved, it waits for its night: the active scheme grades until then
+    assert TierScheme.objects.get(code="DEFAULT_POINTS").status == "SCHEDULED"
+    assert TierScheme.objects.get(code="DEFAULT_MADA").status == "ACTIVE"
 
 
 def test_a_manual_grant_above_the_limit_is_granted_only_on_approval(org, make_user, settings):
@@ -381,7 +389,7 @@ def test_a_manual_grant_above_the_limit_is_granted_only_on_approval(org, make_us
 
     assert not BenefitGrant.objects.filter(member=member).exists()
     approval = ApprovalRequest.objects.get(kind=BenefitApproval.MANUAL_GRANT)
-    assert approval.proposal["cost"] == "800.00"
+    assert approval.proposal["cost"] == "¥800.00"
     assert approval.branch == org["B01S1"]
 
     approval_decide(approval=approval, approve=True, actor=approver)

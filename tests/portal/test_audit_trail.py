@@ -33,11 +33,6 @@ PHONE, NEW_PHONE = "13812345678", "13987654321"
 ID_NUMBER = "110101199003071234"
 
 
-@pytest.fixture(autouse=True)
-def fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def staff(make_user):
     return {
@@ -440,6 +435,7 @@ def test_history_models_cover_configuration_and_member_data():
         "campaigns.TaskStep",
         "benefits.Benefit",
         "benefits.TierEntitlement",
+        "benefits.TierEntitlementDecision",
         "benefits.Budget",
         "benefits.BenefitGrant",
         "benefits.ManualGrantRequest",
