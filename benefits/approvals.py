@@ -140,6 +140,35 @@ class ManualGrantDecision(ApprovalKind):
         return lines
 
 
+def _budget_value(field: str, value) -> str | None:
+    """A budget field's stored proposal value as an approver reads it."""
+    if value in (None, "", []):
+        return None
+    if field == "amount":
+        return yuan_text(Decimal(str(value)))
+    if field == "alert_percents":
+        return "、".join(f"{n} %" for n in value)
+    if field == "parent":
+        found = Budget.objects.filter(code=value).only("name").first()
+        return f"{found.name} ({value})" if found else str(value)
+    return str(value)
+
+
+def budget_diff(approval) -> list[tuple[str, object, object]]:
+    """A budget request's fields by their names, amounts in ¥ with separators, thresholds
+    with %, a parent by its name (the request keeps the raw values it applies)."""
+    labels = {field.name: field.verbose_name for field in Budget._meta.fields}
+    return [
+        (
+            str(labels.get(field, field)).capitalize(),
+            _budget_value(field, current),
+            _budget_value(field, proposed),
+        )
+        for field, current, proposed in approval.diff()
+        if not field.endswith("_code")
+    ]
+
+
 @approval_kind_register
 class BudgetCreation(ApprovalKind):
     """A new budget: the change lives in the request until approval creates the budget."""
@@ -153,6 +182,9 @@ class BudgetCreation(ApprovalKind):
 
     def impact(self, approval):
         return budget_impact_lines(budget_creation_impact(values=approval.proposal))
+
+    def diff(self, approval):
+        return budget_diff(approval)
 
 
 @approval_kind_register
@@ -177,6 +209,9 @@ class BudgetIncrease(ApprovalKind):
             )
         )
 
+    def diff(self, approval):
+        return budget_diff(approval)
+
 
 @approval_kind_register
 class BudgetParentChange(ApprovalKind):
@@ -196,6 +231,9 @@ class BudgetParentChange(ApprovalKind):
         return budget_impact_lines(
             budget_parent_change_impact(budget=self.target(approval), parent=parent)
         )
+
+    def diff(self, approval):
+        return budget_diff(approval)
 
 
 @approval_kind_register

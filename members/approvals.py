@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from django.db.models import CharField, Q
 from django.db.models.functions import Cast
+from django.urls import reverse
 from django.utils.formats import number_format
 from django.utils.translation import gettext as _
 
@@ -109,6 +110,18 @@ class TierSchemeActivation(ApprovalKind):
         if problems:
             lines.append((_("Cannot be approved yet"), " ".join(problems)))
         return lines
+
+    def links(self, approval):
+        """The simulation behind the impact, and each app's decisions for the new tiers."""
+        scheme = self.target(approval)
+        return [
+            (_("Simulation"), reverse("members:scheme-simulate", kwargs={"pk": scheme.pk})),
+            *(
+                (str(part.page_label), part.page(scheme))
+                for part in SCHEME_SWITCH_PARTS
+                if part.page
+            ),
+        ]
 
 
 @approval_kind_register

@@ -69,8 +69,10 @@ class SchemeSwitchPart:
     #: carry the app's configuration across, in the switch's transaction:
     #: (new scheme, old scheme or None, business date) → counts for the night's JobRun
     apply: Callable[[object, object, date], dict[str, int]]
-    #: the page where the app's decisions for a scheme are made (its URL), if any
+    #: the page where the app's decisions for a scheme are made (its URL), if any, and
+    #: what a link to it says (translated lazily)
     page: Callable[[object], str] | None = None
+    page_label: object = None
 
 
 SCHEME_SWITCH_PARTS: list[SchemeSwitchPart] = []

@@ -101,12 +101,35 @@ class ApprovalKind:
         nothing by default."""
         return []
 
+    def diff(self, approval: ApprovalRequest) -> list[tuple[str, object, object]]:
+        """The proposed change as the approval page shows it, (field, now, proposed): the
+        stored values by default; a kind whose proposal keeps raw values for applying them
+        (amounts, codes) says them in business words here."""
+        return approval.diff()
+
+    def links(self, approval: ApprovalRequest) -> list[tuple[str, str]]:
+        """(label, URL) of the pages an approver reads before deciding (a simulation, the
+        decisions a change depends on); none by default."""
+        return []
+
 
 def approval_impact(approval: ApprovalRequest) -> list[tuple[str, str]]:
     """The impact lines of a pending request (`ApprovalKind.impact`); none once decided."""
     if not approval.is_pending:
         return []
     return approval_kind(approval.kind).impact(approval)
+
+
+def approval_diff(approval: ApprovalRequest) -> list[tuple[str, object, object]]:
+    """The proposed change in the words of its kind (`ApprovalKind.diff`)."""
+    return approval_kind(approval.kind).diff(approval)
+
+
+def approval_links(approval: ApprovalRequest) -> list[tuple[str, str]]:
+    """The pages to read before deciding a pending request (`ApprovalKind.links`)."""
+    if not approval.is_pending:
+        return []
+    return approval_kind(approval.kind).links(approval)
 
 
 def approval_kind_register(kind: type[ApprovalKind]) -> type[ApprovalKind]:

@@ -8,8 +8,10 @@ from django.views.decorators.http import require_POST
 
 from .approvals import (
     approval_decide,
+    approval_diff,
     approval_impact,
     approval_inbox,
+    approval_links,
     approval_may_decide,
     approval_visible,
 )
@@ -72,8 +74,9 @@ def approval_detail_view(request, pk: int):
         "portal/approval_detail.html",
         {
             "approval": approval,
-            "diff": approval.diff(),
+            "diff": approval_diff(approval),
             "impact": approval_impact(approval),
+            "links": approval_links(approval),
             "may_decide": approval_may_decide(approval=approval, user=request.user),
             "own": approval.requested_by_id == request.user.pk,
         },

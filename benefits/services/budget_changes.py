@@ -135,7 +135,7 @@ def budget_create_request(*, values: dict, actor, reason: str = ""):
     with transaction.atomic():
         return approval_request_create(
             kind=BenefitApproval.BUDGET_CREATE,
-            summary=f"{values['code']} {values['name']}: {values['amount']} CNY",
+            summary=f"{values['name']}: {yuan_text(Decimal(str(values['amount'])))}",
             current={},
             proposal=values,
             reason=reason,
@@ -195,7 +195,7 @@ def budget_increase_request(*, budget: Budget, amount, actor, reason: str = ""):
         return approval_request_create(
             kind=BenefitApproval.BUDGET_INCREASE,
             obj=budget,
-            summary=f"{budget.code}: {budget.amount:.2f} → {amount:.2f} CNY",
+            summary=f"{budget.name}: {yuan_text(budget.amount)} → {yuan_text(amount)}",
             current={"amount": f"{budget.amount:.2f}"},
             proposal={"amount": f"{amount:.2f}"},
             reason=reason,
@@ -428,11 +428,11 @@ def budget_parent_change_request(*, budget: Budget, parent: Budget | None, actor
         return approval_request_create(
             kind=BenefitApproval.BUDGET_PARENT_CHANGE,
             obj=budget,
-            summary=f"{budget.code} {budget.name}: "
+            summary=f"{budget.name}: "
             + _("parent %(before)s → %(after)s")
             % {
-                "before": current.code if current is not None else "—",
-                "after": parent.code if parent is not None else "—",
+                "before": current.name if current is not None else "—",
+                "after": parent.name if parent is not None else "—",
             },
             current={
                 "parent": _parent_display(current),

@@ -14,6 +14,7 @@ from django.db import transaction
 from django.db.models import Count
 from django.urls import reverse
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from members.choices import SchemeStatus
 from members.models import Member, Tier, TierScheme
@@ -258,4 +259,5 @@ SCHEME_ENTITLEMENTS = SchemeSwitchPart(
     impact=_impact,
     apply=scheme_entitlements_map,
     page=_page,
+    page_label=gettext_lazy("Entitlements of the new tiers"),
 )

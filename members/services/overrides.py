@@ -95,7 +95,8 @@ def tier_override_request(*, member, tier, reason: str, expires_on, actor):
         approval_request_create(
             kind=MemberApproval.TIER_OVERRIDE,
             obj=override,
-            summary=f"{member.member_no}: {tier.name} ({tier.code}) until {expires_on.isoformat()}",
+            summary=_("%(member)s: %(tier)s until %(date)s")
+            % {"member": member.member_no, "tier": tier.name, "date": expires_on.isoformat()},
             current={"tier": member.tier.name if member.tier_id else None},
             proposal={"tier": tier.name, "expires_on": expires_on.isoformat()},
             reason=reason,

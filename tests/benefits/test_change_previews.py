@@ -158,3 +158,40 @@ def test_a_manual_grant_preview_is_what_approving_charges(org, make_user, settin
     decide_pending(request, "MANUAL_GRANT", approve=True, actor=approver)
     assert Budget.objects.get(pk=child.pk).remaining == Decimal("299200.00")
     assert Budget.objects.get(pk=parent.pk).remaining == Decimal("999200.00")
+
+
+def test_a_budget_request_reads_in_business_words(client, make_user):
+    """The approval page names the budget and its parent and says amounts in ¥ with
+    separators (the request keeps the raw values it applies)."""
+    from decimal import Decimal as D
+
+    from benefits.services import budget_increase_request
+    from benefits.services.budget_changes import budget_parent_change_request
+    from tests.factories import BudgetFactory
+
+    maker = make_user(Role.BUDGET_APPROVER, username="maker", branch="HO")
+    checker = make_user(Role.BUDGET_APPROVER, username="checker", branch="HO")
+    top = BudgetFactory(code="RETAIL", name="零售权益总预算", amount_fen=9_000_000_00)
+    other = BudgetFactory(
+        code="WEALTH", name="财富权益总预算", amount_fen=9_000_000_00, department=top.department
+    )
+    lounge = BudgetFactory(
+        code="LOUNGE-Q4",
+        name="贵宾厅预算",
+        parent=top,
+        department=top.department,
+        amount_fen=3_000_000_00,
+    )
+    increase = budget_increase_request(budget=lounge, amount=D("4500000.00"), actor=maker)
+    client.force_login(checker)
+
+    page = client.get(f"/approvals/{increase.pk}/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+
+    assert "贵宾厅预算: ¥3,000,000.00 → ¥4,500,000.00" in page
+    assert "¥4,500,000.00</td>" in page and "4500000.00" not in page
+    approval_decide(approval=increase, approve=True, actor=checker)
+    moved = budget_parent_change_request(budget=lounge, parent=other, actor=maker)
+    page = client.get(f"/approvals/{moved.pk}/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert '<td class="old">零售权益总预算</td>' in page
+    assert '<td class="new">财富权益总预算</td>' in page
+    assert "parent_code" not in page

@@ -130,6 +130,9 @@ def test_a_scheme_switch_carries_everything_across_on_its_night(client, bank):
     assert "From 金卡" in page and "四星 2" in page  # MID and ASKED; MANUAL's 金卡 is manual
     assert "From 金葵花" in page and "五星 1" in page
     assert "Cannot be approved yet" in page and "No entitlement decision" in page
+    # … with the simulation and the decisions a click away
+    assert f'href="/members/schemes/{points.pk}/simulate/"' in page
+    assert f'href="/admin/benefits/tierentitlement/scheme/{points.pk}/"' in page
     refused = client.post(
         f"/approvals/{approval.pk}/decide/", {"decision": "approve"}, HTTP_ACCEPT_LANGUAGE="en"
     )

@@ -425,13 +425,13 @@ def test_the_inbox_lists_what_waits_for_me_and_auditors_see_every_request(client
 
     client.force_login(approvers["checker"])
     inbox = page_text(client.get(reverse("approvals"), HTTP_ACCEPT_LANGUAGE="en"))
-    assert inbox.count("approvals/") >= 3 and "B0: 100000.00" in inbox
+    assert inbox.count("approvals/") >= 3 and "Budget B0: ¥100,000.00 → ¥200,000.00" in inbox
     client.force_login(make)
     mine = page_text(client.get(reverse("approvals"), HTTP_ACCEPT_LANGUAGE="en"))
     assert "Nothing is waiting for your decision" in mine
     client.force_login(auditor)
     everything = page_text(client.get(reverse("approvals") + "?show=all"))
-    assert all(f"B{n}: 100000.00" in everything for n in range(3))
+    assert all(f"Budget B{n}: ¥100,000.00" in everything for n in range(3))
     approval = ApprovalRequest.objects.first()
     detail = page_text(client.get(reverse("approval-detail", args=[approval.pk])))
     assert 'value="approve"' not in detail  # auditors read, they do not decide
