@@ -64,7 +64,7 @@ class TierSchemeActivation(ApprovalKind):
         lines = [
             (_("Takes effect"), _("the night of %(date)s") % {"date": effective_on.isoformat()}),
             (
-                _("Members moving"),
+                _("Members moving (by each tier's place in its ladder)"),
                 _(
                     "%(up)s up, %(down)s down, %(same)s at the same level, %(first)s graded for "
                     "the first time"
