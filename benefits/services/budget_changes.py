@@ -389,6 +389,7 @@ def _parent_display(budget: Budget | None) -> str:
     return budget.name if budget is not None else _("None (a top-level budget)")
 
 
+@transaction.atomic
 def budget_parent_change_request(*, budget: Budget, parent: Budget | None, actor, reason: str = ""):
     """Propose moving `budget` under `parent` (None: no parent). Its amount must fit in
     what the new parent has not given to its other children, within the parent's period,
@@ -397,7 +398,10 @@ def budget_parent_change_request(*, budget: Budget, parent: Budget | None, actor
     proposal per budget waits at a time."""
     if not user_can(actor, "benefits.configure_budgets"):
         raise NotAllowed(_("Your role cannot change budgets."))
-    budget = Budget.objects.select_related("parent").get(pk=budget.pk)
+    # locked: two requests at once wait for each other, so one new parent waits at a time
+    budget = (
+        Budget.objects.select_for_update(of=("self",)).select_related("parent").get(pk=budget.pk)
+    )
     parent = Budget.objects.get(pk=parent.pk) if parent is not None else None  # as it is now
     current = budget.parent
     if (parent.pk if parent is not None else None) == budget.parent_id:

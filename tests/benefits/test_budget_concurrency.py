@@ -13,6 +13,7 @@ from django.db.models import Sum
 from benefits.choices import GrantSource
 from benefits.models import BenefitGrant, Budget, BudgetEntry
 from benefits.services import BudgetExhausted, grant_create
+from portal.choices import Role
 from portal.clock import today_in_shanghai
 from tests.factories import BenefitFactory, BudgetFactory, MemberFactory
 
@@ -118,3 +119,52 @@ def test_concurrent_requests_with_one_idempotency_key_grant_once(members):
     assert BenefitGrant.objects.filter(idempotency_key="same-key").count() == 1
     assert budget.consumed_fen == COST_FEN
     assert _ledger_sum(budget) == COST_FEN
+
+
+def test_one_new_parent_waits_per_budget_however_many_ask_at_once(make_user):
+    """Approvers asking at once for a budget's new parent: one request waits, the others are
+    told one already does (the budget's row lock orders them)."""
+    from benefits.services.budget_changes import budget_parent_change_request
+    from portal.errors import StateConflict
+    from portal.models import ApprovalRequest
+
+    makers = [make_user(Role.BUDGET_APPROVER, username=f"ba{n}", branch="HO") for n in range(6)]
+    top = BudgetFactory(code="TOP", amount_fen=10_000_000_00)
+    parents = [
+        BudgetFactory(code=f"P{n}", parent=top, department=top.department, amount_fen=1_000_000_00)
+        for n in range(2)
+    ]
+    child = BudgetFactory(
+        code="CHILD", parent=parents[0], department=top.department, amount_fen=100_000_00
+    )
+    barrier = threading.Barrier(len(makers))
+    outcome = {"asked": 0, "refused": 0, "errors": []}
+    lock = threading.Lock()
+
+    def worker(maker) -> None:
+        try:
+            barrier.wait(timeout=30)
+            try:
+                budget_parent_change_request(budget=child, parent=parents[1], actor=maker)
+            except StateConflict:
+                with lock:
+                    outcome["refused"] += 1
+            else:
+                with lock:
+                    outcome["asked"] += 1
+        except Exception as exc:  # noqa: BLE001 - a crash in a thread must fail the test
+            with lock:
+                outcome["errors"].append(repr(exc))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker, args=(maker,)) for maker in makers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+
+    assert outcome == {"asked": 1, "refused": len(makers) - 1, "errors": []}
+    assert (
+        ApprovalRequest.objects.filter(kind="BUDGET_PARENT_CHANGE", status="PENDING").count() == 1
+    )
