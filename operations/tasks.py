@@ -135,8 +135,12 @@ def nightly_step_task(self, business_date: str, kind: str, night_id: int):
         with jobrun_heartbeats(night):
             return nightly_step_run(step=step, business_date=day, runner=night.runner).pk
     run = jobrun_start(kind=kind, business_date=day, runner=night.runner)
-    with jobrun_heartbeats(night):
-        prepared = step.prepare(day, run) if step.prepare else {}
+    try:
+        with jobrun_heartbeats(night):
+            prepared = step.prepare(day, run) if step.prepare else {}
+    except Exception as exc:  # the step and the night say why, then the task fails
+        _fail(run.pk, night.pk, f"{type(exc).__name__}: {exc} (before the ranges)")
+        raise
     ranges = member_id_ranges()
     run.counts = {"ranges": len(ranges), "done": {}, "prepared": prepared}
     run.save(update_fields=["counts"])

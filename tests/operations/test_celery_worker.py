@@ -293,6 +293,30 @@ def test_a_real_worker_fans_the_recomputes_out_as_chords_over_member_id_ranges(
     assert set(tiers.values()) == {"GOLD", "STANDARD"}
 
 
+def test_a_fanned_out_night_switches_a_scheduled_scheme_before_its_ranges(on_redis, bank, tmp_path):
+    """The switch runs once, before the chord, so that every range grades by the new
+    scheme; its counts join the step's."""
+    from members.models import TierScheme
+
+    for n in range(3):
+        MemberFactory(member_no=f"M100000{n}", branch=bank["B01S1"])
+    TierScheme.objects.filter(code="DEFAULT_POINTS").update(
+        status="SCHEDULED", effective_on=date(2026, 11, 26)
+    )
+
+    with celery_worker(tmp_path, follow_ups_on_own_queue=True, TIER_RECOMPUTE_CHUNKS="2") as worker:
+        summary = result_of(
+            nightly_run_task.apply_async(args=["2026-11-26"], queue=worker.queue), worker
+        )
+
+    assert all(step["status"] == JobStatus.SUCCEEDED for step in summary), summary
+    tier_step = JobRun.objects.get(kind="tier_recompute", business_date=date(2026, 11, 26))
+    assert tier_step.counts["scheme_switched"] == 1 and tier_step.counts["chunks"] == 2
+    assert tier_step.counts["scheme_regraded"] == 0  # nobody had a tier before this night
+    assert TierScheme.objects.get(code="DEFAULT_POINTS").status == "ACTIVE"
+    assert set(Member.objects.values_list("tier__scheme__code", flat=True)) == {"DEFAULT_POINTS"}
+
+
 def _wait_for(condition, seconds: float, what: str, worker: Worker):
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
