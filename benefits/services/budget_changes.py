@@ -240,9 +240,26 @@ def budget_amount_lower(*, budget: Budget, amount, actor, reason: str = "") -> B
         raise NotAllowed(_("Your role cannot change budgets."))
     amount_fen = decimal_to_fen(Decimal(str(amount)))
     before = budget.amount
-    changed = Budget.objects.filter(
-        pk=budget.pk, consumed_fen__lte=amount_fen, amount_fen__gte=amount_fen
-    ).update(amount_fen=amount_fen)
+    with transaction.atomic():
+        # locked, so that no child is given more meanwhile; never below what it has given
+        locked = Budget.objects.select_for_update().get(pk=budget.pk)
+        given = locked.children.aggregate(total=Sum("amount_fen"))["total"] or 0
+        if amount_fen < given:
+            raise BudgetProposalError(
+                _(
+                    "%(amount)s is below what %(code)s has given to the budgets under it "
+                    "(%(given)s): lower those first."
+                )
+                % {
+                    "amount": yuan_text(Decimal(str(amount))),
+                    "code": budget.code,
+                    "given": yuan_text(fen_to_decimal(given)),
+                },
+                field="amount",
+            )
+        changed = Budget.objects.filter(
+            pk=budget.pk, consumed_fen__lte=amount_fen, amount_fen__gte=amount_fen
+        ).update(amount_fen=amount_fen)
     if not changed:
         raise BudgetProposalError(
             _(

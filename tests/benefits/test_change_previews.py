@@ -195,3 +195,27 @@ def test_a_budget_request_reads_in_business_words(client, make_user):
     assert '<td class="old">零售权益总预算</td>' in page
     assert '<td class="new">财富权益总预算</td>' in page
     assert "parent_code" not in page
+
+
+@pytest.mark.parametrize(
+    ("language", "words"), [("en", "has given to the budgets under it"), ("zh-hans", "下级预算")]
+)
+def test_a_parent_budget_is_never_lowered_below_what_it_gave_its_children(
+    make_user, language, words
+):
+    from benefits.models import Budget
+    from benefits.services import budget_amount_lower
+    from benefits.services.budget_changes import BudgetProposalError
+    from tests.factories import BudgetFactory
+
+    approver = make_user(Role.BUDGET_APPROVER, username="ba", branch="HO")
+    parent = BudgetFactory(code="RETAIL", amount_fen=1_000_000_00)
+    BudgetFactory(code="LOUNGE", parent=parent, department=parent.department, amount_fen=600_000_00)
+
+    with translation.override(language), pytest.raises(BudgetProposalError, match=words) as refused:
+        budget_amount_lower(budget=parent, amount=Decimal("500000.00"), actor=approver)
+    assert refused.value.field == "amount"
+    assert Budget.objects.get(pk=parent.pk).amount == Decimal("1000000.00")
+
+    budget_amount_lower(budget=parent, amount=Decimal("600000.00"), actor=approver)
+    assert Budget.objects.get(pk=parent.pk).amount == Decimal("600000.00")
