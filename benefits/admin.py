@@ -13,7 +13,7 @@ from django.utils.translation import gettext_lazy as _
 from members.choices import SchemeStatus
 from members.models import Tier, TierScheme
 from members.selectors import member_scope
-from portal.admin_approvals import ApprovalDoorAdminMixin
+from portal.admin_approvals import ApprovalDoorAdminMixin, approval_sent_response
 from portal.admin_base import MatrixModelAdmin
 from portal.errors import DomainError
 from portal.money import decimal_to_fen
@@ -155,13 +155,7 @@ class BenefitAdmin(MatrixModelAdmin):
             return redirect("admin:benefits_benefit_change", obj.pk)
         approval = getattr(request, "benefit_approval", None)
         if approval is not None:
-            self.message_user(
-                request,
-                _("Sent for approval: %(summary)s. It applies when a budget approver approves it.")
-                % {"summary": approval.summary},
-                messages.SUCCESS,
-            )
-            return redirect("approval-detail", pk=approval.pk)
+            return approval_sent_response(self, request, approval)
         return super().response_change(request, obj)
 
 
@@ -288,16 +282,15 @@ class TierEntitlementAdmin(MatrixModelAdmin):
                 if approval is None:
                     self.message_user(request, _("No entitlement changed."))
                     return redirect(request.get_full_path())
-                self.message_user(
+                return approval_sent_response(
+                    self,
                     request,
+                    approval,
                     _(
                         "Sent for approval: %(summary)s. The entitlements change when a "
                         "budget approver approves it."
-                    )
-                    % {"summary": approval.summary},
-                    messages.SUCCESS,
+                    ),
                 )
-                return redirect("approval-detail", pk=approval.pk)
         rows = [
             (
                 benefit,
@@ -474,13 +467,7 @@ class BudgetAdmin(MatrixModelAdmin):
         approval = getattr(request, "budget_approval", None)
         if approval is None:
             return None
-        self.message_user(
-            request,
-            _("Sent for approval: %(summary)s. It applies when a budget approver approves it.")
-            % {"summary": approval.summary},
-            messages.SUCCESS,
-        )
-        return redirect("approval-detail", pk=approval.pk)
+        return approval_sent_response(self, request, approval)
 
     def response_add(self, request, obj, post_url_continue=None):
         return self._proposal_response(request) or super().response_add(request, obj)

@@ -18,15 +18,30 @@ from unfold.widgets import UnfoldAdminTextareaWidget
 
 from .approvals import (
     approval_decide,
-    approval_is_pending,
     approval_kind,
     approval_may_decide,
     approval_pending_for,
+    approval_waiting_on,
 )
 from .errors import DomainError
 from .permissions import user_can
 
-__all__ = ["ApprovalDoorAdminMixin", "ApproveForm", "RejectForm"]
+__all__ = ["ApprovalDoorAdminMixin", "ApproveForm", "RejectForm", "approval_sent_response"]
+
+
+def approval_sent_response(model_admin, request, approval, message=None) -> HttpResponse:
+    """After a save that became a proposal: say so (`message`, with the request's
+    `summary`) and open the request's page, where its impact is."""
+    model_admin.message_user(
+        request,
+        (
+            message
+            or _("Sent for approval: %(summary)s. It applies when a budget approver approves it.")
+        )
+        % {"summary": approval.summary},
+        messages.SUCCESS,
+    )
+    return redirect("approval-detail", pk=approval.pk)
 
 
 class ApproveForm(BaseDialogForm):
@@ -54,10 +69,9 @@ class ApprovalDoorAdminMixin:
         may decide it (`approval_may_decide`: not its maker, within its scope)."""
         actions = super().get_actions_detail(request, object_id)
         obj = self.get_object(request, object_id)
-        if obj is not None and approval_is_pending(kind=self.approval_kind_code, obj=obj):
-            approval = approval_pending_for(kind=self.approval_kind_code, obj=obj)
-            if approval_may_decide(approval=approval, user=request.user):
-                return actions
+        approval = approval_waiting_on(kind=self.approval_kind_code, obj=obj) if obj else None
+        if approval is not None and approval_may_decide(approval=approval, user=request.user):
+            return actions
         prefix = f"{self.model._meta.app_label}_{self.model._meta.model_name}_"
         return [
             action

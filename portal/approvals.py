@@ -343,10 +343,15 @@ def approval_is_pending(*, kind: str, obj: models.Model) -> bool:
     return _pending(kind=kind, obj=obj).exists()
 
 
+def approval_waiting_on(*, kind: str, obj: models.Model) -> ApprovalRequest | None:
+    """The pending request of `kind` about `obj`, or None."""
+    return _pending(kind=kind, obj=obj).order_by("-id").first()
+
+
 def approval_pending_for(*, kind: str, obj: models.Model) -> ApprovalRequest:
     """The pending request of `kind` about `obj` (what an admin or API door decides);
     `StateConflict` when there is none."""
-    approval = _pending(kind=kind, obj=obj).order_by("-id").first()
+    approval = approval_waiting_on(kind=kind, obj=obj)
     if approval is None:
         raise StateConflict(
             _("%(object)s is not waiting for a decision.") % {"object": obj}, code="not_pending"

@@ -4,14 +4,13 @@ cost-bearing changes answer 202 with the approval request that will make them.""
 from django.shortcuts import get_object_or_404
 from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema
-from rest_framework import status, viewsets
+from rest_framework import viewsets
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from members.selectors import member_get
 from portal.api.answers import answered, proposed
 from portal.api.schema import CONFLICT
-from portal.api.serializers import ApprovalRequestSerializer
 from portal.errors import StateConflict
 from portal.permissions import MatrixPermission
 
@@ -102,9 +101,7 @@ class TierEntitlementViewSet(viewsets.ModelViewSet):
                 _("The entitlement is already so: nothing to change."), code="no_change"
             )
         approval = entitlement_change_request(changes=changes, actor=self.request.user)
-        return Response(
-            {"approval": ApprovalRequestSerializer(approval).data}, status=status.HTTP_202_ACCEPTED
-        )
+        return proposed({}, approval)
 
     @extend_schema(responses={202: EntitlementProposalSerializer, 409: CONFLICT})
     def create(self, request, *args, **kwargs):
@@ -170,9 +167,7 @@ class BudgetViewSet(viewsets.ModelViewSet):
             approval = budget_create_request(
                 values=budget_proposal_values(serializer.validated_data), actor=request.user
             )
-        return Response(
-            {"approval": ApprovalRequestSerializer(approval).data}, status=status.HTTP_202_ACCEPTED
-        )
+        return proposed({}, approval)
 
     @extend_schema(responses={200: BudgetSerializer, 202: BudgetProposalSerializer, 409: CONFLICT})
     def partial_update(self, request, *args, **kwargs):

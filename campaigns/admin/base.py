@@ -10,11 +10,11 @@ from django import forms
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.shortcuts import redirect
-from django.utils.translation import gettext as _
 
 from benefits.models import Benefit
 from members.choices import SchemeStatus
 from members.models import Tier
+from portal.admin_approvals import approval_sent_response
 from portal.errors import DomainError
 
 from ..services.changes import campaign_change
@@ -79,13 +79,7 @@ def change_answer(model_admin, request, obj):
         return redirect(f"admin:{meta.app_label}_{meta.model_name}_change", obj.pk)
     approval = getattr(request, "campaign_change_approval", None)
     if approval is not None:
-        model_admin.message_user(
-            request,
-            _("Sent for approval: %(summary)s. It applies when a budget approver approves it.")
-            % {"summary": approval.summary},
-            messages.SUCCESS,
-        )
-        return redirect("approval-detail", pk=approval.pk)
+        return approval_sent_response(model_admin, request, approval)
     return None
 
 
