@@ -277,21 +277,21 @@ class TierSchemeAdmin(ApprovalDoorAdminMixin, MatrixModelAdmin):
         actions = super().get_actions_detail(request, object_id)
         scheme = self.get_object(request, object_id)
         prefix = f"{self.model._meta.app_label}_{self.model._meta.model_name}_"
+        # the statuses a scheme-bound action is offered in (the others: always)
         only = {
             "simulate_detail": (SchemeStatus.DRAFT,),
             "propose_detail": (SchemeStatus.DRAFT,),
-            "carry_across_detail": (SchemeStatus.DRAFT, SchemeStatus.PENDING),
+            # only when an app has decisions to carry across
+            "carry_across_detail": (SchemeStatus.DRAFT, SchemeStatus.PENDING)
+            if SCHEME_SWITCH_PARTS
+            else (),
         }
-        return [
-            action
-            for action in actions
-            if action.action_name.removeprefix(prefix) not in only
-            or (
-                scheme is not None
-                and scheme.status in only[action.action_name.removeprefix(prefix)]
-                and (SCHEME_SWITCH_PARTS or action.action_name != prefix + "carry_across_detail")
-            )
-        ]
+
+        def offered(action) -> bool:
+            statuses = only.get(action.action_name.removeprefix(prefix))
+            return statuses is None or (scheme is not None and scheme.status in statuses)
+
+        return [action for action in actions if offered(action)]
 
     @admin.display(description=_("Carried across at the switch"))
     def carried_across(self, obj) -> str:

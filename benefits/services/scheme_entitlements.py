@@ -149,13 +149,40 @@ def _monthly(members: int, quantity: int, period: str, unit_fen: int) -> Decimal
     return members * fen_to_decimal(unit_fen) * quantity / PERIOD_MONTHS[period]
 
 
+def _decided_sources(rows: list[dict]) -> dict[int, int]:
+    """{tier id: the tier whose entitlements it gets} by the decisions in `rows`
+    (`scheme_entitlement_decisions`): an old tier's for MAP, its own for OWN; a tier decided
+    as none, or not yet, is left out. The cost the approval shows and the copy the switch
+    makes both read it."""
+    sources = {}
+    for row in rows:
+        decision = row["decision"]
+        if decision is not None and decision.decision == EntitlementDecision.MAP:
+            sources[row["tier"].pk] = decision.source_tier_id
+        elif decision is not None and decision.decision == EntitlementDecision.OWN:
+            sources[row["tier"].pk] = row["tier"].pk
+    return sources
+
+
+def _entitlement_sources(scheme: TierScheme, rows: list[dict] | None = None) -> dict[int, int]:
+    """{tier id of `scheme`: the tier whose entitlements it has}: its own for the active
+    scheme; what its decisions give for a scheme waiting to take effect."""
+    if scheme.status == SchemeStatus.ACTIVE:
+        return {tier.pk: tier.pk for tier in scheme.tiers.all()}
+    return _decided_sources(rows if rows is not None else scheme_entitlement_decisions(scheme))
+
+
 def scheme_entitlements_monthly_cost(
-    scheme: TierScheme, members_by_tier: dict[int, int] | None = None
+    scheme: TierScheme,
+    members_by_tier: dict[int, int] | None = None,
+    *,
+    rows: list[dict] | None = None,
 ) -> Decimal:
     """What the entitlements of `scheme`'s tiers cost a month for the members holding them
     (ACTIVE members, who are granted), or for `members_by_tier` {tier id: members}; for a
-    scheme waiting to take effect, the entitlements its decisions give (an old tier's,
-    its own, or none). Members × quantity × unit cost ÷ the period's months."""
+    scheme waiting to take effect, the entitlements its decisions give (`rows`: its
+    `scheme_entitlement_decisions`, read when not given). Members × quantity × unit cost ÷
+    the period's months."""
     if members_by_tier is None:
         members_by_tier = dict(
             Member.objects.filter(status="ACTIVE", tier__scheme=scheme)
@@ -163,21 +190,14 @@ def scheme_entitlements_monthly_cost(
             .annotate(n=Count("id"))
             .values_list("tier_id", "n")
         )
-    source = {tier.pk: tier.pk for tier in scheme.tiers.all()}
-    if scheme.status != SchemeStatus.ACTIVE:
-        for row in scheme_entitlement_decisions(scheme):
-            decision = row["decision"]
-            if decision is None or decision.decision == EntitlementDecision.NONE:
-                source.pop(row["tier"].pk)
-            elif decision.decision == EntitlementDecision.MAP:
-                source[row["tier"].pk] = decision.source_tier_id
+    sources = _entitlement_sources(scheme, rows)
     entitlements: dict[int, list[TierEntitlement]] = {}
     for entitlement in TierEntitlement.objects.filter(
-        tier_id__in=set(source.values()), quantity__gt=0, benefit__active=True
+        tier_id__in=set(sources.values()), quantity__gt=0, benefit__active=True
     ).select_related("benefit"):
         entitlements.setdefault(entitlement.tier_id, []).append(entitlement)
     total = Decimal(0)
-    for tier_id, from_tier in source.items():
+    for tier_id, from_tier in sources.items():
         for entitlement in entitlements.get(from_tier, []):
             total += _monthly(
                 members_by_tier.get(tier_id, 0),
@@ -188,31 +208,30 @@ def scheme_entitlements_monthly_cost(
     return total.quantize(Decimal("0.01"))
 
 
+def _decision_text(row: dict) -> str:
+    decision = row["decision"]
+    if decision is None:
+        return _("not decided")
+    if decision.decision == EntitlementDecision.MAP:
+        return _("those of %(tier)s") % {"tier": decision.source_tier.name}
+    if decision.decision == EntitlementDecision.OWN:
+        return _("its own (%(n)s benefit(s))") % {"n": row["own"]}
+    return _("none")
+
+
 def _impact(scheme: TierScheme, simulation: dict) -> list[tuple[str, str]]:
-    lines = []
-    decided = []
-    for row in scheme_entitlement_decisions(scheme):
-        decision, tier = row["decision"], row["tier"]
-        if decision is None:
-            text = _("not decided")
-        elif decision.decision == EntitlementDecision.MAP:
-            text = _("those of %(tier)s") % {"tier": decision.source_tier.name}
-        elif decision.decision == EntitlementDecision.OWN:
-            text = _("its own (%(n)s benefit(s))") % {"n": row["own"]}
-        else:
-            text = _("none")
-        decided.append(f"{tier.name}: {text}")
-    lines.append((_("Entitlements of the new tiers"), "; ".join(decided)))
-    without = [
-        row["tier"].name
-        for row in scheme_entitlement_decisions(scheme)
-        if row["decision"] is None or row["decision"].decision == EntitlementDecision.NONE
-    ]
-    lines.append((_("Tiers without entitlements"), "、".join(without) or _("none")))
+    rows = scheme_entitlement_decisions(scheme)
+    sources = _entitlement_sources(scheme, rows)
+    without = [row["tier"].name for row in rows if row["tier"].pk not in sources]
     active = TierScheme.objects.filter(status=SchemeStatus.ACTIVE).first()
     before = scheme_entitlements_monthly_cost(active) if active else Decimal(0)
-    after = scheme_entitlements_monthly_cost(scheme, simulation["active_by_tier"])
-    lines.append(
+    after = scheme_entitlements_monthly_cost(scheme, simulation["active_by_tier"], rows=rows)
+    return [
+        (
+            _("Entitlements of the new tiers"),
+            "; ".join(f"{row['tier'].name}: {_decision_text(row)}" for row in rows),
+        ),
+        (_("Tiers without entitlements"), "、".join(without) or _("none")),
         (
             _("Monthly entitlement cost"),
             _("%(before)s now → %(after)s under the new scheme (%(delta)s)")
@@ -221,31 +240,33 @@ def _impact(scheme: TierScheme, simulation: dict) -> list[tuple[str, str]]:
                 "after": yuan_text(after),
                 "delta": ("+" if after >= before else "−") + yuan_text(abs(after - before)),
             },
-        )
-    )
-    return lines
+        ),
+    ]
 
 
 def scheme_entitlements_map(scheme: TierScheme, old, business_date: date) -> dict[str, int]:
     """At the switch: each new tier mapped from an old one gets a copy of that tier's
-    entitlements (replacing any of its own); a tier decided as none keeps none. Set-based:
-    a DELETE and an INSERT … SELECT per mapped tier (a ladder has a handful)."""
+    entitlements (replacing any of its own); a tier decided as none keeps none; a tier with
+    its own keeps them (`_entitlement_sources`, as the approval's cost read them). A DELETE
+    and one bulk INSERT per mapped or emptied tier (a ladder has a handful)."""
+    # by the decisions: the switch has already made the scheme active
+    sources = _decided_sources(scheme_entitlement_decisions(scheme))
     mapped = 0
     for decision in TierEntitlementDecision.objects.filter(tier__scheme=scheme):
-        if decision.decision == EntitlementDecision.OWN:
-            continue
+        source = sources.get(decision.tier_id)
+        if source == decision.tier_id:
+            continue  # its own
         TierEntitlement.objects.filter(tier_id=decision.tier_id).delete()
-        if decision.decision == EntitlementDecision.MAP:
-            copies = [
+        if source is not None:
+            copies = TierEntitlement.objects.bulk_create(
                 TierEntitlement(
                     benefit_id=e.benefit_id,
                     tier_id=decision.tier_id,
                     quantity=e.quantity,
                     period=e.period,
                 )
-                for e in TierEntitlement.objects.filter(tier_id=decision.source_tier_id)
-            ]
-            TierEntitlement.objects.bulk_create(copies)
+                for e in TierEntitlement.objects.filter(tier_id=source)
+            )
             mapped += len(copies)
     return {"entitlements_mapped": mapped}
 

@@ -14,7 +14,6 @@ from datetime import date, timedelta
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
-from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 
 from portal.approvals import approval_request_create, approval_requests_void
@@ -34,6 +33,7 @@ from ..choices import (
 )
 from ..models import TierOverride, TierScheme
 from ..registry import SCHEME_SWITCH_PARTS
+from ..selectors import tier_scheme_scheduled
 from .tiers import TierRuleError
 
 #: how far ahead an activation may be dated
@@ -171,7 +171,7 @@ def tier_scheme_activation_apply(*, scheme: TierScheme, actor, comment: str = ""
     problems = tier_scheme_switch_problems(scheme)
     if problems:
         raise StateConflict(" ".join(problems), code="scheme_not_ready")
-    waiting = TierScheme.objects.filter(status=SchemeStatus.SCHEDULED).first()
+    waiting = tier_scheme_scheduled()
     if waiting is not None:
         raise StateConflict(
             _("%(scheme)s already takes effect on %(date)s; decide this one after that night.")
@@ -203,14 +203,19 @@ def tier_scheme_activation_refuse(*, scheme: TierScheme, actor, comment: str) ->
     return scheme
 
 
+def _old_scheme_overrides(scheme, status: str):
+    """Manual tiers (in force, or asked for) of a tier of another scheme than `scheme`: what
+    the switch to it ends, and what its approval says it will end."""
+    return TierOverride.objects.filter(~Q(tier__scheme=scheme), status=status)
+
+
 def tier_scheme_overrides_ending(scheme) -> dict[str, int]:
     """What the switch to `scheme` ends: manual tiers in force and requests waiting that are
     for tiers of another scheme."""
-    other = ~Q(tier__scheme=scheme)
     return {
-        "overrides_ended": TierOverride.objects.filter(other, status=OverrideStatus.ACTIVE).count(),
-        "override_requests_withdrawn": TierOverride.objects.filter(
-            other, status=OverrideStatus.PENDING
+        "overrides_ended": _old_scheme_overrides(scheme, OverrideStatus.ACTIVE).count(),
+        "override_requests_withdrawn": _old_scheme_overrides(
+            scheme, OverrideStatus.PENDING
         ).count(),
     }
 
@@ -238,16 +243,15 @@ def tier_scheme_switch_due(*, business_date: date) -> dict[str, int]:
         scheme.status = SchemeStatus.ACTIVE
         scheme.activated_at = timezone.now()
         scheme.save(update_fields=["status", "activated_at"])
-        other = ~Q(tier__scheme=scheme)
-        ended = TierOverride.objects.filter(other, status=OverrideStatus.ACTIVE).update(
+        ended = _old_scheme_overrides(scheme, OverrideStatus.ACTIVE).update(
             status=OverrideStatus.ENDED,
             end_cause=TierChangeCause.SCHEME_CHANGE,
             ended_on=business_date,
         )
         reason = _(
             "The tier scheme changed to %(scheme)s on %(date)s; ask again for a tier of it."
-        ) % {"scheme": scheme.name, "date": date_format(business_date, "Y-m-d")}
-        waiting = TierOverride.objects.filter(other, status=OverrideStatus.PENDING)
+        ) % {"scheme": scheme.name, "date": business_date.isoformat()}
+        waiting = _old_scheme_overrides(scheme, OverrideStatus.PENDING)
         withdrawn_ids = list(waiting.values_list("pk", flat=True))
         approval_requests_void(
             kind=MemberApproval.TIER_OVERRIDE, object_ids=withdrawn_ids, reason=reason
