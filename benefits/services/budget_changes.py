@@ -406,6 +406,18 @@ def _parent_display(budget: Budget | None) -> str:
     return budget.name if budget is not None else _("None (a top-level budget)")
 
 
+def _parent_problems(budget: Budget, parent: Budget | None) -> dict[str, str]:
+    """Why `budget`, as it is, cannot move under `parent` (`budget_parent_problems`): asked
+    when the move is proposed and again when it is approved."""
+    return budget_parent_problems(
+        parent=parent,
+        amount_fen=budget.amount_fen,
+        period_start=budget.period_start,
+        period_end=budget.period_end,
+        budget=budget,
+    )
+
+
 @transaction.atomic
 def budget_parent_change_request(*, budget: Budget, parent: Budget | None, actor, reason: str = ""):
     """Propose moving `budget` under `parent` (None: no parent). Its amount must fit in
@@ -427,13 +439,7 @@ def budget_parent_change_request(*, budget: Budget, parent: Budget | None, actor
             % {"code": budget.code, "parent": _parent_display(current)},
             code="no_change",
         )
-    problems = budget_parent_problems(
-        parent=parent,
-        amount_fen=budget.amount_fen,
-        period_start=budget.period_start,
-        period_end=budget.period_end,
-        budget=budget,
-    )
+    problems = _parent_problems(budget, parent)
     if problems:
         raise BudgetProposalError(next(iter(problems.values())), field="parent")
     if approval_is_pending(kind=BenefitApproval.BUDGET_PARENT_CHANGE, obj=budget):
@@ -493,13 +499,7 @@ def budget_parent_change_apply(*, budget: Budget, approval, actor) -> Budget:
         )
     old_parent = budget.parent
     parent = _proposed_parent(approval.proposal.get("parent_code"))
-    problems = budget_parent_problems(
-        parent=parent,
-        amount_fen=budget.amount_fen,
-        period_start=budget.period_start,
-        period_end=budget.period_end,
-        budget=budget,
-    )
+    problems = _parent_problems(budget, parent)
     if problems:
         raise StateConflict(next(iter(problems.values())))
     moved = budget_consumption_move(
