@@ -24,13 +24,14 @@ from benefits.models import Benefit, BenefitGrant, Budget, TierEntitlement
 from benefits.services import entitlement_grants_run
 from members.choices import FeedKind, FeedStatus
 from members.models import FeedBatch, Member, Tier
-from members.services import feed_import, tier_recompute
+from members.services import feed_import, lifecycle_recompute, tier_recompute
 from portal.choices import ApiScope, BranchLevel, Role
 from portal.clock import SHANGHAI
 from portal.models import ApiToken, AuditEntry, Branch, Department, User
 from portal.periods import add_months
 from portal.services import api_token_issue, api_token_revoke, audit_context, audit_record
 
+from .dashboard.snapshot import kpi_snapshot_compute
 from .demo_campaigns import demo_campaigns
 from .demo_governance import demo_governance
 
@@ -58,22 +59,23 @@ BRANCHES = [
 ]
 SUB_BRANCHES = [code for code, _, level, _ in BRANCHES if level == BranchLevel.SUB_BRANCH]
 
-# username, full name, role, branch, department
+# username, (surname, given name), role, branch, department
 STAFF = [
-    ("admin", "系统管理员", Role.ADMINISTRATOR, "HO", "DIGITAL"),
-    ("operator", "产品运营 周敏", Role.PRODUCT_OPERATOR, "HO", "RETAIL"),
-    ("approver", "预算审批 吴磊", Role.BUDGET_APPROVER, "HO", "RETAIL"),
-    ("auditor", "风险审计 郑洁", Role.RISK_AUDITOR, "HO", "RETAIL"),
-    ("bm_b01", "北京分行行长 陈刚", Role.BRANCH_MANAGER, "B01", "RETAIL"),
-    ("bm_b02", "上海分行行长 林芳", Role.BRANCH_MANAGER, "B02", "RETAIL"),
-    ("bm_b03", "深圳分行行长 黄伟", Role.BRANCH_MANAGER, "B03", "RETAIL"),
+    ("admin", ("李", "明远"), Role.ADMINISTRATOR, "HO", "DIGITAL"),
+    ("operator", ("周", "敏"), Role.PRODUCT_OPERATOR, "HO", "RETAIL"),
+    ("approver", ("吴", "磊"), Role.BUDGET_APPROVER, "HO", "RETAIL"),
+    ("auditor", ("郑", "洁"), Role.RISK_AUDITOR, "HO", "RETAIL"),
+    ("bm_b01", ("陈", "刚"), Role.BRANCH_MANAGER, "B01", "RETAIL"),
+    ("bm_b02", ("林", "芳"), Role.BRANCH_MANAGER, "B02", "RETAIL"),
+    ("bm_b03", ("黄", "伟"), Role.BRANCH_MANAGER, "B03", "RETAIL"),
     *[
-        (f"am_{code.lower()}", f"客户经理 {name}", Role.ACCOUNT_MANAGER, code, "WEALTH")
+        (f"am_{code.lower()}", (name[0], name[1:]), Role.ACCOUNT_MANAGER, code, "WEALTH")
         for code, name in zip(
             SUB_BRANCHES, ["张丽", "王强", "刘洋", "杨静", "赵磊", "孙悦"], strict=True
         )
     ],
-    ("mobile_banking", "手机银行系统", Role.SYSTEM, "HO", "DIGITAL"),
+    # a system account is named for the system, not a person
+    ("mobile_banking", ("", "手机银行"), Role.SYSTEM, "HO", "DIGITAL"),
 ]
 #: the demo client system: (username it acts as, name, scopes)
 DEMO_API_CLIENT = (
@@ -129,10 +131,14 @@ class DemoMember:
     member_no: str
     wealth: float  # financial assets, CNY
     holdings: dict[str, float]
-    spend_rate: float  # probability of card spending on a day
-    dormant_since: date | None
+    spend_rate: float  # probability of card spending on a day (before dormant_since)
+    dormant_since: date | None  # stops spending and moves its money out on this day
     growth: float  # monthly drift of wealth
     events: dict[date, float] = field(default_factory=dict)  # big deposits
+
+
+#: how often a member who goes dormant in the feed window spent on a day before that
+DORMANT_SPEND_RATE = 0.3
 
 
 def _months_back(as_of: date, months: int) -> date:
@@ -172,9 +178,9 @@ def demo_organisation() -> dict[str, User]:
         branch.save()
         branches[code] = branch
     staff: dict[str, User] = {}
-    for username, full_name, role, branch_code, department_code in STAFF:
+    for username, (surname, given), role, branch_code, department_code in STAFF:
         user = User.objects.filter(username=username).first() or User(username=username)
-        user.first_name = full_name
+        user.last_name, user.first_name = surname, given
         user.branch = branches[branch_code]
         user.department = departments[department_code]
         user.is_staff = role in HEAD_OFFICE_ROLES or role == Role.ADMINISTRATOR
@@ -240,7 +246,10 @@ def _members_csv(rng: random.Random, count: int, as_of: date) -> tuple[bytes, li
             member_no=member_no,
             wealth=wealth,
             holdings=holdings,
-            spend_rate=0.0 if dormant_since else rng.uniform(0.05, 0.6),
+            # one who goes quiet in the feed window spent before, so the lifecycle history
+            # sees them turn at risk, then dormant (no draw: the same bank as before for
+            # the members who stay active)
+            spend_rate=DORMANT_SPEND_RATE if dormant_since else rng.uniform(0.05, 0.6),
             dormant_since=dormant_since,
             growth=rng.uniform(-0.08, 0.10),
         )
@@ -274,7 +283,8 @@ def _day_files(
             balance = wealth * weight * (1 + 0.01 * wobble)
             if balance >= 0.01:
                 assets.write(f"{person.member_no},{iso},{category},{balance:.2f}\n")
-        if rng.random() < person.spend_rate:
+        spending = person.dormant_since is None or day < person.dormant_since
+        if rng.random() < person.spend_rate and spending:
             count = rng.randint(1, 4)
             consumption.write(
                 f"{person.member_no},{iso},{rng.uniform(20, 800) * count:.2f},{count}\n"
@@ -550,13 +560,22 @@ def _demo_after_feeds(
     demo_benefits(as_of=as_of, members=members)
     say("benefits: catalogue, tier entitlements and budgets")
     # Grade the bank as if it had run every month of the feed window, so that tier history,
-    # upgrades and downgrade protection are there to see on day one.
+    # upgrades and downgrade protection are there to see on day one; and take the KPI
+    # snapshots those nights would have taken, so that the dashboard's trends have a past.
+    grading: list[date] = []
     basis = start if start.day == 1 else _months_back(start, -1)  # first complete month
     while _months_back(basis, -1) <= as_of:
-        business_date = _months_back(basis, -1) + timedelta(days=1)
-        graded = tier_recompute(business_date=business_date)
-        say(f"tiers as of {business_date}: {graded['changed']:,} changes")
+        grading.append(_months_back(basis, -1) + timedelta(days=1))
         basis = _months_back(basis, -1)
+    history = demo_kpi_history_dates(first=grading[0] if grading else as_of, as_of=as_of)
+    for day in sorted({*grading, *history}):
+        if day in grading:
+            graded = tier_recompute(business_date=day)
+            say(f"tiers as of {day}: {graded['changed']:,} changes")
+        if day in history:
+            _demo_kpi_snapshot(day)
+    if history:
+        say(f"KPI history: {len(history)} snapshots from {history[0]} to {history[-1]}")
     granted = _demo_grants_and_redemptions(rng, as_of)
     say(f"benefits: {granted:,} entitlement grants for this period, some already redeemed")
     activity = demo_campaigns(
@@ -567,7 +586,47 @@ def _demo_after_feeds(
         budget_fen=demo_budget_amounts(members)["campaign"],
     )
     demo_governance(rng=rng, as_of=as_of, staff=staff, say=say)
+    if history:
+        # the night before as_of again, now with its campaigns and grants
+        kpi_snapshot_compute(business_date=history[-1])
     return api_key, activity
+
+
+#: the demo's KPI history has a snapshot on each of this many days before the as-of date
+KPI_HISTORY_LAST_DAYS = 7
+#: and, before them, one every this many days and at every month-end
+KPI_HISTORY_EVERY_DAYS = 7
+
+
+def demo_kpi_history_dates(*, first: date, as_of: date) -> list[date]:
+    """The business dates the demo takes KPI snapshots for, oldest first, from `first` (the
+    first grading night) to the day before `as_of`: the first night, every month-end, one
+    a week, and each of the last `KPI_HISTORY_LAST_DAYS` days (the nightly chain takes
+    `as_of`'s own). About 15 for three months of feeds."""
+    last = as_of - timedelta(days=1)
+    if first > last:
+        return []
+    days = {first}
+    day = last
+    while day >= first:
+        days.add(day)
+        day -= timedelta(days=KPI_HISTORY_EVERY_DAYS)
+    days.update(last - timedelta(days=n) for n in range(KPI_HISTORY_LAST_DAYS))
+    month = first.replace(day=1)
+    while month <= last:
+        month_end = _months_back(month, -1) - timedelta(days=1)
+        days.add(month_end)
+        month = _months_back(month, -1)
+    return sorted(day for day in days if first <= day <= last)
+
+
+def _demo_kpi_snapshot(day: date) -> None:
+    """The KPI snapshot of a past night: lifecycle stages as of that day (one UPDATE over
+    the members, set-based), then the snapshot's fixed handful of GROUP BYs. Only the
+    members' stages and tiers have a past here; what the seed creates later (campaigns,
+    grants) is in the snapshots of the last night, taken again at the end."""
+    lifecycle_recompute(business_date=day)
+    kpi_snapshot_compute(business_date=day)
 
 
 #: the demo's default bank, for which the base budgets below were chosen

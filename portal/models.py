@@ -110,6 +110,17 @@ class User(AbstractUser):
         verbose_name = _("staff user")
         verbose_name_plural = _("staff users")
 
+    def __str__(self) -> str:
+        return self.get_full_name() or self.get_username()
+
+    def get_full_name(self) -> str:
+        """The name people call this user by: a Chinese name surname first with no space
+        (周敏), another given name first (Anna Schmidt)."""
+        surname, given = self.last_name.strip(), self.first_name.strip()
+        if surname and given and not (surname.isascii() and given.isascii()):
+            return surname + given
+        return " ".join(part for part in (given, surname) if part)
+
     def roles(self) -> set[str]:
         """Names of the role groups this user holds (cached per instance)."""
         if not hasattr(self, "_role_cache"):

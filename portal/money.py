@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from decimal import ROUND_HALF_UP, Decimal
 
-from django.utils.formats import number_format
+from portal.display import money_text
 
 CENT = Decimal("0.01")
 _AMOUNT = re.compile(r"^(\d{1,15})(?:\.(\d{1,2}))?$", re.ASCII)
@@ -41,5 +41,5 @@ def average_fen(total_fen: int, days: int) -> Decimal:
 
 
 def yuan_text(amount: Decimal) -> str:
-    """An amount as people read it: ¥ with thousands separators and 2 decimals."""
-    return "¥" + number_format(Decimal(amount).quantize(CENT), 2, force_grouping=True)
+    """An amount as people read it: ¥1,234.50 in 简体中文, CNY 1,234.50 in English."""
+    return money_text(amount)

@@ -72,11 +72,11 @@ class Command(BaseCommand):
             f"from {result['first_day']} in {time.monotonic() - started:.1f}s."
         )
         self.stdout.write(f"\nDemo logins (password for all: {DEMO_PASSWORD}):")
-        for username, full_name, role, branch, _department in STAFF:
+        for username, (surname, given), role, branch, _department in STAFF:
             if role != Role.SYSTEM:
-                self.stdout.write(f"  {username:<16} {role.value:<20} {branch:<6} {full_name}")
+                self.stdout.write(f"  {username:<16} {role.value:<20} {branch:<6} {surname}{given}")
         self.stdout.write("\nSystem integration accounts (no password: the API token only):")
-        for username, full_name, role, branch, _department in STAFF:
+        for username, (surname, given), role, branch, _department in STAFF:
             if role == Role.SYSTEM:
-                self.stdout.write(f"  {username:<16} {role.value:<20} {branch:<6} {full_name}")
+                self.stdout.write(f"  {username:<16} {role.value:<20} {branch:<6} {surname}{given}")
         self.stdout.write(f"\nAPI token of mobile_banking: {result['api_token']}")
