@@ -52,6 +52,7 @@ from .terms import (
     cap_per_member_text,
     cap_per_period_text,
     points_text,
+    task_key,
 )
 
 __all__ = [
@@ -62,6 +63,8 @@ __all__ = [
     "TaskEstimate",
     "campaign_change_impact",
     "campaign_change_preview",
+    "campaign_change_summary",
+    "campaign_change_terms",
     "campaign_launch_impact",
     "campaign_launch_preview",
     "member_counts",
@@ -616,6 +619,43 @@ def change_words(change: dict, *, task_name: str, benefits: dict[str, Benefit]) 
             "what": labels[what],
         }
     return label, f"{said(change['from'])} → {said(change['to'])}"
+
+
+def campaign_change_summary(*, campaign: Campaign, changes: Sequence[dict]) -> str:
+    """A change request in one line: the campaign, then every changed value in words."""
+    names = {task.pk: task.name for task in campaign.tasks.all()}
+    benefits = _benefits(changes)
+    said = [
+        " ".join(
+            change_words(change, task_name=names.get(change.get("task"), ""), benefits=benefits)
+        )
+        for change in changes
+    ]
+    return f"{campaign.code} {campaign.name}: " + "; ".join(said)
+
+
+def campaign_change_terms(
+    *, campaign: Campaign, changes: Sequence[dict]
+) -> tuple[dict[str, str], dict[str, str]]:
+    """What a change request shows as (now, proposed): the budget by name with its amount and
+    each changed task's whole terms, as they are and as the changes would leave them."""
+    current: dict[str, str] = {}
+    proposal: dict[str, str] = {}
+    budget_change = next((c for c in changes if c["field"] == "budget"), None)
+    if budget_change:
+        found = Budget.objects.filter(code=budget_change["to"]).first()
+        current["budget"] = budget_text(campaign.budget)
+        proposal["budget"] = budget_text(found) if found else str(budget_change["to"])
+    by_task: dict[int, list[dict]] = defaultdict(list)
+    for change in changes:
+        if change.get("task") is not None:
+            by_task[change["task"]].append(change)
+    for number, task in enumerate(campaign_tasks(campaign), 1):
+        if task.pk in by_task:
+            terms = TaskTerms.of(task)
+            current[task_key(number)] = terms.text()
+            proposal[task_key(number)] = task_terms_after(terms, by_task[task.pk]).text()
+    return current, proposal
 
 
 def campaign_change_impact(

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 
 from django.utils.formats import number_format
-from django.utils.translation import get_language, ngettext
+from django.utils.translation import get_language, gettext_lazy, ngettext
 from django.utils.translation import gettext as _
 
 from benefits.models import Benefit, Budget
@@ -39,6 +39,7 @@ __all__ = [
     "points_text",
     "reward_text",
     "status_text",
+    "term_label",
 ]
 
 
@@ -237,6 +238,25 @@ def campaign_tasks(campaign: Campaign) -> list[Task]:
 def task_key(number: int) -> str:
     """The key of a task in a request's values ("task 1"): kept stable across languages."""
     return f"task {number}"
+
+
+#: the keys of a request's values (`campaign_launch_terms`, a change's) → what the approval
+#: page calls them
+TERM_LABELS = {
+    "status": gettext_lazy("Status"),
+    "window": gettext_lazy("Campaign window"),
+    "budget": gettext_lazy("Budget"),
+    "target tiers": gettext_lazy("Target tiers"),
+    "target stages": gettext_lazy("Target lifecycle stages"),
+    "segments": gettext_lazy("Segments"),
+}
+
+
+def term_label(key: str) -> str:
+    """A key of a request's values as the approval page names it ("task 2" → "Task 2")."""
+    if key.startswith("task ") and key[5:].isdigit():
+        return _("Task %(number)s") % {"number": key[5:]}
+    return str(TERM_LABELS.get(key, key))
 
 
 def campaign_launch_terms(*, campaign: Campaign) -> dict[str, str]:

@@ -18,6 +18,8 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 from django.db.models import Q
+from django.utils.translation import gettext as _
+from django.utils.translation import pgettext_lazy
 
 from .choices import EDITABLE_STATUSES, CampaignStatus
 from .models import Campaign
@@ -35,6 +37,8 @@ class Transition:
     `due` says, as a query condition, which campaigns the night moves."""
 
     name: str
+    #: the move in words, for a refusal ("cannot be paused")
+    verb: str
     sources: tuple[str, ...]
     target: str
     #: None: a set-based nightly move, counted by its job run rather than audited row by row
@@ -51,35 +55,39 @@ class Transition:
         """Why the campaign cannot make this move from its status (None: it can)."""
         if self.may_start(campaign.status):
             return None
-        return f"Campaign {campaign.code} is {campaign.get_status_display()}{self._refused()}"
+        return self._refused() % {"code": campaign.code, "status": campaign.get_status_display()}
 
     def _refused(self) -> str:
-        return f"; it cannot {self.name}."
+        return _("Campaign %(code)s is %(status)s; it cannot %(move)s.").replace(
+            "%(move)s", str(self.verb)
+        )
 
 
 class Submit(Transition):
     """A draft (or rejected) campaign goes to approval."""
 
     name = "submit"
+    verb = pgettext_lazy("campaign move", "be submitted")
     sources = EDITABLE_STATUSES
     target = CampaignStatus.PENDING_APPROVAL
     action = "campaign.submit"
 
     def _refused(self) -> str:
-        return "; only a draft can be submitted."
+        return _("Campaign %(code)s is %(status)s; only a draft can be submitted.")
 
 
 class _LaunchDecision(Transition):
     sources = (CampaignStatus.PENDING_APPROVAL,)
 
     def _refused(self) -> str:
-        return ", not pending approval."
+        return _("Campaign %(code)s is %(status)s, not pending approval.")
 
 
 class Approve(_LaunchDecision):
     """An approved launch: scheduled, or active at once when the window has begun."""
 
     name = "approve"
+    verb = pgettext_lazy("campaign move", "be approved")
     target = CampaignStatus.SCHEDULED
     action = "campaign.approve"
 
@@ -91,6 +99,7 @@ class Reject(_LaunchDecision):
     """A rejected launch goes back to its author as editable."""
 
     name = "reject"
+    verb = pgettext_lazy("campaign move", "be rejected")
     target = CampaignStatus.REJECTED
     action = "campaign.reject"
 
@@ -99,6 +108,7 @@ class Reopen(Transition):
     """Editing a rejected campaign (or its tasks) makes it a draft again."""
 
     name = "reopen"
+    verb = pgettext_lazy("campaign move", "be reopened")
     sources = (CampaignStatus.REJECTED,)
     target = CampaignStatus.DRAFT
     action = "campaign.reopen"
@@ -108,6 +118,7 @@ class Pause(Transition):
     """A launched campaign that has not ended stops counting events."""
 
     name = "pause"
+    verb = pgettext_lazy("campaign move", "be paused")
     sources = (CampaignStatus.ACTIVE, CampaignStatus.SCHEDULED)
     target = CampaignStatus.PAUSED
     action = "campaign.pause"
@@ -117,6 +128,7 @@ class Resume(Transition):
     """A paused campaign counts events again, or waits for its window if it has not begun."""
 
     name = "resume"
+    verb = pgettext_lazy("campaign move", "be resumed")
     sources = (CampaignStatus.PAUSED,)
     target = CampaignStatus.ACTIVE
     action = "campaign.resume"
@@ -129,6 +141,7 @@ class End(Transition):
     """A launched campaign ends for good."""
 
     name = "end"
+    verb = pgettext_lazy("campaign move", "be ended")
     sources = (CampaignStatus.ACTIVE, CampaignStatus.SCHEDULED, CampaignStatus.PAUSED)
     target = CampaignStatus.ENDED
     action = "campaign.end"
@@ -138,6 +151,7 @@ class Start(Transition):
     """Nightly: a scheduled campaign whose window has begun becomes active."""
 
     name = "start"
+    verb = pgettext_lazy("campaign move", "start")
     sources = (CampaignStatus.SCHEDULED,)
     target = CampaignStatus.ACTIVE
     action = None
@@ -152,6 +166,7 @@ class Expire(End):
     late-event grace, ends."""
 
     name = "expire"
+    verb = pgettext_lazy("campaign move", "expire")
     action = None
 
     def due(self, *, business_date: date, grace: timedelta) -> Q:

@@ -391,12 +391,58 @@ CAMPAIGN_LATE_EVENT_GRACE_DAYS = env.int("CAMPAIGN_LATE_EVENT_GRACE_DAYS", defau
 FEED_STAGING_CHUNK_ROWS = env.int("FEED_STAGING_CHUNK_ROWS", default=20_000)
 
 # --- Admin theme (django-unfold) ----------------------------------------------------------
+#: The admin is the portal's back office: the portal's name, mark, favicon and colours
+#: (portal/static/portal/portal.css: brand red #b91c1c on slate), and a way back to it.
 UNFOLD = {
     "SITE_TITLE": _("Membership Operations Portal"),
     "SITE_HEADER": _("Membership Operations"),
+    "SITE_SUBHEADER": _("Back office"),
     "SITE_URL": "/",
+    "SITE_ICON": "portal.admin_base.brand_icon",
+    "SITE_FAVICONS": [
+        {"rel": "icon", "type": "image/svg+xml", "href": "portal.admin_base.brand_icon"},
+    ],
+    "SITE_DROPDOWN": [
+        {"icon": "arrow_back", "title": _("Back to the portal"), "link": "/"},
+    ],
     "SHOW_LANGUAGES": True,
     "SHOW_HISTORY": True,
+    "COLORS": {
+        "base": {
+            "50": "#f8fafc",
+            "100": "#f1f5f9",
+            "200": "#e2e8f0",
+            "300": "#cbd5e1",
+            "400": "#94a3b8",
+            "500": "#64748b",
+            "600": "#475569",
+            "700": "#334155",
+            "800": "#1e293b",
+            "900": "#0f172a",
+            "950": "#020617",
+        },
+        "primary": {
+            "50": "#fef2f2",
+            "100": "#fee2e2",
+            "200": "#fecaca",
+            "300": "#fca5a5",
+            "400": "#f87171",
+            "500": "#ef4444",
+            "600": "#b91c1c",
+            "700": "#991b1b",
+            "800": "#7f1d1d",
+            "900": "#671717",
+            "950": "#450a0a",
+        },
+        "font": {
+            "subtle-light": "var(--color-base-500)",
+            "subtle-dark": "var(--color-base-400)",
+            "default-light": "var(--color-base-600)",
+            "default-dark": "var(--color-base-300)",
+            "important-light": "var(--color-base-900)",
+            "important-dark": "var(--color-base-100)",
+        },
+    },
 }
 
 # Every handler carries the personal-data filter (portal/logging.py). The "django" and

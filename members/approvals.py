@@ -9,13 +9,15 @@ from django.db.models.functions import Cast
 from django.urls import reverse
 from django.utils.formats import number_format
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
-from portal.approvals import ApprovalKind, approval_kind_register
+from portal.approvals import ApprovalKind, approval_kind_register, approval_restated
+from portal.display import money_text, name_of, person_name
 from portal.masking import mask_name
 from portal.money import fen_to_decimal
 
 from .choices import MemberApproval, SchemeStatus, TierMethod
-from .models import Member, Tier, TierOverride
+from .models import Member, Tier, TierOverride, TierScheme
 from .registry import SCHEME_SWITCH_PARTS
 from .selectors import member_scope
 from .services import (
@@ -30,6 +32,7 @@ from .services import (
     tier_scheme_switch_problems,
     tier_simulate,
 )
+from .services.schemes import _scheme_terms
 
 __all__ = ["TierOverrideDecision", "TierSchemeActivation"]
 
@@ -55,10 +58,11 @@ class TierSchemeActivation(ApprovalKind):
         scheme = self.target(approval)
         effective_on = scheme.effective_on or tier_scheme_next_night()
         result = tier_simulate(scheme=scheme, business_date=effective_on)
-        new_names = dict(scheme.tiers.values_list("code", "name"))
-        old_names = dict(
-            Tier.objects.filter(scheme__status=SchemeStatus.ACTIVE).values_list("code", "name")
-        )
+        new_names = {tier.code: name_of(tier) for tier in scheme.tiers.all()}
+        old_names = {
+            tier.code: name_of(tier)
+            for tier in Tier.objects.filter(scheme__status=SchemeStatus.ACTIVE)
+        }
         moves = result["moves"]
         count = lambda n: number_format(n, force_grouping=True)  # noqa: E731
         lines = [
@@ -111,6 +115,40 @@ class TierSchemeActivation(ApprovalKind):
             lines.append((_("Cannot be approved yet"), " ".join(problems)))
         return lines
 
+    def _active_other(self, scheme):
+        return TierScheme.objects.filter(status=SchemeStatus.ACTIVE).exclude(pk=scheme.pk).first()
+
+    def summary(self, approval):
+        scheme = self.target(approval)
+        active = self._active_other(scheme)
+        return approval_restated(
+            approval.summary,
+            lambda: (
+                _("%(new)s replaces %(old)s from the night of %(date)s")
+                % {
+                    "new": scheme.name,
+                    "old": active.name if active else _("no active scheme"),
+                    "date": scheme.effective_on.isoformat() if scheme.effective_on else "—",
+                }
+            ),
+        )
+
+    def diff(self, approval):
+        """The rules of the scheme in force and of the proposed one, in the reader's words
+        while both are as the request saw them (`approval_restated`)."""
+        scheme = self.target(approval)
+        active = self._active_other(scheme)
+        current = approval_restated(approval.current, lambda: _scheme_terms(active))
+        proposal = approval_restated(
+            approval.proposal, lambda: _scheme_terms(scheme, effective_on=scheme.effective_on)
+        )
+        keys = list(dict.fromkeys([*proposal, *current]))
+        return [
+            (key, current.get(key), proposal.get(key))
+            for key in keys
+            if current.get(key) != proposal.get(key)
+        ]
+
     def links(self, approval):
         """The simulation behind the impact, and each app's decisions for the new tiers."""
         scheme = self.target(approval)
@@ -132,6 +170,7 @@ class TierOverrideDecision(ApprovalKind):
     code = MemberApproval.TIER_OVERRIDE
     label = MemberApproval.TIER_OVERRIDE.label
     approve_action = "members.approve_tier_override"
+    summary_related = ("tier", "member")
 
     def scope(self, user):
         condition = super().scope(user)
@@ -160,19 +199,20 @@ class TierOverrideDecision(ApprovalKind):
         )
         computed = member.computed_tier or member.tier
         method = override.tier.scheme.method
-        unit = "MADA ¥" if method == TierMethod.MADA else _("points ")
 
         def measure(value) -> str:
             if value is None:
                 return "—"
-            if method == TierMethod.MADA:
-                return unit + number_format(fen_to_decimal(value), 2, force_grouping=True)
-            return unit + number_format(value, force_grouping=True)
+            if method == TierMethod.MADA:  # an amount of CNY
+                return money_text(fen_to_decimal(value))
+            return ngettext("%(points)s point", "%(points)s points", value) % {
+                "points": number_format(value, force_grouping=True)
+            }
 
         lines = [
             (_("Customer"), f"{member.member_no} {mask_name(member.name)}"),
-            (_("Tier by the rules"), computed.name if computed else "—"),
-            (_("Tier asked for"), override.tier.name),
+            (_("Tier by the rules"), name_of(computed) if computed else "—"),
+            (_("Tier asked for"), name_of(override.tier)),
             (_("Basis (latest month)"), measure(member.tier_basis)),
             (_("Threshold of the tier asked for"), measure(override.tier.threshold)),
         ]
@@ -185,14 +225,34 @@ class TierOverrideDecision(ApprovalKind):
                 _("Replaces"),
                 _("the manual tier %(tier)s until %(date)s, approved by %(who)s")
                 % {
-                    "tier": replaced.tier.name,
+                    "tier": name_of(replaced.tier),
                     "date": replaced.expires_on.isoformat(),
-                    "who": replaced.decided_by.get_full_name() or replaced.decided_by.username
-                    if replaced.decided_by
-                    else "—",
+                    "who": person_name(replaced.decided_by),
                 }
                 if replaced
                 else _("no manual tier in force"),
             )
         )
         return lines
+
+    def summary(self, approval):
+        override = self.target(approval)
+        return _("%(member)s: %(tier)s until %(date)s") % {
+            "member": override.member.member_no,
+            "tier": name_of(override.tier),
+            "date": override.expires_on.isoformat(),
+        }
+
+    def diff(self, approval):
+        """The tier now and asked for by name in the reader's language, and until when."""
+        override = self.target(approval)
+        stored = approval.current.get("tier")
+        now = (
+            Tier.objects.filter(scheme=override.tier.scheme, name=stored).first()
+            if stored
+            else None
+        )
+        return [
+            (_("Tier"), name_of(now) if now else stored, name_of(override.tier)),
+            (_("Until"), None, override.expires_on.isoformat()),
+        ]

@@ -9,6 +9,7 @@ from django.views.decorators.http import require_POST
 
 from portal.decorators import action_required
 from portal.errors import DomainError, form_add_domain_error
+from portal.paging import capped
 
 from .forms import FollowUpNoteForm
 from .models import FollowUpNote
@@ -23,7 +24,7 @@ def _respond(request, member, form=None):
             "members/_notes.html",
             {
                 "member": member,
-                "notes": member_notes(member=member)[:50],
+                "notes": capped("notes", member_notes(member=member)),
                 "note_form": form or FollowUpNoteForm(),
                 "can_write_notes": True,
             },

@@ -44,6 +44,8 @@ from portal.jobs import (
     jobrun_progress,
     jobrun_runner,
     jobrun_start,
+    progress_chunks,
+    progress_step,
 )
 from portal.models import JobRun
 from portal.services import audit_record
@@ -130,7 +132,7 @@ def nightly_step_task(self, business_date: str, kind: str, night_id: int):
     night = _live(night_id)
     day, step = _day(business_date), nightly_step(kind)
     position = [s.kind for s in NIGHTLY_STEPS].index(kind) + 1
-    jobrun_progress(run=night, progress=f"step {position}/{len(NIGHTLY_STEPS)}: {kind}")
+    jobrun_progress(run=night, progress=progress_step(position, len(NIGHTLY_STEPS), kind))
     if step.chunk is None:
         with jobrun_heartbeats(night):
             return nightly_step_run(step=step, business_date=day, runner=night.runner).pk
@@ -144,7 +146,7 @@ def nightly_step_task(self, business_date: str, kind: str, night_id: int):
     ranges = member_id_ranges()
     run.counts = {"ranges": len(ranges), "done": {}, "prepared": prepared}
     run.save(update_fields=["counts"])
-    jobrun_progress(run=run, progress=f"0/{len(ranges)} chunks, 0 members")
+    jobrun_progress(run=run, progress=progress_chunks(0, len(ranges), 0))
     header = [
         nightly_chunk_task.si(business_date, kind, run.pk, night.pk, *(id_range or (None, None)))
         for id_range in ranges
@@ -187,7 +189,7 @@ def _chunk_done(run_id: int, key: str, counts: dict) -> None:
         members = sum(part.get("evaluated", 0) for part in done.values())
         run.counts = {**run.counts, "done": done}
         run.save(update_fields=["counts"])
-    jobrun_progress(run=run, progress=f"{len(done)}/{total} chunks, {members:,} members")
+    jobrun_progress(run=run, progress=progress_chunks(len(done), total, members))
 
 
 @shared_task(name="operations.nightly_close_task", acks_late=True)

@@ -17,10 +17,13 @@ settled, all in one transaction: a change applies exactly once, only on approval
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.apps import apps
+from django.conf import settings
 from django.db import models, transaction
 from django.db.models import Q, QuerySet
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from .choices import ApprovalStatus, Role
@@ -42,6 +45,9 @@ __all__ = [
     "approval_may_decide",
     "approval_pending_for",
     "approval_request_create",
+    "approval_restated",
+    "approval_summaries",
+    "approval_summary",
     "approval_visible",
     "approval_withdraw",
 ]
@@ -66,11 +72,17 @@ class ApprovalKind:
             return None
         return Q(kind=self.code)
 
+    #: what `summary` reads of the object besides its row (for `approval_summaries`)
+    summary_related: tuple[str, ...] = ()
+
     def target(self, approval: ApprovalRequest, *, lock: bool = False) -> models.Model | None:
         """The object the request is about, locked for the decision with `lock` (None: the
-        change lives only in the request, e.g. a budget not yet created)."""
+        change lives only in the request, e.g. a budget not yet created); unlocked, the one
+        `approval_summaries` fetched for a page, when it did."""
         if not approval.object_type:
             return None
+        if not lock and hasattr(approval, "_target"):
+            return approval._target
         objects = apps.get_model(approval.object_type).objects
         return (objects.select_for_update() if lock else objects).get(pk=approval.object_id)
 
@@ -101,6 +113,12 @@ class ApprovalKind:
         nothing by default."""
         return []
 
+    def summary(self, approval: ApprovalRequest) -> str:
+        """The request in one line as the inbox lists it, in the viewer's language: the stored
+        summary (written in the requester's language) by default; a kind says it again from
+        the request's values and the objects it is about."""
+        return approval.summary
+
     def diff(self, approval: ApprovalRequest) -> list[tuple[str, object, object]]:
         """The proposed change as the approval page shows it, (field, now, proposed): the
         stored values by default; a kind whose proposal keeps raw values for applying them
@@ -118,6 +136,60 @@ def approval_impact(approval: ApprovalRequest) -> list[tuple[str, str]]:
     if not approval.is_pending:
         return []
     return approval_kind(approval.kind).impact(approval)
+
+
+def approval_summary(approval: ApprovalRequest) -> str:
+    """The request in one line in the viewer's language (`ApprovalKind.summary`); the stored
+    summary when its objects are gone."""
+    try:
+        return approval_kind(approval.kind).summary(approval)
+    except (LookupError, models.ObjectDoesNotExist):
+        return approval.summary
+
+
+def approval_summaries(approvals) -> list[ApprovalRequest]:
+    """A page of requests, each with `summary_text` (`approval_summary`): the objects they are
+    about fetched once per kind, so that a page costs the same for 3 or 50 requests."""
+    approvals = list(approvals)
+    wanted: dict[tuple[str, str], list[ApprovalRequest]] = {}
+    for approval in approvals:
+        if (
+            approval.object_type
+            and approval.object_id.isdigit()
+            and approval.kind in APPROVAL_KINDS
+        ):
+            wanted.setdefault((approval.kind, approval.object_type), []).append(approval)
+    for (code, object_type), group in wanted.items():
+        objects = apps.get_model(object_type).objects
+        related = APPROVAL_KINDS[code].summary_related
+        rows = (objects.select_related(*related) if related else objects).in_bulk(
+            {approval.object_id for approval in group}
+        )
+        for approval in group:
+            found = rows.get(int(approval.object_id))
+            if found is not None:
+                approval._target = found
+    for approval in approvals:
+        approval.summary_text = approval_summary(approval)
+    return approvals
+
+
+def approval_restated(stored, render: Callable[[], object]):
+    """Text a request stored in the words of its requester's language, said in the active one.
+
+    `render()` writes what the proposing code wrote, from the data as they are now. Where it
+    writes exactly the stored value in one of the site's languages, the data have not changed
+    since and its words in the active language replace the stored ones; otherwise (the object
+    changed after the decision) the stored value is what was decided, and stays."""
+    active = translation.get_language()
+    for code, _name in settings.LANGUAGES:
+        with translation.override(code):
+            if render() == stored:
+                break
+    else:
+        return stored
+    with translation.override(active):
+        return render()
 
 
 def approval_diff(approval: ApprovalRequest) -> list[tuple[str, object, object]]:

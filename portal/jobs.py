@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import socket
 import threading
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date, timedelta
 
@@ -26,6 +27,7 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.formats import number_format
 from django.utils.translation import gettext as _
 
 from .choices import JobStatus
@@ -42,6 +44,7 @@ __all__ = [
     "jobrun_heartbeats",
     "jobrun_is_stale",
     "jobrun_progress",
+    "jobrun_progress_text",
     "jobrun_record",
     "jobrun_runner",
     "jobrun_start",
@@ -184,6 +187,62 @@ def jobrun_progress(*, run: JobRun, progress: str) -> None:
     """Record how far a running job has got (shown on the job runs page); also a heartbeat."""
     JobRun.objects.filter(pk=run.pk).update(progress=progress[:200], heartbeat_at=timezone.now())
     run.progress = progress[:200]
+
+
+# --- progress: written in one form, read back in the reader's language ------------------------
+#
+# A run's progress is stored as a short fixed form ("chunk 1/4, 20,000 members", "step 2/9:
+# tier_recompute") that `jobrun_progress_text` says in the language of whoever reads it.
+
+#: (pattern of the stored form, sentence it reads as); groups: done, total, members or step
+_PROGRESS_FORMS = [
+    (re.compile(r"^chunk (\d+)/(\d+), ([\d,]+) members$"), "chunks"),
+    (re.compile(r"^(\d+)/(\d+) chunks, ([\d,]+) members$"), "chunks"),
+    (re.compile(r"^(\d+)/(\d+) chunks done$"), "chunks_done"),
+    (re.compile(r"^step (\d+)/(\d+): (\w+)$"), "step"),
+    (re.compile(r"^(\d+)/(\d+) steps done$"), "steps_done"),
+]
+
+
+def progress_chunks(done: int, total: int, members: int) -> str:
+    """The stored progress of a chunked step: "chunk 1/4, 20,000 members"."""
+    return f"chunk {done}/{total}, {members:,} members"
+
+
+def progress_step(position: int, total: int, kind: str) -> str:
+    """The stored progress of a chain: "step 2/9: tier_recompute"."""
+    return f"step {position}/{total}: {kind}"
+
+
+def progress_steps_done(done: int, total: int) -> str:
+    return f"{done}/{total} steps done"
+
+
+def jobrun_progress_text(progress: str, *, step_label: Callable[[str], str] = str) -> str:
+    """A run's stored progress as a sentence in the active language ("第 1/1 批，2,000 名会员";
+    a chain's step by `step_label`); a progress of another form as it was stored."""
+    for pattern, form in _PROGRESS_FORMS:
+        match = pattern.match(progress or "")
+        if match is None:
+            continue
+        done, total = match.group(1), match.group(2)
+        if form == "chunks":
+            members = int(match.group(3).replace(",", ""))
+            return _("chunk %(done)s/%(total)s, %(members)s members") % {
+                "done": done,
+                "total": total,
+                "members": number_format(members, force_grouping=True),
+            }
+        if form == "chunks_done":
+            return _("%(done)s/%(total)s chunks done") % {"done": done, "total": total}
+        if form == "step":
+            return _("step %(done)s/%(total)s: %(step)s") % {
+                "done": done,
+                "total": total,
+                "step": step_label(match.group(3)),
+            }
+        return _("%(done)s/%(total)s steps done") % {"done": done, "total": total}
+    return progress
 
 
 def jobrun_finish(

@@ -9,6 +9,7 @@ limited to its scopes: `TOKEN_SCOPE_FOR_ACTION` says which scope each API action
 from __future__ import annotations
 
 import rules
+from django.utils.translation import gettext as _
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 
@@ -141,11 +142,13 @@ def token_scope_check(token, action: str) -> None:
     needed = TOKEN_SCOPE_FOR_ACTION.get(action)
     if needed is None:
         raise PermissionDenied(
-            f"API tokens cannot be used for {action}.", code="not_available_to_tokens"
+            _("API tokens cannot be used for %(action)s.") % {"action": action},
+            code="not_available_to_tokens",
         )
     if not token.has_scope(needed):
         raise PermissionDenied(
-            f"This API token lacks the scope {needed.value!r} (needed for {action}).",
+            _("This API token lacks the scope %(scope)s (needed for %(action)s).")
+            % {"scope": repr(needed.value), "action": action},
             code="missing_scope",
         )
 

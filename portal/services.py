@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 import pghistory
 from django.db import connection, models, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from .choices import ApiScope
 from .errors import InvalidInput
@@ -99,17 +100,18 @@ def api_token_issue(
     chosen = sorted(set(scopes))
     unknown = [scope for scope in chosen if scope not in ApiScope.values]
     if not name:
-        raise ApiTokenError("Name the client system that will use the token.")
+        raise ApiTokenError(_("Name the client system that will use the token."))
     if not chosen:
-        raise ApiTokenError("Give the token at least one scope.")
+        raise ApiTokenError(_("Give the token at least one scope."))
     if unknown:
         raise ApiTokenError(
-            f"Unknown scope(s): {', '.join(unknown)}; known: {', '.join(ApiScope.values)}."
+            _("Unknown scope(s): %(unknown)s; known: %(known)s.")
+            % {"unknown": ", ".join(unknown), "known": ", ".join(ApiScope.values)}
         )
     if not user.is_active:
-        raise ApiTokenError(f"User {user.username} is inactive.")
+        raise ApiTokenError(_("User %(user)s is inactive.") % {"user": user.username})
     if expires_at is not None and expires_at <= timezone.now():
-        raise ApiTokenError("The expiry must be in the future.")
+        raise ApiTokenError(_("The expiry must be in the future."))
     key = api_key_generate()
     token = ApiToken.objects.create(
         name=name,

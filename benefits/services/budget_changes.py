@@ -221,8 +221,11 @@ def budget_increase_apply(*, budget: Budget, from_amount: str, to_amount: str, a
     ).update(amount_fen=decimal_to_fen(Decimal(to_amount)))
     if not changed:
         raise StateConflict(
-            f"Budget {budget.code} no longer has the amount {from_amount}; ask for a new "
-            "increase from its current amount."
+            _(
+                "Budget %(code)s no longer has the amount %(amount)s; ask for a new increase "
+                "from its current amount."
+            )
+            % {"code": budget.code, "amount": yuan_text(Decimal(from_amount))}
         )
     audit_record(
         actor=actor,

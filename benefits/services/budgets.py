@@ -25,9 +25,12 @@ from django.core.mail import mail_admins
 from django.db import transaction
 from django.db.models import F
 from django.utils import translation
+from django.utils.translation import gettext as _
 
 from portal.clock import today_in_shanghai
+from portal.display import money_text
 from portal.errors import DomainError, StateConflict
+from portal.money import fen_to_decimal
 
 from ..choices import BudgetEntryKind
 from ..models import BenefitGrant, Budget, BudgetAlert, BudgetEntry
@@ -57,7 +60,11 @@ class BudgetExhausted(StateConflict):
 
     def __init__(self, budget: Budget | int, amount_fen: int, reason: str = "") -> None:
         code = budget.code if isinstance(budget, Budget) else f"#{budget}"
-        super().__init__(reason or f"Budget {code} has no room for {amount_fen / 100:.2f} CNY.")
+        super().__init__(
+            reason
+            or _("Budget %(code)s has no room for %(amount)s.")
+            % {"code": code, "amount": money_text(fen_to_decimal(amount_fen))}
+        )
         self.budget = budget
         self.amount_fen = amount_fen
 
@@ -68,14 +75,25 @@ class BudgetNotOpen(BudgetExhausted):
     code = "budget_not_open"
 
     def __init__(self, budget: Budget, on: date) -> None:
-        line = f" or of its line {budget.line}" if budget.line else ""
-        super().__init__(
-            budget,
-            0,
-            f"Budget {budget.code} is not open on {on} ({budget.period_start} to "
-            f"{budget.period_end}) and no budget{line} covers that date: open a budget for "
-            "the period, then run the date again.",
-        )
+        values = {
+            "code": budget.code,
+            "on": on,
+            "start": budget.period_start,
+            "end": budget.period_end,
+            "line": budget.line,
+        }
+        if budget.line:
+            message = _(
+                "Budget %(code)s is not open on %(on)s (%(start)s to %(end)s) and no budget of "
+                "its line %(line)s covers that date: open a budget for the period, then run the "
+                "date again."
+            )
+        else:
+            message = _(
+                "Budget %(code)s is not open on %(on)s (%(start)s to %(end)s): open a budget "
+                "for the period, then run the date again."
+            )
+        super().__init__(budget, 0, message % values)
         self.on = on
 
 
@@ -183,15 +201,15 @@ def _refuse(level_id: int, amount_fen: int, on: date, kind: BudgetEntryKind) -> 
     level = Budget.objects.get(pk=level_id)
     if kind == BudgetEntryKind.ADJUST and amount_fen < 0:
         raise StateConflict(
-            f"Budget {level.code} has consumed less than the {-amount_fen / 100:.2f} CNY "
-            "that would move out of it."
+            _("Budget %(code)s has consumed less than the %(amount)s that would move out of it.")
+            % {"code": level.code, "amount": money_text(fen_to_decimal(-amount_fen))}
         )
     if kind == BudgetEntryKind.CONSUME and not level.period_start <= on <= level.period_end:
         raise BudgetExhausted(
             level,
             amount_fen,
-            f"Budget {level.code} is not open on {on} ({level.period_start} to "
-            f"{level.period_end}).",
+            _("Budget %(code)s is not open on %(on)s (%(start)s to %(end)s).")
+            % {"code": level.code, "on": on, "start": level.period_start, "end": level.period_end},
         )
     raise BudgetExhausted(level, amount_fen)
 

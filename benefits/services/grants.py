@@ -7,6 +7,7 @@ from datetime import date
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from portal.clock import today_in_shanghai
 from portal.errors import StateConflict
@@ -89,7 +90,9 @@ def grant_redeem(*, grant: BenefitGrant, actor=None) -> BenefitGrant:
         if not updated:
             state = grant.get_status_display() if grant.status != GrantStatus.GRANTED else None
             raise GrantNotRedeemable(
-                f"Grant #{grant.pk} is {state}." if state else f"Grant #{grant.pk} has expired."
+                _("Grant #%(id)s is %(status)s.") % {"id": grant.pk, "status": state}
+                if state
+                else _("Grant #%(id)s has expired.") % {"id": grant.pk}
             )
         audit_record(actor=actor, action="grant.redeem", obj=grant)
     return grant
@@ -103,7 +106,10 @@ def grant_revoke(*, grant: BenefitGrant, actor, reason: str) -> BenefitGrant:
         )
         grant.refresh_from_db()
         if not updated:
-            raise GrantNotRedeemable(f"Grant #{grant.pk} is {grant.get_status_display()}.")
+            raise GrantNotRedeemable(
+                _("Grant #%(id)s is %(status)s.")
+                % {"id": grant.pk, "status": grant.get_status_display()}
+            )
         budget_release(budget=grant.budget, amount_fen=grant.cost_fen, source="revoke", grant=grant)
         audit_record(actor=actor, action="grant.revoke", obj=grant, reason=reason)
     return grant

@@ -33,11 +33,13 @@ def manual_grant(*, member, benefit: Benefit, reason: str, actor):
     BENEFIT_MANUAL_GRANT_LIMIT_FEN it is granted at once; above it a budget approver must
     approve (returns the pending request)."""
     if not user_can(actor, "benefits.grant_manually"):
-        raise NotAllowed("Your role cannot grant benefits by hand.")
+        raise NotAllowed(_("Your role cannot grant benefits by hand."))
     if not member_scope(user=actor).filter(pk=member.pk).exists():
         raise NotAllowed(
-            "This customer is not in your scope: only their account manager or a branch "
-            "manager of their branch can grant them a benefit."
+            _(
+                "This customer is not in your scope: only their account manager or a branch "
+                "manager of their branch can grant them a benefit."
+            )
         )
     if not reason.strip():
         raise InvalidInput("A reason is required for a manual grant.", field="reason")
@@ -85,7 +87,7 @@ def manual_grant(*, member, benefit: Benefit, reason: str, actor):
 def _pending_request(request: ManualGrantRequest) -> ManualGrantRequest:
     request = ManualGrantRequest.objects.select_for_update().get(pk=request.pk)
     if request.status != RequestStatus.PENDING:
-        raise StateConflict("This request has already been decided.")
+        raise StateConflict(_("This request has already been decided."))
     return request
 
 
@@ -142,11 +144,13 @@ def benefit_feedback_record(*, member, benefit: Benefit, useful: bool, reason: s
     """An account manager records whether a benefit suits their customer (one in their
     scope)."""
     if not user_can(actor, "benefits.leave_feedback"):
-        raise NotAllowed("Your role cannot leave feedback on benefits.")
+        raise NotAllowed(_("Your role cannot leave feedback on benefits."))
     if not member_scope(user=actor).filter(pk=member.pk).exists():
         raise NotAllowed(
-            "This customer is not in your scope: only their account manager or a branch "
-            "manager of their branch can leave feedback for them."
+            _(
+                "This customer is not in your scope: only their account manager or a branch "
+                "manager of their branch can leave feedback for them."
+            )
         )
     return BenefitFeedback.objects.create(
         member=member, benefit=benefit, useful=useful, reason=reason, author=actor

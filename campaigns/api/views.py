@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.utils import translation
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import (
     OpenApiExample,
     OpenApiResponse,
@@ -82,7 +83,7 @@ class EventBatchView(APIView):
         if not isinstance(body, dict) or not isinstance(body.get("events"), list):
             return Response(
                 {
-                    "detail": 'The body must be a JSON object {"events": [...]}.',
+                    "detail": _('The body must be a JSON object {"events": [...]}.'),
                     "code": "malformed_batch",
                 },
                 status=status.HTTP_400_BAD_REQUEST,

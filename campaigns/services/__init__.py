@@ -11,6 +11,7 @@ from datetime import date, timedelta
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from portal.approvals import approval_request_create
 from portal.clock import today_in_shanghai
@@ -67,7 +68,7 @@ def _move(campaign: Campaign, transition: Transition, *, actor, **fields) -> Cam
 def campaign_submit(*, campaign: Campaign, actor) -> Campaign:
     """A draft (or rejected) campaign with at least one task goes to approval."""
     if not user_can(actor, "campaigns.configure_campaigns"):
-        raise NotAllowed("Your role cannot submit campaigns.")
+        raise NotAllowed(_("Your role cannot submit campaigns."))
     submit = TRANSITIONS["submit"]
     campaign = _locked_for(submit, campaign)
     problems = campaign_launch_problems(campaign=campaign)
@@ -98,9 +99,11 @@ def campaign_launch_problems(*, campaign: Campaign) -> list[str]:
     problems = []
     tasks = list(campaign.tasks.prefetch_related("steps"))
     if not tasks:
-        problems.append("Add at least one task.")
+        problems.append(_("Add at least one task."))
     if campaign.ends_on < today_in_shanghai():
-        problems.append(f"The window ended on {campaign.ends_on}; move the end date.")
+        problems.append(
+            _("The window ended on %(date)s; move the end date.") % {"date": campaign.ends_on}
+        )
     problems.extend(
         budget_window_problems(
             budget=campaign.budget, starts_on=campaign.starts_on, ends_on=campaign.ends_on
@@ -108,7 +111,10 @@ def campaign_launch_problems(*, campaign: Campaign) -> list[str]:
     )
     for task in tasks:
         if not (task.reward_points or task.reward_benefit_id or task.steps.all()):
-            problems.append(f"Task “{task.name}” has no reward (points, a benefit or steps).")
+            problems.append(
+                _("Task “%(task)s” has no reward (points, a benefit or steps).")
+                % {"task": task.name}
+            )
     return problems
 
 

@@ -97,8 +97,8 @@ class CampaignNotEditable(CampaignStateError):
     def __init__(self, campaign: Campaign):
         self.campaign = campaign
         super().__init__(
-            f"Campaign {campaign.code} is {campaign.get_status_display()}; only a draft or a "
-            "rejected campaign can be edited."
+            _("Campaign %(code)s is %(status)s; only a draft or a rejected campaign can be edited.")
+            % {"code": campaign.code, "status": campaign.get_status_display()}
         )
 
 
@@ -154,15 +154,15 @@ def target_problems(*, measure: str | None, target: Decimal | None) -> list[str]
         return []
     problems = []
     if target <= 0:
-        problems.append("The target must be more than 0.")
+        problems.append(_("The target must be more than 0."))
     rule = MEASURES.get(measure) if measure else None
     bound = TARGET_COUNT if rule is not None and rule.whole_targets else TARGET_AMOUNT
     if target > bound.high:
         problems.append(_("The target must be %(range)s.") % {"range": bound.describe()})
     if rule is not None and rule.whole_targets and target != target.to_integral_value():
         problems.append(
-            f"The target must be a whole number for the measure {measure} "
-            f"({Measure(measure).label}); {target} is not."
+            _("The target must be a whole number for the measure %(measure)s; %(target)s is not.")
+            % {"measure": Measure(measure).label, "target": target}
         )
     return problems
 
@@ -176,20 +176,22 @@ def ladder_problems(*, measure: str | None, steps: Sequence[tuple[int, Decimal]]
     numbers = sorted(step_no for step_no, _ in steps)
     if numbers != list(range(1, len(steps) + 1)):
         problems.append(
-            "Number the steps 1 to n without gaps or repeats (1, 2, 3…); got "
-            + ", ".join(str(n) for n in numbers)
-            + "."
+            _("Number the steps 1 to n without gaps or repeats (1, 2, 3…); got %(numbers)s.")
+            % {"numbers": ", ".join(str(n) for n in numbers)}
         )
     ordered = sorted(steps, key=lambda step: step[0])
     for (lower_no, lower), (higher_no, higher) in pairwise(ordered):
         if higher <= lower:
             problems.append(
-                f"Step {higher_no}'s target ({higher}) must be higher than step {lower_no}'s "
-                f"({lower})."
+                _(
+                    "Step %(higher_no)s's target (%(higher)s) must be higher than step "
+                    "%(lower_no)s's (%(lower)s)."
+                )
+                % {"higher_no": higher_no, "higher": higher, "lower_no": lower_no, "lower": lower}
             )
     for step_no, target in ordered:
         problems.extend(
-            f"Step {step_no}: {problem}"
+            _("Step %(step)s: %(problem)s") % {"step": step_no, "problem": problem}
             for problem in target_problems(measure=measure, target=target)
         )
     return problems
@@ -198,7 +200,10 @@ def ladder_problems(*, measure: str | None, steps: Sequence[tuple[int, Decimal]]
 def window_problems(*, starts_on: date | None, ends_on: date | None) -> list[str]:
     """A campaign's window cannot end before it starts."""
     if starts_on and ends_on and ends_on < starts_on:
-        return [f"The window ends ({ends_on}) before it starts ({starts_on})."]
+        return [
+            _("The window ends (%(ends_on)s) before it starts (%(starts_on)s).")
+            % {"ends_on": ends_on, "starts_on": starts_on}
+        ]
     return []
 
 
@@ -206,7 +211,7 @@ def stage_problems(stages: Iterable[str]) -> list[str]:
     """Targeted or offered stages must be lifecycle stage codes."""
     unknown = sorted(set(stages) - set(LifecycleStage.values))
     if unknown:
-        return [f"Unknown lifecycle stage code(s): {', '.join(unknown)}."]
+        return [_("Unknown lifecycle stage code(s): %(codes)s.") % {"codes": ", ".join(unknown)}]
     return []
 
 
@@ -222,7 +227,7 @@ def tier_problems(tiers: Iterable[Tier]) -> list[str]:
         .values_list("code", flat=True)
     )
     if outside:
-        return [f"Not a tier of the active scheme: {', '.join(outside)}."]
+        return [_("Not a tier of the active scheme: %(tiers)s.") % {"tiers": ", ".join(outside)}]
     return []
 
 

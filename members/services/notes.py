@@ -6,6 +6,7 @@ from datetime import date
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from portal.errors import InvalidInput, NotAllowed
 from portal.permissions import user_can
@@ -21,9 +22,9 @@ class NoteError(InvalidInput):
 
 def _check(member: Member, actor) -> None:
     if not user_can(actor, "members.write_notes"):
-        raise NotAllowed("Your role cannot write notes on customers.")
+        raise NotAllowed(_("Your role cannot write notes on customers."))
     if not member_scope(user=actor).filter(pk=member.pk).exists():
-        raise NotAllowed("This customer is not in your scope.")
+        raise NotAllowed(_("This customer is not in your scope."))
 
 
 @transaction.atomic
@@ -33,9 +34,9 @@ def followup_note_add(*, member: Member, actor, text: str, due_on: date | None) 
     _check(member, actor)
     text = text.strip()
     if not text:
-        raise NoteError("Write the note first.", field="text")
+        raise NoteError(_("Write the note first."), field="text")
     if due_on is not None and due_on < timezone.localdate():
-        raise NoteError("The follow-up date cannot be in the past.", field="due_on")
+        raise NoteError(_("The follow-up date cannot be in the past."), field="due_on")
     note = FollowUpNote.objects.create(member=member, author=actor, text=text, due_on=due_on)
     audit_record(
         actor=actor,
@@ -51,7 +52,7 @@ def followup_note_done(*, note: FollowUpNote, actor) -> FollowUpNote:
     """Mark a follow-up as done (only the note's author)."""
     _check(note.member, actor)
     if note.author_id != actor.pk:
-        raise NotAllowed("Only the note's author can close its follow-up.")
+        raise NotAllowed(_("Only the note's author can close its follow-up."))
     if note.done_at is None:
         note.done_at = timezone.now()
         note.save(update_fields=["done_at"])

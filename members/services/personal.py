@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 
 from django.db import transaction
+from django.utils.translation import gettext as _
 
 from portal.errors import InvalidInput, NotAllowed
 from portal.masking import mask_id_number, mask_personal_numbers, mask_phone
@@ -23,15 +24,17 @@ REASON_MAX_LENGTH = 255
 
 def _require_in_scope(*, member: Member, actor) -> None:
     if not member_scope(user=actor).filter(pk=member.pk).exists():
-        raise NotAllowed("This customer is not in your scope.")
+        raise NotAllowed(_("This customer is not in your scope."))
 
 
 def _clean_reason(reason: str, *, what: str, required: bool = True) -> str:
     reason = (reason or "").strip()
     if required and not reason:
-        raise InvalidInput(f"A reason is required to {what}.", field="reason")
+        raise InvalidInput(_("A reason is required to %(what)s.") % {"what": what}, field="reason")
     if len(reason) > REASON_MAX_LENGTH:
-        raise InvalidInput(f"The reason is too long (at most {REASON_MAX_LENGTH} characters).")
+        raise InvalidInput(
+            _("The reason is too long (at most %(n)s characters).") % {"n": REASON_MAX_LENGTH}
+        )
     return reason
 
 
@@ -53,9 +56,9 @@ def member_personal_data_reveal(*, member: Member, actor, reason: str, ip: str |
     stated reason, and record who saw them, why and from where ("member.reveal"). The audit
     entry never contains the values themselves; nothing is revealed without a reason."""
     if not user_can(actor, "members.reveal_personal_data"):
-        raise NotAllowed("Your role cannot reveal customers' personal data.")
+        raise NotAllowed(_("Your role cannot reveal customers' personal data."))
     _require_in_scope(member=member, actor=actor)
-    reason = _without_personal_data(_clean_reason(reason, what="reveal personal data"), member)
+    reason = _without_personal_data(_clean_reason(reason, what=_("reveal personal data")), member)
     audit_record(
         actor=actor,
         action="member.reveal",
@@ -79,10 +82,10 @@ def member_marketing_opt_out_set(
     optional: a customer's right is not held up by paperwork. Setting the flag it already
     has changes and records nothing."""
     if not user_can(actor, "members.record_opt_out"):
-        raise NotAllowed("Your role cannot record a customer's marketing opt-out.")
+        raise NotAllowed(_("Your role cannot record a customer's marketing opt-out."))
     _require_in_scope(member=member, actor=actor)
     reason = _without_personal_data(
-        _clean_reason(reason, what="change the marketing opt-out", required=False), member
+        _clean_reason(reason, what=_("change the marketing opt-out"), required=False), member
     )
     locked = Member.objects.select_for_update().get(pk=member.pk)
     if locked.marketing_opt_out == opted_out:

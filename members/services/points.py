@@ -16,6 +16,7 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from portal.errors import InvalidInput, StateConflict
 from portal.services import audit_record
@@ -122,7 +123,7 @@ def points_earn_many(*, credits: list[PointsCredit], business_date: date) -> Poi
     if not credits:
         return PointsEarned({}, {})
     if any(credit.points <= 0 for credit in credits):
-        raise InvalidInput("Every credit needs a positive number of points.")
+        raise InvalidInput(_("Every credit needs a positive number of points."))
     source, params = rows_source(
         {"member_id": "bigint", "points": "bigint", "source": "varchar", "key": "varchar"},
         sorted(
@@ -144,7 +145,7 @@ def points_earn_many(*, credits: list[PointsCredit], business_date: date) -> Poi
         ],
     )
     balances: dict[int, int] = defaultdict(int)
-    for _, _, member_id, points in written:
+    for _pk, _key, member_id, points in written:
         balances[member_id] += points
     return PointsEarned({key: pk for pk, key, _, _ in written}, dict(balances))
 
@@ -176,7 +177,7 @@ def _draw_down(*, member_id: int, points: int) -> None:
         left -= take
         if not left:
             return
-    raise InsufficientPoints(f"The member has fewer than {points} points.")
+    raise InsufficientPoints(_("The member has fewer than %(n)s points.") % {"n": points})
 
 
 @transaction.atomic
@@ -189,7 +190,7 @@ def points_spend(
     if existing is not None:
         return existing
     if points <= 0:
-        raise InvalidInput("Spend a positive number of points.")
+        raise InvalidInput(_("Spend a positive number of points."))
     Member.objects.select_for_update().filter(pk=member.pk).first()  # one spender at a time
     _draw_down(member_id=member.pk, points=points)
     entry = PointsEntry.objects.create(
@@ -211,9 +212,9 @@ def points_adjust(
     """A staff correction, audited: positive credits new points (with the normal expiry),
     negative takes points away oldest first."""
     if not points:
-        raise InvalidInput("An adjustment needs a non-zero number of points.")
+        raise InvalidInput(_("An adjustment needs a non-zero number of points."))
     if not reason.strip():
-        raise InvalidInput("An adjustment needs a reason.")
+        raise InvalidInput(_("An adjustment needs a reason."))
     existing = PointsEntry.objects.filter(idempotency_key=idempotency_key).first()
     if existing is not None:
         return existing
