@@ -1,6 +1,7 @@
 """Admin for the product team and budget approvers: catalogue, the entitlement matrix
 (tiers as columns), budgets, and read-only grants and ledger."""
 
+import re
 from decimal import Decimal
 
 from django import forms
@@ -14,12 +15,13 @@ from members.choices import SchemeStatus
 from members.models import Tier, TierScheme
 from members.selectors import member_scope
 from portal.admin_approvals import ApprovalDoorAdminMixin, approval_sent_response
-from portal.admin_base import MatrixModelAdmin
+from portal.admin_base import MatrixModelAdmin, money_column
+from portal.display import code_html, name_of, percent_text
 from portal.errors import DomainError
 from portal.money import decimal_to_fen
 from portal.permissions import user_can
 
-from .choices import BenefitApproval, EntitlementPeriod
+from .choices import BenefitApproval, EntitlementPeriod, GrantSource
 from .models import (
     Benefit,
     BenefitFeedback,
@@ -54,6 +56,33 @@ from .services.scheme_entitlements import (
     scheme_entitlement_decisions_set,
     scheme_entitlement_problems,
 )
+
+_SOURCES = (
+    # the forms the services write a budget entry's source in
+    (re.compile(r"^entitlement (?P<benefit>\S+) (?P<period>\S+)$"), _("entitlement, %(period)s")),
+    (re.compile(r"^task reward (?P<campaign>\S+) #(?P<task>\d+)"), _("task reward, %(campaign)s")),
+    (re.compile(r"^parent change (?P<budget>\S+)$"), _("moved with budget %(budget)s")),
+)
+
+
+def budget_entry_source_text(entry: BudgetEntry) -> str:
+    """What a budget entry was charged for, in the reader's words ("entitlement, 2026-11 ·
+    Airport lounge"; a grant's source and its benefit by name); another form as written,
+    as a code."""
+    source = entry.source or ""
+    benefit = entry.grant.benefit if entry.grant_id and entry.grant is not None else None
+    text = ""
+    for pattern, words in _SOURCES:
+        if match := pattern.match(source):
+            text = str(words % match.groupdict())
+            break
+    else:
+        head = source.partition(" ")[0]
+        if head in GrantSource.values:
+            text = str(GrantSource(head).label)
+    if not text:
+        return code_html(source) if source else "—"
+    return f"{text} · {name_of(benefit)}" if benefit is not None else text
 
 
 class BenefitForm(forms.ModelForm):
@@ -112,16 +141,23 @@ class BenefitAdmin(MatrixModelAdmin):
     form = BenefitForm
     list_display = [
         "code",
-        "name",
-        "name_en",
+        "name_shown",
         "category",
         "provider",
-        "unit_cost",
+        money_column("unit_cost", _("unit cost"), ordering="unit_cost_fen"),
         "budget",
         "active",
     ]
+    list_select_related = ["budget", "department"]
     list_filter = ["category", "active", "department"]
     search_fields = ["code", "name", "name_en", "provider"]
+
+    @admin.display(description=_("name"), ordering="name")
+    def name_shown(self, benefit: Benefit) -> str:
+        return name_of(benefit)
+
+    def object_title(self, benefit: Benefit) -> str:
+        return f"{benefit.code} {name_of(benefit)}"
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False  # deactivate instead: grants keep pointing at the benefit
@@ -167,7 +203,7 @@ class TierEntitlementAdmin(MatrixModelAdmin):
     view_action = "benefits.view_benefits"
     change_action = "benefits.configure_benefits"
     list_display = ["tier", "benefit", "quantity", "period"]
-    list_filter = ["tier__scheme", "tier", "period"]
+    list_filter = ["tier", "period"]
 
     def get_urls(self):
         return [
@@ -342,11 +378,12 @@ class BudgetForm(forms.ModelForm):
             self.fields["amount"].help_text = _(
                 "Raising the amount is sent to a budget approver; it applies on approval."
             )
+        if self.instance.pk and "parent" in self.fields:  # a read-only form has none
             self.fields["parent"].help_text = _(
                 "A new parent is sent to a budget approver; it applies on approval, and what "
                 "the budget has consumed moves with it."
             )
-        else:
+        if not self.instance.pk:
             self.fields["amount"].help_text = _(
                 "A new budget is sent to a budget approver and created on approval."
             )
@@ -366,9 +403,11 @@ class BudgetForm(forms.ModelForm):
     def clean(self):
         data = super().clean()
         start, end = data.get("period_start"), data.get("period_end")
-        if "amount" in data and start and end:
+        if start and end:
+            # the domain's rules, in the user's words, also while the amount is wrong: a
+            # period that ends before it starts is never left to the database's constraint
             problems = budget_values_problems(
-                amount=data["amount"],
+                amount=data.get("amount"),
                 period_start=start,
                 period_end=end,
                 parent=data.get("parent"),
@@ -379,6 +418,7 @@ class BudgetForm(forms.ModelForm):
                     self.add_error(field, problem)
             if (
                 self.instance.pk
+                and "amount" in data
                 and "parent" not in self.errors
                 and (
                     refusal := budget_parent_alone_problem(
@@ -407,6 +447,10 @@ class BudgetForm(forms.ModelForm):
         return data
 
 
+#: a budget's amount as money, where the user may only view the budget
+BUDGET_AMOUNT_SHOWN = money_column("amount", _("amount"), ordering="amount_fen")
+
+
 @admin.register(Budget)
 class BudgetAdmin(MatrixModelAdmin):
     """Budgets. Maker-checker: creating a budget, raising its amount and giving it another
@@ -425,12 +469,41 @@ class BudgetAdmin(MatrixModelAdmin):
         "line",
         "period_start",
         "period_end",
-        "amount",
-        "consumed",
-        "consumed_percent",
+        money_column("amount", _("amount"), ordering="amount_fen"),
+        money_column("consumed", _("consumed"), ordering="consumed_fen"),
+        money_column("remaining", _("left to spend")),
+        "consumed_percent_shown",
     ]
     list_filter = ["department", "line"]
-    readonly_fields = ["consumed_fen"]
+    list_select_related = ["department", "parent"]
+    readonly_fields = ["consumed_fen", "remaining_shown", "consumed_percent_shown"]
+
+    def get_fieldsets(self, request, obj=None):
+        """A page the user may only view shows the amount as money, not the input's text."""
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is None or self.has_change_permission(request, obj):
+            return fieldsets
+        return [
+            (
+                title,
+                {
+                    **options,
+                    "fields": [
+                        BUDGET_AMOUNT_SHOWN if name == "amount" else name
+                        for name in options.get("fields", ())
+                    ],
+                },
+            )
+            for title, options in fieldsets
+        ]
+
+    @admin.display(description=_("consumed (%)"))
+    def consumed_percent_shown(self, budget: Budget) -> str:
+        return percent_text(budget.consumed_percent)
+
+    @admin.display(description=_("left to spend"))
+    def remaining_shown(self, budget: Budget) -> str:
+        return money_column("remaining", _("left to spend"))(budget) if budget.pk else "—"
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
@@ -479,28 +552,59 @@ class BudgetAdmin(MatrixModelAdmin):
 @admin.register(BudgetEntry)
 class BudgetEntryAdmin(MatrixModelAdmin):
     view_action = "benefits.view_budgets"
-    list_display = ["created_at", "budget", "kind", "amount_fen", "source", "grant"]
+    list_display = ["created_at", "budget", "kind", "amount_fen", "source_shown", "grant_shown"]
     list_filter = ["kind", "budget"]
+    list_select_related = ["budget", "grant__benefit"]
     show_full_result_count = False
-    readonly_fields = [f.name for f in BudgetEntry._meta.fields]
+    fields = ["created_at", "budget", "kind", "amount_fen", "source_shown", "grant_shown"]
+    readonly_fields = fields
+
+    def object_title(self, entry: BudgetEntry) -> str:
+        return f"{entry.budget.code} {entry.get_kind_display()} #{entry.pk}"
+
+    @admin.display(description=_("charged for"))
+    def source_shown(self, entry: BudgetEntry) -> str:
+        return budget_entry_source_text(entry)
+
+    @admin.display(description=_("grant"))
+    def grant_shown(self, entry: BudgetEntry) -> str:
+        return f"#{entry.grant_id}" if entry.grant_id else "—"
 
 
 @admin.register(BudgetAlert)
 class BudgetAlertAdmin(MatrixModelAdmin):
     view_action = "benefits.view_budgets"
-    list_display = ["raised_at", "budget", "percent", "consumed_fen"]
-    readonly_fields = [f.name for f in BudgetAlert._meta.fields]
+    list_display = ["raised_at", "budget", "percent_shown", "consumed_fen"]
+    readonly_fields = [
+        *(f.name for f in BudgetAlert._meta.fields if f.name != "percent"),
+        "percent_shown",
+    ]
+
+    @admin.display(description=_("alert threshold"), ordering="percent")
+    def percent_shown(self, alert: BudgetAlert) -> str:
+        return percent_text(alert.percent, places=0)
 
 
 @admin.register(BenefitGrant)
 class BenefitGrantAdmin(MatrixModelAdmin):
     view_action = "benefits.view_benefits"
-    list_display = ["id", "member", "benefit", "source", "status", "cost", "expires_on"]
+    list_display = [
+        "id",
+        "member",
+        "benefit",
+        "source",
+        "status",
+        money_column("cost", _("cost"), ordering="cost_fen"),
+        "expires_on",
+    ]
     list_filter = ["status", "source", "benefit"]
     search_fields = ["member__member_no", "idempotency_key"]
     list_select_related = ["member", "benefit"]
     show_full_result_count = False
     readonly_fields = [f.name for f in BenefitGrant._meta.fields]
+
+    def object_title(self, grant: BenefitGrant) -> str:
+        return f"#{grant.pk} {name_of(grant.benefit)} → {grant.member.member_no}"
 
     def get_queryset(self, request):
         return super().get_queryset(request).filter(member__in=member_scope(user=request.user))
@@ -515,6 +619,10 @@ class ManualGrantRequestAdmin(ApprovalDoorAdminMixin, MatrixModelAdmin):
     list_display = ["requested_at", "member", "benefit", "status", "requested_by", "decided_by"]
     list_filter = ["status"]
     readonly_fields = [f.name for f in ManualGrantRequest._meta.fields]
+
+    def object_title(self, request_: ManualGrantRequest) -> str:
+        return f"{name_of(request_.benefit)} → {request_.member.member_no}"
+
     approval_kind_code = BenefitApproval.MANUAL_GRANT
     actions_detail = ["approve_detail", "reject_detail"]
 
@@ -534,6 +642,9 @@ class BenefitFeedbackAdmin(MatrixModelAdmin):
     list_display = ["created_at", "benefit", "member", "useful", "reason", "author"]
     list_filter = ["useful", "benefit"]
     readonly_fields = [f.name for f in BenefitFeedback._meta.fields]
+
+    def object_title(self, feedback: BenefitFeedback) -> str:
+        return f"{name_of(feedback.benefit)} · {feedback.member.member_no}"
 
     def get_queryset(self, request):
         return super().get_queryset(request).filter(member__in=member_scope(user=request.user))

@@ -177,6 +177,7 @@ class Benefit(models.Model):
     def unit_cost(self) -> Decimal:
         return fen_to_decimal(self.unit_cost_fen)
 
+    unit_cost.fget.short_description = _("unit cost")  # its label where it is shown read-only
     unit_cost_decimal = unit_cost
 
 

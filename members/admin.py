@@ -9,6 +9,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.http import QueryDict
 from django.shortcuts import redirect
+from django.utils.html import format_html
 from django.utils.http import urlencode
 from django.utils.translation import gettext_lazy as _
 from unfold.admin import TabularInline
@@ -19,6 +20,7 @@ from unfold.paginator import InfinitePaginator
 
 from portal.admin_approvals import ApprovalDoorAdminMixin
 from portal.admin_base import MatrixInlineMixin, MatrixModelAdmin
+from portal.display import name_of
 from portal.errors import DomainError
 from portal.middleware import client_ip
 from portal.permissions import user_can
@@ -180,6 +182,9 @@ class FeedBatchAdmin(MatrixModelAdmin):
     list_filter = ["kind", "status"]
     search_fields = ["file_name", "checksum"]
     readonly_fields = [f.name for f in FeedBatch._meta.fields]
+
+    def object_title(self, batch: FeedBatch) -> str:
+        return f"#{batch.pk} {batch.get_kind_display()} {batch.file_name}"
 
 
 @admin.register(FeedRejection)
@@ -396,6 +401,9 @@ class TierChangeAdmin(MatrixModelAdmin):
     show_full_result_count = False
     readonly_fields = [f.name for f in TierChange._meta.fields]
 
+    def object_title(self, change: TierChange) -> str:
+        return f"{change.member.member_no} {change.get_cause_display()} {change.business_date}"
+
     def get_queryset(self, request):
         return super().get_queryset(request).filter(member__in=member_scope(user=request.user))
 
@@ -407,6 +415,9 @@ class TierOverrideAdmin(MatrixModelAdmin):
     list_filter = ["status"]
     list_select_related = ["member", "tier", "requested_by", "decided_by"]
     readonly_fields = [f.name for f in TierOverride._meta.fields]
+
+    def object_title(self, override: TierOverride) -> str:
+        return f"{override.member.member_no} → {name_of(override.tier)}"
 
     def get_queryset(self, request):
         return super().get_queryset(request).filter(member__in=member_scope(user=request.user))
@@ -426,12 +437,17 @@ class SegmentForm(forms.ModelForm):
     class Meta:
         model = Segment
         fields = ["code", "name", "description", "department", "rules"]
-        help_texts = {
-            "rules": _(
-                'A list of conditions, all of which must hold, e.g. [{"field": '
-                '"lifecycle_stage", "op": "in", "value": ["DORMANT"]}].'
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if "rules" in self.fields:
+            # the rules are code (JSON), the same in every language
+            self.fields["rules"].widget.attrs["translate"] = "no"
+            self.fields["rules"].help_text = format_html(
+                '{} <code translate="no">{}</code>',
+                _("A list of conditions, all of which must hold, e.g."),
+                '[{"field": "lifecycle_stage", "op": "in", "value": ["DORMANT"]}]',
             )
-        }
 
     def clean_rules(self):
         try:
@@ -632,6 +648,9 @@ class PointsEntryAdmin(MatrixModelAdmin):
     @admin.display(description=_("member"), ordering="member__member_no")
     def member_no(self, entry: PointsEntry) -> str:
         return entry.member.member_no
+
+    def object_title(self, entry: PointsEntry) -> str:
+        return f"{entry.member.member_no} {entry.get_kind_display()} {entry.points:,}"
 
     def has_add_permission(self, request) -> bool:
         return False

@@ -13,36 +13,62 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import date
 
-from django.db.models import QuerySet
+from django.db.models import OuterRef, QuerySet, Subquery
+from django.utils.translation import get_language, override
+from django.utils.translation import gettext as _
 
 from portal.clock import today_in_shanghai
 from portal.csv_export import csv_lines as portal_csv_lines
 from portal.csv_export import csv_safe_text
+from portal.display import name_of, person_name
 from portal.masking import mask_personal_numbers
+from portal.money import fen_to_decimal
+from portal.periods import days_in
 from portal.services import audit_record
 
 from .feeds import rejection_reason_text
-from .models import FeedBatch, FeedRejection, Member, Segment
+from .models import FeedBatch, FeedRejection, Member, MemberMonthlyStat, Segment
 from .segments import segment_filter
-from .selectors import MemberFilters, member_list, member_scope
+from .selectors import MemberFilters, last_tier_recompute_date, member_list, member_scope
+from .tiers import basis_month_for
 
 #: rows fetched from the database per round trip while streaming
 CHUNK_SIZE = 2000
 
-#: the columns of every member export, in order
+#: the columns of every member export, in order: a file for people (headers, names and
+#: labels in the user's language; the API keeps the codes)
 COLUMNS = (
     "member_no",
     "name",
     "phone_masked",
     "id_number_masked",
-    "branch_code",
+    "branch",
     "account_manager",
     "tier",
+    "mada",
     "lifecycle_stage",
     "status",
     "last_active_on",
     "points_balance",
 )
+
+
+def column_headers(*, mada_month: date) -> list[str]:
+    """The header line in the user's language; the MADA column names its month."""
+    return [
+        _("Member no."),
+        _("Name"),
+        _("Phone (masked)"),
+        _("ID number (masked)"),
+        _("Branch"),
+        _("Account manager"),
+        _("Tier"),
+        _("Monthly average daily assets %(month)s (CNY)") % {"month": f"{mada_month:%Y-%m}"},
+        _("Lifecycle stage"),
+        _("Status"),
+        _("Last active"),
+        _("Points balance"),
+    ]
 
 
 @dataclass(frozen=True)
@@ -54,31 +80,65 @@ class CsvExport:
     lines: Iterator[str]
 
 
-def _row(member: Member) -> list:
+def _mada_text(member: Member, mada_month: date) -> str:
+    """The member's MADA of the month in yuan with 2 decimals (rounded down, as the tier
+    engine grades it); empty without a statistic for the month."""
+    day_sum = getattr(member, "mada_day_sum_fen", None)
+    if day_sum is None:
+        return ""
+    return f"{fen_to_decimal(day_sum // days_in(mada_month)):.2f}"
+
+
+def _row(member: Member, mada_month: date) -> list:
     return [
         csv_safe_text(member.member_no),
         csv_safe_text(member.name),
         member.masked_phone,
         member.masked_id_number,
-        member.branch.code if member.branch else "",
-        member.account_manager.username if member.account_manager else "",
-        member.tier.code if member.tier else "",
-        member.lifecycle_stage,
-        member.status,
+        csv_safe_text(member.branch.name) if member.branch else "",
+        csv_safe_text(person_name(member.account_manager)) if member.account_manager else "",
+        csv_safe_text(name_of(member.tier)) if member.tier else "",
+        _mada_text(member, mada_month),
+        member.get_lifecycle_stage_display(),
+        member.get_status_display(),
         member.last_active_on.isoformat() if member.last_active_on else "",
         member.points_balance,
     ]
 
 
-def csv_lines(members: Iterable[Member]) -> Iterator[str]:
+def mada_month_of_exports() -> date:
+    """The month whose MADA an export shows: the basis month of the last tier recompute
+    (the last complete month), so the file agrees with the customer page's tier."""
+    return basis_month_for(last_tier_recompute_date() or today_in_shanghai())
+
+
+def csv_lines(members: Iterable[Member], *, mada_month: date | None = None) -> Iterator[str]:
     """The CSV text: a UTF-8 byte order mark (so Excel reads the Chinese names), the header,
-    then one line per member."""
-    return portal_csv_lines(COLUMNS, (_row(member) for member in members))
+    then one line per member, in the language active when it is called."""
+    month = mada_month or mada_month_of_exports()
+    return portal_csv_lines(
+        column_headers(mada_month=month), (_row(member, month) for member in members)
+    )
 
 
 def _stream(members: QuerySet[Member]) -> Iterator[str]:
-    members = members.select_related("branch", "account_manager", "tier")
-    return csv_lines(members.iterator(chunk_size=CHUNK_SIZE))
+    """The lines, written in the language of the request that asked for them (the response
+    streams after the request's language is no longer active)."""
+    month = mada_month_of_exports()
+    members = members.select_related("branch", "account_manager", "tier").annotate(
+        mada_day_sum_fen=Subquery(
+            MemberMonthlyStat.objects.filter(member=OuterRef("pk"), month=month).values(
+                "financial_day_sum_fen"
+            )[:1]
+        )
+    )
+    language = get_language()
+
+    def lines() -> Iterator[str]:
+        with override(language):
+            yield from csv_lines(members.iterator(chunk_size=CHUNK_SIZE), mada_month=month)
+
+    return lines()
 
 
 def _filters_for_audit(filters: MemberFilters) -> dict[str, str]:
@@ -177,6 +237,7 @@ __all__ = [
     "COLUMNS",
     "REJECTION_COLUMNS",
     "CsvExport",
+    "column_headers",
     "csv_lines",
     "feed_rejections_export",
     "member_export",

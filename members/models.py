@@ -12,8 +12,10 @@ from django.db import models
 from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from portal.crypto import DigestField, EncryptedTextField
+from portal.display import name_of
 from portal.masking import (
     mask_id_number,
     mask_members_row,
@@ -72,7 +74,7 @@ class Member(models.Model):
     """
 
     member_no = models.CharField(_("member no."), max_length=32)
-    name = models.CharField(_("name"), max_length=100)
+    name = models.CharField(pgettext_lazy("person", "name"), max_length=100)
     phone = EncryptedTextField(_("phone"), blank=True)
     id_number = EncryptedTextField(_("ID number"), blank=True)
     phone_digest = DigestField(_("phone (keyed hash)"), source="phone")
@@ -496,7 +498,8 @@ class Tier(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.code} {self.name}"
+        """The tier by its name in the reader's language (its code is for data and the API)."""
+        return name_of(self)
 
     @property
     def threshold_display(self) -> Decimal | int:

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
+from decimal import Decimal
 
 from django.db import connection
 from django.db.models import BooleanField, ExpressionWrapper, Q, QuerySet
@@ -162,7 +163,7 @@ def member_get(*, user, member_no: str) -> Member:
     try:
         return (
             member_scope(user=user)
-            .select_related("branch", "account_manager")
+            .select_related("branch", "account_manager", "tier__scheme")
             .get(member_no=member_no)
         )
     except Member.DoesNotExist:
@@ -220,45 +221,93 @@ def measure_text(method: str, value: int) -> str | int:
     return f"{fen_to_decimal(value):.2f}" if method == TierMethod.MADA else int(value)
 
 
-def member_tier_status(*, member: Member) -> dict:
-    """Tier, next tier and downgrade protection as the member centre and the customer page
-    show them, from what the last recompute stored."""
+@dataclass(frozen=True)
+class TierStanding:
+    """Where a member stands, from what the last recompute stored: the tier held, the next
+    one and the gap to it, and the downgrade protection when the basis is below the tier's
+    threshold. Amounts are in the scheme's units (fen of MADA, or points): `value()` turns
+    them into CNY or points."""
+
+    tier: Tier | None
+    since: date | None
+    method: str = ""
+    next_tier: Tier | None = None
+    #: the gap to the next tier (0 when the basis already reaches it)
+    missing: int = 0
+    months_below: int = 0
+    downgrade_after_months: int = 0
+    #: below the tier's threshold by this much (None: not below, or never graded)
+    keep_tier_missing: int | None = None
+
+    def value(self, units: int) -> Decimal | int:
+        """`units` as people count them: CNY for a MADA scheme, points otherwise."""
+        return fen_to_decimal(units) if self.method == TierMethod.MADA else int(units)
+
+
+def member_tier_standing(*, member: Member) -> TierStanding:
+    """The member's tier, the next tier with the gap to it and the protection (the member
+    centre's figures and the customer page's, one rule)."""
     tier = member.tier
     if tier is None:
-        return {"tier": None, "tier_since": None, "next_tier": None, "protection": None}
+        return TierStanding(tier=None, since=None)
     scheme = tier.scheme
     basis = member.tier_basis or 0
     next_tier = Tier.objects.filter(scheme=scheme, rank__gt=tier.rank).order_by("rank").first()
+    below = member.tier_basis is not None and basis < tier.threshold
+    return TierStanding(
+        tier=tier,
+        since=member.tier_since,
+        method=scheme.method,
+        next_tier=next_tier,
+        missing=max(0, next_tier.threshold - basis) if next_tier else 0,
+        months_below=member.tier_months_below,
+        downgrade_after_months=scheme.downgrade_after_months,
+        keep_tier_missing=tier.threshold - basis if below else None,
+    )
+
+
+def member_tier_status(*, member: Member) -> dict:
+    """Tier, next tier and downgrade protection as the member centre (API.md) shows them,
+    from what the last recompute stored: codes, and amounts as measure_text writes them."""
+    standing = member_tier_standing(member=member)
+    tier, next_tier = standing.tier, standing.next_tier
+    if tier is None:
+        return {"tier": None, "tier_since": None, "next_tier": None, "protection": None}
     protection = None
-    if member.tier_basis is not None and basis < tier.threshold:
+    if standing.keep_tier_missing is not None:
         protection = {
-            "months_below": member.tier_months_below,
-            "downgrade_after_months": scheme.downgrade_after_months,
-            "keep_tier_needs": measure_text(scheme.method, tier.threshold),
-            "missing": measure_text(scheme.method, tier.threshold - basis),
+            "months_below": standing.months_below,
+            "downgrade_after_months": standing.downgrade_after_months,
+            "keep_tier_needs": measure_text(standing.method, tier.threshold),
+            "missing": measure_text(standing.method, standing.keep_tier_missing),
         }
     return {
         "tier": {"code": tier.code, "name": tier.name, "rank": tier.rank},
-        "tier_since": member.tier_since,
+        "tier_since": standing.since,
         "next_tier": None
         if next_tier is None
         else {
             "code": next_tier.code,
-            "measure": scheme.method,
-            "missing": measure_text(scheme.method, max(0, next_tier.threshold - basis)),
+            "measure": standing.method,
+            "missing": measure_text(standing.method, standing.missing),
         },
         "protection": protection,
     }
 
 
-def member_tier_explanation(*, member: Member):
-    """The engine's explanation of the member's tier for the latest business date graded."""
-    last = (
+def last_tier_recompute_date() -> date | None:
+    """The latest business date the nightly tier recompute graded (None: never)."""
+    return (
         JobRun.objects.filter(kind="tier_recompute", status__in=["SUCCEEDED", "WARNING"])
         .order_by("-business_date")
         .values_list("business_date", flat=True)
         .first()
     )
+
+
+def member_tier_explanation(*, member: Member):
+    """The engine's explanation of the member's tier for the latest business date graded."""
+    last = last_tier_recompute_date()
     try:
         plan = TierPlan.active(last or today_in_shanghai())
     except LookupError:

@@ -22,8 +22,11 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 
 from django.db import connection
+from django.utils.formats import number_format
+from django.utils.translation import gettext as _
 
 from portal.clock import SHANGHAI
+from portal.display import money_text
 from portal.money import fen_to_decimal
 from portal.periods import add_months, days_in, month_start
 
@@ -163,6 +166,45 @@ INDICATORS: dict[str, IndicatorRule] = {
 }
 
 
+#: indicators whose measure is an amount of money (per_unit in fen)
+MONEY_INDICATORS = frozenset(
+    {
+        IndicatorKind.CATEGORY_BALANCE,
+        IndicatorKind.FUND_PURCHASE,
+        IndicatorKind.CONSUMPTION,
+        IndicatorKind.PAYROLL,
+    }
+)
+
+
+def indicator_text(indicator: PointsIndicator) -> str:
+    """An indicator as people read it, in the current language: "Demand deposit: 135 points
+    per CNY 10,000.00 (at most 500 points)" — names, not codes; grouped numbers."""
+    what = (
+        AssetCategory(indicator.category).label
+        if indicator.category in AssetCategory.values
+        else IndicatorKind(indicator.kind).label
+    )
+    points = number_format(indicator.points, force_grouping=True)
+    if indicator.kind in MONEY_INDICATORS:
+        text = _("%(what)s: %(points)s points per %(amount)s") % {
+            "what": what,
+            "points": points,
+            "amount": money_text(fen_to_decimal(indicator.per_unit)),
+        }
+    else:
+        text = _("%(what)s: %(points)s points per %(units)s") % {
+            "what": what,
+            "points": points,
+            "units": number_format(indicator.per_unit, force_grouping=True),
+        }
+    if indicator.cap is not None:
+        text += _(" (at most %(cap)s points)") % {
+            "cap": number_format(indicator.cap, force_grouping=True)
+        }
+    return text
+
+
 # --- methods: MADA and POINTS ------------------------------------------------------------------
 
 
@@ -238,9 +280,10 @@ class PointsMethod(MethodRule):
         for indicator in plan.indicators:
             rule = INDICATORS[indicator.kind]
             if rule.member_level:
-                rows.append((str(indicator), rule.member_points(indicator, member, month)))
+                points = rule.member_points(indicator, member, month)
+                rows.append((indicator_text(indicator), points))
             else:
-                rows.append((str(indicator), rule.points(indicator, stat, days)))
+                rows.append((indicator_text(indicator), rule.points(indicator, stat, days)))
         return rows
 
     def window_sql(self, total, months):

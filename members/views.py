@@ -16,12 +16,13 @@ from portal.approvals import approval_decide, approval_pending_for
 from portal.clock import today_in_shanghai
 from portal.csv_export import csv_response
 from portal.decorators import action_required
+from portal.display import name_of
 from portal.errors import DomainError
 from portal.middleware import client_ip
 from portal.paging import query_without
 from portal.permissions import user_can
 
-from .choices import FeedStatus, MemberApproval
+from .choices import FeedStatus, MemberApproval, SchemeStatus
 from .exports import CsvExport, feed_rejections_export, member_export, segment_export
 from .forms import (
     DecisionForm,
@@ -33,7 +34,7 @@ from .forms import (
     feed_upload_max_bytes,
     feed_upload_too_large_text,
 )
-from .models import Segment, TierOverride, TierScheme
+from .models import Segment, Tier, TierOverride, TierScheme
 from .selectors import (
     MemberFilters,
     feed_batch_list,
@@ -79,6 +80,7 @@ def member_list_view(request):
             )
         except DomainError as exc:
             notice = exc.message
+    _tier_options_by_name(form)
     form.fields["q"].widget.attrs["placeholder"] = (
         _("Member no., name, full ID or mobile number")
         if may_search_personal
@@ -104,6 +106,20 @@ def member_list_view(request):
             "search_notice": notice,
         },
     )
+
+
+def _tier_options_by_name(form: MemberFilterForm) -> None:
+    """The tier filter's options by the tiers' names in the user's language (the values stay
+    the codes the filter and the export link carry)."""
+    names = {
+        tier.code: name_of(tier)
+        for tier in Tier.objects.filter(scheme__status=SchemeStatus.ACTIVE).only(
+            "code", "name", "name_en"
+        )
+    }
+    form.fields["tier"].choices = [
+        (code, names.get(code, label)) for code, label in form.fields["tier"].choices
+    ]
 
 
 @require_POST
@@ -217,19 +233,39 @@ def scheme_simulate_view(request, pk: int):
     result = tier_simulate(scheme=scheme, business_date=today_in_shanghai())
     new_codes = list(result["distribution"])
     old_codes = list(result["matrix"])
+    names = _tier_names(scheme, {*new_codes, *old_codes})
     rows = [
         (
-            old,
+            names.get(old, old),
             [result["matrix"][old].get(new, 0) for new in new_codes],
             sum(result["matrix"][old].values()),
         )
         for old in old_codes
     ]
+    distribution = [
+        (names.get(code, code), count) for code, count in result["distribution"].items()
+    ]
+    new_names = [names.get(code, code) for code in new_codes]
     return render(
         request,
         "members/scheme_simulate.html",
-        {"scheme": scheme, "result": result, "new_codes": new_codes, "rows": rows},
+        {
+            "scheme": scheme,
+            "result": result,
+            "distribution": distribution,
+            "new_names": new_names,
+            "rows": rows,
+        },
     )
+
+
+def _tier_names(scheme: TierScheme, codes: set[str]) -> dict[str, str]:
+    """Tier codes by name in the user's language: the simulated scheme's tiers, and the
+    tiers held now (the active scheme's) for codes it does not have."""
+    tiers = Tier.objects.filter(code__in=codes, scheme__status=SchemeStatus.ACTIVE)
+    names = {tier.code: name_of(tier) for tier in tiers}
+    names.update({tier.code: name_of(tier) for tier in scheme.tiers.filter(code__in=codes)})
+    return names
 
 
 def _feed_page_context(request, *, form: FeedUploadForm | None = None) -> dict:

@@ -17,6 +17,9 @@ from datetime import date, timedelta
 
 from django.conf import settings
 from django.db.models import Max, Min
+from django.utils.functional import Promise
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext
 
 from benefits.services import budget_alerts_raise, entitlement_grants_run, grants_expire
 from campaigns.services import campaign_periods_roll
@@ -41,6 +44,9 @@ from portal.jobs import (
     jobrun_record,
     jobrun_runner,
     jobrun_start,
+    progress_chunks,
+    progress_step,
+    progress_steps_done,
 )
 from portal.models import JobRun
 
@@ -53,7 +59,7 @@ IdRange = tuple[int, int] | None
 @dataclass(frozen=True)
 class NightlyStep:
     kind: str
-    label: str
+    label: str | Promise
     run: Callable[[date, JobRun], StepResult] | None = None
     chunk: Callable[[date, JobRun, IdRange], dict] | None = None
     #: for a chunked step: a check whose message makes the run a WARNING (it still runs)
@@ -84,10 +90,13 @@ def tier_basis_warning(business_date: date) -> str:
     if not missing:
         return ""
     shown = ", ".join(day.isoformat() for day in missing[:5]) + (" …" if len(missing) > 5 else "")
-    return (
-        f"The basis month {month:%Y-%m} has no assets feed for {len(missing)} day(s) ({shown}); "
-        "those days count as 0. Import the missing files, then re-run this date."
-    )
+    return ngettext(
+        "The basis month %(month)s has no assets feed for %(count)s day (%(days)s); that day "
+        "counts as 0. Import the missing file, then re-run this date.",
+        "The basis month %(month)s has no assets feed for %(count)s days (%(days)s); those "
+        "days count as 0. Import the missing files, then re-run this date.",
+        len(missing),
+    ) % {"month": f"{month:%Y-%m}", "count": len(missing), "days": shown}
 
 
 def _lifecycle_chunk(business_date: date, run: JobRun, id_range: IdRange) -> dict:
@@ -99,7 +108,11 @@ def refused_rows_warning(what: str, refused: list[str], remedy: str, *, shown: i
     they are, the first `shown` of them with their reasons, and what to do next."""
     if not refused:
         return ""
-    more = f" (and {len(refused) - shown} more)" if len(refused) > shown else ""
+    more = (
+        " " + _("(and %(count)s more)") % {"count": len(refused) - shown}
+        if len(refused) > shown
+        else ""
+    )
     return f"{what}: " + "; ".join(refused[:shown]) + f"{more}. {remedy}"
 
 
@@ -108,23 +121,24 @@ def _entitlement_grants(business_date: date, run: JobRun) -> StepResult:
     shortfalls = counts.pop("shortfalls")
     warnings = [
         refused_rows_warning(
-            "Entitlements not granted because their configuration is invalid",
+            _("Entitlements not granted because their configuration is invalid"),
             counts.pop("refused"),
-            "Correct them in the entitlement matrix (with approval), then re-run this date; "
-            "the other entitlements were granted.",
+            _(
+                "Correct them in the entitlement matrix (with approval), then re-run this date; "
+                "the other entitlements were granted."
+            ),
         )
     ]
     warning = ""
     if shortfalls:
         if any("not open" in shortfall for shortfall in shortfalls):
-            remedy = "Open a budget for this period (with approval)"
+            remedy = _("Open a budget for this period (with approval)")
         else:
-            remedy = "Budget exhausted: raise the budget (with approval)"
-        warning = (
-            "Some entitlements were not granted: "
-            + "; ".join(shortfalls)
-            + f". {remedy}, then re-run this date to grant the rest."
-        )
+            remedy = _("Budget exhausted: raise the budget (with approval)")
+        warning = _(
+            "Some entitlements were not granted: %(shortfalls)s. %(remedy)s, then re-run this "
+            "date to grant the rest."
+        ) % {"shortfalls": "; ".join(shortfalls), "remedy": remedy}
     return counts, " ".join([*warnings, warning]).strip()
 
 
@@ -143,11 +157,13 @@ def _grants_expire(business_date: date, run: JobRun) -> StepResult:
 def _budget_alerts(business_date: date, run: JobRun) -> StepResult:
     counts = budget_alerts_raise(business_date=business_date)
     alerts = counts.pop("alerts")
-    warning = ("New budget alerts: " + ", ".join(alerts) + ".") if alerts else ""
+    warning = (
+        (_("New budget alerts: %(alerts)s.") % {"alerts": ", ".join(alerts)}) if alerts else ""
+    )
     refused = refused_rows_warning(
-        "Alert thresholds not read (invalid)",
+        _("Alert thresholds not read (invalid)"),
         counts.pop("refused"),
-        "Correct them on the budget; the other budgets were checked.",
+        _("Correct them on the budget; the other budgets were checked."),
     )
     return counts, f"{warning} {refused}".strip()
 
@@ -157,21 +173,23 @@ def _kpi_snapshot(business_date: date, run: JobRun) -> StepResult:
 
 
 NIGHTLY_STEPS: list[NightlyStep] = [
-    NightlyStep("feed_check", "Feed arrival check", run=_feed_check),
+    NightlyStep("feed_check", gettext_lazy("Feed arrival check"), run=_feed_check),
     NightlyStep(
         "tier_recompute",
-        "Tier recompute",
+        gettext_lazy("Tier recompute"),
         chunk=_tier_chunk,
         warn=tier_basis_warning,
         prepare=_scheme_switch,
     ),
-    NightlyStep("lifecycle_recompute", "Lifecycle stages", chunk=_lifecycle_chunk),
-    NightlyStep("task_periods", "Task period roll-over", run=_task_periods),
-    NightlyStep("entitlement_grants", "Periodic entitlement grants", run=_entitlement_grants),
-    NightlyStep("points_expire", "Expiry of points", run=_points_expire),
-    NightlyStep("grants_expire", "Expiry of grants", run=_grants_expire),
-    NightlyStep("budget_alerts", "Budget alerts", run=_budget_alerts),
-    NightlyStep("kpi_snapshot", "KPI snapshot", run=_kpi_snapshot),
+    NightlyStep("lifecycle_recompute", gettext_lazy("Lifecycle stages"), chunk=_lifecycle_chunk),
+    NightlyStep("task_periods", gettext_lazy("Task period roll-over"), run=_task_periods),
+    NightlyStep(
+        "entitlement_grants", gettext_lazy("Periodic entitlement grants"), run=_entitlement_grants
+    ),
+    NightlyStep("points_expire", gettext_lazy("Expiry of points"), run=_points_expire),
+    NightlyStep("grants_expire", gettext_lazy("Expiry of grants"), run=_grants_expire),
+    NightlyStep("budget_alerts", gettext_lazy("Budget alerts"), run=_budget_alerts),
+    NightlyStep("kpi_snapshot", gettext_lazy("KPI snapshot"), run=_kpi_snapshot),
 ]
 
 
@@ -208,7 +226,7 @@ def _run_in_process(step: NightlyStep, business_date: date, run: JobRun) -> Step
     for index, id_range in enumerate(ranges, start=1):
         parts.append(step.chunk(business_date, run, id_range))
         evaluated = sum(part.get("evaluated", 0) for part in parts)
-        jobrun_progress(run=run, progress=f"chunk {index}/{len(ranges)}, {evaluated:,} members")
+        jobrun_progress(run=run, progress=progress_chunks(index, len(ranges), evaluated))
     counts = sum_counts(parts)
     counts["chunks"] = len(ranges)
     return counts, step.warn(business_date) if step.warn else ""
@@ -217,6 +235,17 @@ def _run_in_process(step: NightlyStep, business_date: date, run: JobRun) -> Step
 #: the JobRun of a whole night: held while the chain runs, so that a date is run by one
 #: chain at a time (its steps have JobRuns of their own)
 CHAIN_KIND = "nightly_chain"
+CHAIN_LABEL = gettext_lazy("Nightly chain")
+
+
+def job_label(kind: str) -> str:
+    """A job (a step of the chain, or the chain) as the job runs page names it."""
+    if kind == CHAIN_KIND:
+        return str(CHAIN_LABEL)
+    step = next((step for step in NIGHTLY_STEPS if step.kind == kind), None)
+    return str(step.label) if step else kind
+
+
 #: the statuses of a night that counts as done (catch-up starts after the last one)
 DONE = (JobStatus.SUCCEEDED, JobStatus.WARNING)
 
@@ -236,8 +265,13 @@ def nightly_chain_finish(*, chain: JobRun, runs: list[JobRun]) -> JobRun:
     return jobrun_finish(
         run=chain,
         counts={run.kind: run.status for run in runs},
-        warning=("Steps with warnings: " + ", ".join(warned)) if warned else "",
-        progress=f"{len(runs)}/{len(NIGHTLY_STEPS)} steps done",
+        warning=(
+            _("Steps with warnings: %(steps)s")
+            % {"steps": ", ".join(str(nightly_step(kind).label) for kind in warned)}
+        )
+        if warned
+        else "",
+        progress=progress_steps_done(len(runs), len(NIGHTLY_STEPS)),
     )
 
 
@@ -259,7 +293,7 @@ def nightly_run(
         with jobrun_heartbeats(chain):
             for index, step in enumerate(NIGHTLY_STEPS, start=1):
                 jobrun_progress(
-                    run=chain, progress=f"step {index}/{len(NIGHTLY_STEPS)}: {step.kind}"
+                    run=chain, progress=progress_step(index, len(NIGHTLY_STEPS), step.kind)
                 )
                 run = nightly_step_run(
                     step=step, business_date=business_date, actor=actor, runner=chain.runner

@@ -6,17 +6,18 @@ from django.contrib import messages
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.formats import number_format
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.http import require_POST
 
 from benefits.selectors import expiring_grants
-from members.choices import LifecycleStage
+from members.choices import FeedKind, LifecycleStage, TierMethod
 from members.selectors import (
     WORKBENCH_LISTS,
     WORKBENCH_ROWS,
     capped_count,
     followups_due,
-    measure_text,
     member_worklist,
     overrides_ended_by_scheme,
 )
@@ -25,14 +26,28 @@ from portal.approvals import approval_inbox
 from portal.choices import JobStatus, Role
 from portal.clock import today_in_shanghai
 from portal.decorators import action_required
+from portal.display import money_text, system_or_person
 from portal.errors import DomainError, form_add_domain_error
+from portal.jobs import jobrun_progress_text
 from portal.middleware import client_ip
 from portal.models import JobRun
+from portal.money import fen_to_decimal
 from portal.permissions import user_can
 from portal.selectors import jobrun_list
 
 from .forms import NightlyRunForm
+from .nightly import CHAIN_KIND, job_label
 from .tasks import nightly_dispatch
+
+
+def gap_text(method: str, gap: int) -> str:
+    """What a customer still needs for the next tier: an amount of CNY for a MADA scheme
+    (¥21,969.20 / CNY 21,969.20), points for a points scheme ("350 points")."""
+    if method == TierMethod.MADA:
+        return money_text(fen_to_decimal(gap))
+    return ngettext("%(points)s point", "%(points)s points", gap) % {
+        "points": number_format(gap, force_grouping=True)
+    }
 
 
 @action_required("portal.view_home")
@@ -59,7 +74,7 @@ def home(request):
             shown = list(rows[:WORKBENCH_ROWS])
             for member in shown:
                 if member.tier_id in next_threshold and member.tier_basis is not None:
-                    member.to_next_tier = measure_text(
+                    member.to_next_tier = gap_text(
                         tiers[0].scheme.method,
                         next_threshold[member.tier_id] - member.tier_basis,
                     )
@@ -90,11 +105,118 @@ def home(request):
             "can_search": user_can(user, "members.view_members"),
             "today": today,
             "waiting_approvals": approval_inbox(user=user).count(),
-            "recent_jobs": list(jobrun_list()[:5]) if user.has_perm("portal.view_jobruns") else [],
+            "recent_jobs": jobruns_shown(jobrun_list()[:5])
+            if user.has_perm("portal.view_jobruns")
+            else [],
             "stage_choices": LifecycleStage.choices,
-            "tier_measure": tiers[0].scheme.method if lists and tiers else None,
         },
     )
+
+
+#: what a job run's counts (`JobRun.counts`, keys written by the steps' services) are called
+#: on the job runs page; a feed's counts ("assets_rows") are said with the feed's name
+COUNT_LABELS = {
+    "evaluated": gettext_lazy("members evaluated"),
+    "changed": gettext_lazy("changed"),
+    "upgraded": gettext_lazy("upgraded"),
+    "downgraded": gettext_lazy("downgraded"),
+    "first_graded": gettext_lazy("graded for the first time"),
+    "overridden": gettext_lazy("on a manual tier"),
+    "held_by_protection": gettext_lazy("kept by downgrade protection"),
+    "credit_risk": gettext_lazy("held for credit risk"),
+    "scheme_regraded": gettext_lazy("regraded by the new scheme"),
+    "scheme_switched": gettext_lazy("tier schemes switched"),
+    "overrides_ended": gettext_lazy("manual tiers ended"),
+    "override_requests_withdrawn": gettext_lazy("manual tier requests withdrawn"),
+    "entitlements_mapped": gettext_lazy("entitlements carried over"),
+    "chunks": gettext_lazy("chunks"),
+    "new": gettext_lazy("new"),
+    "active": gettext_lazy("active"),
+    "churned": gettext_lazy("churned"),
+    "reactivated": gettext_lazy("reactivated"),
+    "members": gettext_lazy("members"),
+    "points_expired": gettext_lazy("points expired"),
+    "periods_closed": gettext_lazy("task periods closed"),
+    "periods_closed_completed": gettext_lazy("closed periods with completions"),
+    "campaigns_started": gettext_lazy("campaigns started"),
+    "campaigns_ended": gettext_lazy("campaigns ended"),
+    "granted": gettext_lazy("granted"),
+    "not_granted_budget": gettext_lazy("not granted (budget)"),
+    "entitlements_refused": gettext_lazy("entitlements refused"),
+    "expired": gettext_lazy("grants expired"),
+    "released_fen": gettext_lazy("budget released"),
+    "raised": gettext_lazy("budget alerts raised"),
+    "budgets_refused": gettext_lazy("budgets not checked"),
+    "dormant": gettext_lazy("dormant"),
+    "tier_moves": gettext_lazy("tier moves"),
+    "campaigns": gettext_lazy("campaigns"),
+    "benefits": gettext_lazy("benefits"),
+    "budgets": gettext_lazy("budgets"),
+    "feed_date": gettext_lazy("feed date"),
+    "missing": gettext_lazy("feeds missing"),
+    "rejected": gettext_lazy("feeds rejected"),
+}
+#: a feed's counts: "<feed>_<what>"
+FEED_COUNT_LABELS = {
+    "batches": gettext_lazy("%(feed)s: files"),
+    "rows": gettext_lazy("%(feed)s: rows"),
+    "rejected_batches": gettext_lazy("%(feed)s: files rejected"),
+    "rejected_rows": gettext_lazy("%(feed)s: rows rejected"),
+}
+
+
+def _feed_label(code: str) -> str:
+    return str(FeedKind(code).label) if code in FeedKind.values else code
+
+
+def count_label(key: str) -> str:
+    """A key of a run's counts as the page names it."""
+    if key in COUNT_LABELS:
+        return str(COUNT_LABELS[key])
+    for what, label in FEED_COUNT_LABELS.items():
+        feed = key.removesuffix(f"_{what}")
+        if feed != key and feed in FeedKind.values:
+            return str(label) % {"feed": _feed_label(feed)}
+    return key
+
+
+def count_value(key: str, value) -> str:
+    """A count as people read it: grouped digits, money in ¥, feeds by name, "—" for none."""
+    if key.endswith("_fen") and isinstance(value, int):
+        return money_text(fen_to_decimal(value))
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int):
+        return number_format(value, force_grouping=True)
+    if isinstance(value, list):
+        if not value:
+            return "—"
+        return "、".join(_feed_label(str(item)) for item in value)
+    return str(value)
+
+
+def jobrun_counts(run: JobRun) -> list[tuple[str, str]]:
+    """(what, how many) of a run's counts; a chain's are its steps and how each ended."""
+    if not isinstance(run.counts, dict):
+        return []
+    if run.kind == CHAIN_KIND:
+        return [
+            (job_label(kind), JobStatus(status).label if status in JobStatus.values else status)
+            for kind, status in run.counts.items()
+        ]
+    return [(count_label(key), count_value(key, value)) for key, value in run.counts.items()]
+
+
+def jobruns_shown(runs) -> list[JobRun]:
+    """The runs with what the table says of them in the reader's language: the job's name,
+    its counts labelled, its progress as a sentence, and who started it (or the system)."""
+    shown = list(runs)
+    for run in shown:
+        run.job_label = job_label(run.kind)
+        run.counts_shown = jobrun_counts(run)
+        run.progress_text = jobrun_progress_text(run.progress, step_label=job_label)
+        run.triggered_text = system_or_person(run.triggered_by)
+    return shown
 
 
 #: the job runs table refreshes itself this often (seconds) while a run is RUNNING…
@@ -120,7 +242,7 @@ def _jobrun_table_context(request) -> dict:
         poll_url = f"{reverse('jobruns-table')}?{query}"
     return {
         "page": page,
-        "runs": page.object_list,
+        "runs": jobruns_shown(page.object_list),
         "can_rerun": user_can(request.user, "portal.rerun_job"),
         "rerunnable": RERUNNABLE,
         "poll_url": poll_url,

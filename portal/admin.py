@@ -1,6 +1,11 @@
 from datetime import datetime, time, timedelta
 
+from axes.admin import AccessAttemptAdmin as AxesAccessAttemptAdmin
+from axes.admin import AccessFailureLogAdmin as AxesAccessFailureLogAdmin
+from axes.admin import AccessLogAdmin as AxesAccessLogAdmin
+from axes.models import AccessAttempt, AccessFailureLog, AccessLog
 from django import forms
+from django.apps import apps
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.contrib.auth.models import Group
@@ -9,8 +14,11 @@ from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
 from rest_framework.authtoken.models import TokenProxy
+from unfold.admin import ModelAdmin
 from unfold.decorators import action as unfold_action
 from unfold.enums import ActionVariant
 from unfold.forms import (
@@ -27,13 +35,25 @@ from unfold.widgets import (
     UnfoldAdminTextInputWidget,
 )
 
-from .admin_base import MatrixModelAdmin
+from .admin_base import MatrixModelAdmin, shown_name
+from .audit import action_label, change_field_label, masked_changes, object_type_label
 from .choices import ApiScope
+from .display import code_html, person_name
 from .errors import DomainError, form_add_domain_error
+from .jobs import jobrun_progress_text
 from .middleware import client_ip
 from .models import ApiToken, AuditEntry, Branch, Department, JobRun, User
 from .permissions import user_can
 from .services import api_token_issue, api_token_revoke, audit_record
+
+
+def identifier_html(value) -> str:
+    """A login name, an address, a path or a browser's user agent: data shown as it is,
+    the same in every language (`translate="no"`)."""
+    if value in (None, ""):
+        return "—"
+    return format_html('<span translate="no">{}</span>', value)
+
 
 admin.site.unregister(Group)
 if admin.site.is_registered(TokenProxy):
@@ -41,19 +61,106 @@ if admin.site.is_registered(TokenProxy):
     admin.site.unregister(TokenProxy)
 
 
+# --- login throttling (django-axes): its lists in the portal's admin, named in our words ---
+
+apps.get_app_config("axes").verbose_name = _("Sign-in protection")
+
+
+class _AccessAdminMixin:
+    """django-axes' lists, themed, their data values (login names, addresses, paths, user
+    agents) shown as they are. A row holds nothing the list does not show: no detail page."""
+
+    list_display_links = None
+
+    @admin.display(description=_("username"), ordering="username")
+    def username_shown(self, row) -> str:
+        return identifier_html(row.username)
+
+    @admin.display(description=_("IP address"), ordering="ip_address")
+    def ip_shown(self, row) -> str:
+        return identifier_html(row.ip_address)
+
+    @admin.display(description=_("browser"), ordering="user_agent")
+    def user_agent_shown(self, row) -> str:
+        return identifier_html(row.user_agent)
+
+    @admin.display(description=_("path"), ordering="path_info")
+    def path_shown(self, row) -> str:
+        return identifier_html(row.path_info)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+for _model in (AccessAttempt, AccessLog, AccessFailureLog):
+    if admin.site.is_registered(_model):
+        admin.site.unregister(_model)
+
+
+@admin.register(AccessAttempt)
+class AccessAttemptAdmin(_AccessAdminMixin, AxesAccessAttemptAdmin, ModelAdmin):
+    list_display = [
+        "attempt_time",
+        "ip_shown",
+        "user_agent_shown",
+        "username_shown",
+        "path_shown",
+        "failures_since_start",
+    ]
+    list_filter = ["attempt_time"]
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        # a lockout is lifted by deleting its attempt (docs/operations.md)
+        return super().has_delete_permission(request, obj)
+
+
+@admin.register(AccessLog)
+class AccessLogAdmin(_AccessAdminMixin, AxesAccessLogAdmin, ModelAdmin):
+    list_display = [
+        "attempt_time",
+        "logout_time",
+        "ip_shown",
+        "username_shown",
+        "user_agent_shown",
+        "path_shown",
+    ]
+    list_filter = ["attempt_time", "logout_time"]
+
+
+@admin.register(AccessFailureLog)
+class AccessFailureLogAdmin(_AccessAdminMixin, AxesAccessFailureLogAdmin, ModelAdmin):
+    list_display = [
+        "attempt_time",
+        "ip_shown",
+        "username_shown",
+        "user_agent_shown",
+        "path_shown",
+        "locked_out",
+    ]
+    list_filter = ["attempt_time", "locked_out"]
+
+
 @admin.register(Department)
 class DepartmentAdmin(MatrixModelAdmin):
     change_action = "portal.manage_organisation"
-    list_display = ["code", "name"]
+    list_display = ["name", "code_shown"]
     search_fields = ["code", "name"]
+
+    @admin.display(description=_("code"), ordering="code")
+    def code_shown(self, department: Department) -> str:
+        return code_html(department.code)
 
 
 @admin.register(Branch)
 class BranchAdmin(MatrixModelAdmin):
     change_action = "portal.manage_organisation"
-    list_display = ["code", "name", "level", "parent", "path"]
+    list_display = ["name", "code_shown", "level", "parent"]
     list_filter = ["level"]
     search_fields = ["code", "name"]
+
+    @admin.display(description=_("code"), ordering="code")
+    def code_shown(self, branch: Branch) -> str:
+        return code_html(branch.code)
 
 
 @admin.register(User)
@@ -63,12 +170,36 @@ class UserAdmin(BaseUserAdmin, MatrixModelAdmin):
     form = UserChangeForm
     add_form = UserCreationForm
     change_password_form = AdminPasswordChangeForm
-    list_display = ["username", "first_name", "last_name", "branch", "department", "is_active"]
+    list_display = ["full_name", "username_shown", "branch", "department", "is_active"]
     list_filter = ["groups", "branch", "department", "is_active"]
+    # Roles (groups) are the permission model: no per-user permission picker, whose options
+    # are English strings stored in the database.
     fieldsets = (
-        *BaseUserAdmin.fieldsets,
+        (None, {"fields": ("username", "password")}),
+        (_("Personal info"), {"fields": ("last_name", "first_name", "email")}),
+        (
+            _("Roles"),
+            {"fields": ("is_active", "is_staff", "is_superuser", "groups")},
+        ),
         (_("Organisation"), {"fields": ("branch", "department")}),
+        (_("Important dates"), {"fields": ("last_login", "date_joined")}),
     )
+    filter_horizontal = ()
+
+    @admin.display(description=_("full name"), ordering="last_name")
+    def full_name(self, user: User) -> str:
+        return person_name(user)
+
+    @admin.display(description=_("username"), ordering="username")
+    def username_shown(self, user: User) -> str:
+        return identifier_html(user.username)
+
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        field = super().formfield_for_manytomany(db_field, request, **kwargs)
+        if db_field.name == "groups":
+            field.label_from_instance = shown_name  # a role by its name in the language
+            field.help_text = _("What the user may do comes from these roles.")
+        return field
 
     def save_related(self, request, form, formsets, change):
         """Role changes are security changes: each one is an audit entry naming the roles
@@ -86,21 +217,157 @@ class UserAdmin(BaseUserAdmin, MatrixModelAdmin):
             )
 
 
+class _AuditLabelFilter(admin.SimpleListFilter):
+    """A filter over a code column of the audit trail whose options read as words."""
+
+    field: str
+
+    def lookups(self, request, model_admin):
+        codes = (
+            AuditEntry.objects.exclude(**{self.field: ""})
+            .order_by(self.field)
+            .values_list(self.field, flat=True)
+            .distinct()
+        )
+        return [(code, self.label(code)) for code in codes]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(**{self.field: self.value()}) if self.value() else queryset
+
+
+class AuditActionFilter(_AuditLabelFilter):
+    title = _("action")
+    parameter_name = field = "action"
+    label = staticmethod(action_label)
+
+
+class AuditObjectTypeFilter(_AuditLabelFilter):
+    title = _("object type")
+    parameter_name = field = "object_type"
+    label = staticmethod(object_type_label)
+
+
 @admin.register(AuditEntry)
 class AuditEntryAdmin(MatrixModelAdmin):
     view_action = "portal.view_audit"
-    list_display = ["at", "actor", "action", "object_type", "object_repr", "ip"]
-    list_filter = ["action", "object_type"]
+    list_display = ["at", "actor", "action_shown", "object_type_shown", "object_repr", "ip_shown"]
+    list_filter = [AuditActionFilter, AuditObjectTypeFilter]
     search_fields = ["object_repr", "object_id", "actor__username"]
-    readonly_fields = [f.name for f in AuditEntry._meta.fields]
+    list_select_related = ["actor"]
+    fields = [
+        "at",
+        "actor",
+        "action_shown",
+        "object_type_shown",
+        "object_id",
+        "object_repr",
+        "changes_shown",
+        "reason",
+        "ip_shown",
+    ]
+    readonly_fields = fields
+
+    def object_title(self, entry: AuditEntry) -> str:
+        return f"{entry.at:%Y-%m-%d %H:%M} {action_label(entry.action)}"
+
+    @admin.display(description=_("action"), ordering="action")
+    def action_shown(self, entry: AuditEntry) -> str:
+        return action_label(entry.action)
+
+    @admin.display(description=_("object type"), ordering="object_type")
+    def object_type_shown(self, entry: AuditEntry) -> str:
+        return object_type_label(entry.object_type) if entry.object_type else "—"
+
+    @admin.display(description=_("IP address"), ordering="ip")
+    def ip_shown(self, entry: AuditEntry) -> str:
+        return identifier_html(entry.ip)
+
+    @admin.display(description=_("changes"))
+    def changes_shown(self, entry: AuditEntry) -> str:
+        rows = masked_changes(entry.changes)
+        if not rows:
+            return "—"
+        return format_html_join(
+            mark_safe("<br>"),
+            "{}: {}{}",
+            (
+                (
+                    change_field_label(entry.object_type, name) if name else "",
+                    f"{old} → " if old else "",
+                    new,
+                )
+                for name, old, new in rows
+            ),
+        )
 
 
 @admin.register(JobRun)
 class JobRunAdmin(MatrixModelAdmin):
     view_action = "portal.view_jobruns"
-    list_display = ["kind", "business_date", "status", "started_at", "finished_at", "progress"]
+    list_display = [
+        "kind_shown",
+        "business_date",
+        "status",
+        "started_at",
+        "finished_at",
+        "progress_shown",
+    ]
     list_filter = ["kind", "status"]
-    readonly_fields = [f.name for f in JobRun._meta.fields]
+    fields = [
+        "kind_shown",
+        "business_date",
+        "status",
+        ("started_at", "finished_at"),
+        "progress_shown",
+        "counts_shown",
+        "message",
+        "error",
+        "triggered_by",
+        "runner_shown",
+        "heartbeat_at",
+    ]
+    readonly_fields = [
+        "kind_shown",
+        "business_date",
+        "status",
+        "started_at",
+        "finished_at",
+        "progress_shown",
+        "counts_shown",
+        "message",
+        "error",
+        "triggered_by",
+        "runner_shown",
+        "heartbeat_at",
+    ]
+
+    def object_title(self, run: JobRun) -> str:
+        return f"{run.kind} {run.business_date:%Y-%m-%d} {run.get_status_display()}"
+
+    @admin.display(description=_("kind"), ordering="kind")
+    def kind_shown(self, run: JobRun) -> str:
+        return code_html(run.kind)
+
+    @admin.display(description=_("progress"))
+    def progress_shown(self, run: JobRun) -> str:
+        return jobrun_progress_text(run.progress) or "—"
+
+    @admin.display(description=_("counts"))
+    def counts_shown(self, run: JobRun) -> str:
+        if not isinstance(run.counts, dict) or not run.counts:
+            return "—"
+        return format_html_join(
+            mark_safe("<br>"),
+            "{}: {}",
+            (
+                (code_html(key), f"{value:,}" if isinstance(value, int) else value)
+                for key, value in run.counts.items()
+            ),
+        )
+
+    @admin.display(description=_("run by"))
+    def runner_shown(self, run: JobRun) -> str:
+        return identifier_html(run.runner)
 
 
 # --- API tokens: issued and revoked through their services, by administrators only ---
@@ -198,7 +465,10 @@ class ApiTokenAdmin(MatrixModelAdmin):
 
     @admin.display(description=_("scopes"))
     def scope_list(self, token: ApiToken) -> str:
-        return ", ".join(token.scopes)
+        return ", ".join(
+            str(ApiScope(scope).label) if scope in ApiScope.values else scope
+            for scope in token.scopes
+        )
 
     @admin.display(description=_("status"))
     def status(self, token: ApiToken) -> str:

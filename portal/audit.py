@@ -30,20 +30,25 @@ from django.db.models.fields import CharField
 from django.db.models.functions import Cast
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, pgettext_lazy
 from pghistory.models import Event
 
 from .converters import MEMBER_NO_PATTERN
+from .display import person_name
 from .masking import mask_id_number, mask_phone
 from .models import AuditEntry, User
 
 __all__ = [
     "AUDITED_APPS",
+    "AUDIT_ACTIONS",
     "AuditFilters",
     "FieldChange",
     "FieldChangeList",
     "NamedObjects",
+    "action_label",
     "audit_entry_list",
+    "change_field_label",
+    "object_type_label",
     "audit_model_choices",
     "field_change_list",
     "field_trail_available",
@@ -69,6 +74,144 @@ CHANGE_KINDS = {
     "delete": gettext_lazy("deleted"),
     "password_change": gettext_lazy("password changed"),
 }
+
+
+#: Every action the services record (`audit_record(action=…)`) as the audit page names it.
+#: A test reads the code for every action written and fails on one missing here.
+AUDIT_ACTIONS = {
+    "api_token.issue": gettext_lazy("API token issued"),
+    "api_token.revoke": gettext_lazy("API token revoked"),
+    "approval.request": gettext_lazy("Approval requested"),
+    "approval.approve": gettext_lazy("Request approved"),
+    "approval.reject": gettext_lazy("Request rejected"),
+    "approval.withdraw": gettext_lazy("Request withdrawn"),
+    "approval.void": gettext_lazy("Requests withdrawn by the system"),
+    "benefit.change": gettext_lazy("Benefit changed"),
+    "budget.create": gettext_lazy("Budget created"),
+    "budget.change": gettext_lazy("Budget changed"),
+    "budget.increase": gettext_lazy("Budget increased"),
+    "budget.lower": gettext_lazy("Budget lowered"),
+    "budget.parent": gettext_lazy("Parent budget changed"),
+    "campaign.create": gettext_lazy("Campaign created"),
+    "campaign.change": gettext_lazy("Campaign changed"),
+    "campaign.submit": gettext_lazy("Campaign submitted for approval"),
+    "campaign.approve": gettext_lazy("Campaign launch approved"),
+    "campaign.reject": gettext_lazy("Campaign launch rejected"),
+    "campaign.reopen": gettext_lazy("Campaign reopened for editing"),
+    "campaign.pause": gettext_lazy("Campaign paused"),
+    "campaign.resume": gettext_lazy("Campaign resumed"),
+    "campaign.end": gettext_lazy("Campaign ended"),
+    "demo.seed_started": gettext_lazy("Demo data loading started"),
+    "demo.seed_finished": gettext_lazy("Demo data loaded"),
+    "entitlement.change": gettext_lazy("Entitlements changed"),
+    "feed.import": gettext_lazy("Feed file imported"),
+    "feed.rejections_export": gettext_lazy("Rejected feed rows exported"),
+    "grant.create": gettext_lazy("Benefit granted"),
+    "grant.redeem": gettext_lazy("Benefit redeemed"),
+    "grant.revoke": gettext_lazy("Benefit grant revoked"),
+    "manual_grant.request": gettext_lazy("Manual grant requested"),
+    "manual_grant.approve": gettext_lazy("Manual grant approved"),
+    "manual_grant.reject": gettext_lazy("Manual grant rejected"),
+    "member.export": gettext_lazy("Customers exported"),
+    "member.opt_in": gettext_lazy("Customer opted in to marketing"),
+    "member.opt_out": gettext_lazy("Customer opted out of marketing"),
+    "member.reveal": gettext_lazy("Personal data revealed"),
+    "member.search_personal": gettext_lazy("Search by personal data"),
+    "nightly.dispatch": gettext_lazy("Nightly chain started"),
+    "note.add": gettext_lazy("Follow-up note added"),
+    "note.done": gettext_lazy("Follow-up note done"),
+    "personal_data.rotate": gettext_lazy("Personal data key rotated"),
+    "points.adjust": gettext_lazy("Points adjusted"),
+    "segment.create": gettext_lazy("Segment created"),
+    "segment.change": gettext_lazy("Segment changed"),
+    "segment.delete": gettext_lazy("Segment deleted"),
+    "segment.export": gettext_lazy("Segment exported"),
+    "task.create": gettext_lazy("Task created"),
+    "task.change": gettext_lazy("Task changed"),
+    "task.delete": gettext_lazy("Task deleted"),
+    "tier_override.request": gettext_lazy("Manual tier requested"),
+    "tier_override.approve": gettext_lazy("Manual tier approved"),
+    "tier_override.reject": gettext_lazy("Manual tier rejected"),
+    "tier_override.withdraw": gettext_lazy("Manual tier request withdrawn"),
+    "tier_scheme.request_activation": gettext_lazy("Tier scheme proposed for activation"),
+    "tier_scheme.approve": gettext_lazy("Tier scheme approved"),
+    "tier_scheme.reject": gettext_lazy("Tier scheme rejected"),
+    "tier_scheme.switch": gettext_lazy("Tier scheme switched"),
+    "tier_scheme.entitlement_decisions": gettext_lazy("Entitlements decided for new tiers"),
+    "user.roles": gettext_lazy("Staff roles changed"),
+}
+#: an action recorded with its reason as an entry of its own ("campaign.pause.reason")
+REASON_SUFFIX = ".reason"
+
+
+def action_label(code: str) -> str:
+    """A recorded action in the reader's words ("Campaign paused (reason)"); an action
+    unknown here by its code."""
+    if code in AUDIT_ACTIONS:
+        return str(AUDIT_ACTIONS[code])
+    base = code.removesuffix(REASON_SUFFIX)
+    if base != code and base in AUDIT_ACTIONS:
+        return _("%(action)s: the reason") % {"action": AUDIT_ACTIONS[base]}
+    return code
+
+
+def object_type_label(label: str) -> str:
+    """An object type ("benefits.budget") by its model's name in the reader's language."""
+    try:
+        return str(apps.get_model(label)._meta.verbose_name)
+    except (LookupError, ValueError):
+        return label
+
+
+#: keys the services write in an entry's changes (beyond the fields of its object's model)
+CHANGE_FIELD_LABELS = {
+    "kind": gettext_lazy("kind of request"),
+    "summary": gettext_lazy("summary"),
+    "requests": gettext_lazy("requests"),
+    "changes": gettext_lazy("changes"),
+    "reason": gettext_lazy("reason"),
+    "business_date": gettext_lazy("business date"),
+    "replaces": gettext_lazy("replaces"),
+    "rows": gettext_lazy("rows"),
+    "filters": gettext_lazy("filters"),
+    "file_name": gettext_lazy("file name"),
+    "seed": gettext_lazy("random seed"),
+    "as_of": gettext_lazy("as of"),
+    "months": gettext_lazy("months"),
+    "members": gettext_lazy("members"),
+    "cost": gettext_lazy("Unit cost"),
+    "benefit": gettext_lazy("benefit"),
+    "tier": gettext_lazy("tier"),
+    "expires_on": gettext_lazy("expires on"),
+    "status": gettext_lazy("status"),
+    "amount": gettext_lazy("amount"),
+    "roles": gettext_lazy("roles"),
+    "points": gettext_lazy("points"),
+    "budget": gettext_lazy("budget"),
+    "effective_on": gettext_lazy("effective date"),
+}
+
+
+def change_field_label(object_type: str, name: str) -> str:
+    """A key of an entry's changes in the reader's words: the field of the object's model
+    by its verbose name, a key the services write by its label, else as written."""
+    if name in CHANGE_FIELD_LABELS:
+        return str(CHANGE_FIELD_LABELS[name])
+    try:
+        model = apps.get_model(object_type) if object_type else None
+    except (LookupError, ValueError):
+        model = None
+    if model is not None:
+        fields = {field.name: field for field in model._meta.concrete_fields}
+        for candidate in (name, name.removesuffix("_fen"), name.removesuffix("_id")):
+            if candidate in fields:
+                return str(fields[candidate].verbose_name)
+    return name
+
+
+#: the columns and filters that share an English word but not a Chinese one
+DATE_FROM_LABEL = pgettext_lazy("date filter", "From")
+DATE_TO_LABEL = pgettext_lazy("date filter", "To")
 
 
 #: The stored field that names an object best, first found wins (a member by number, never
@@ -108,7 +251,7 @@ class AuditFilters:
 def audit_model_choices() -> list[tuple[str, str]]:
     """(label, verbose name) of every model of the portal's apps, history tables excluded."""
     choices = [
-        (model._meta.label_lower, f"{model._meta.verbose_name} ({model._meta.label_lower})")
+        (model._meta.label_lower, str(model._meta.verbose_name))
         for app_label in AUDITED_APPS
         for model in apps.get_app_config(app_label).get_models()
         if not issubclass(model, Event)
@@ -492,12 +635,24 @@ def _value(f, row: Event | None, users: dict[int, User]) -> str:
         return PERSONAL_FIELDS[f.name](str(value))
     if _points_to_user(f):
         user = users.get(value)
-        return user.username if user else f"#{value}"
+        return person_name(user) if user else f"#{value}"
     if f.is_relation:
         return f"#{value}"
     if f.flatchoices:
         return str(dict(f.flatchoices).get(value, value))
     return _format(value)
+
+
+def _field_label(f) -> str:
+    """A tracked field by its verbose name; a relation left with Django's default one (its
+    attribute name: "member") by the name of the model it points to (客户)."""
+    if (
+        f.is_relation
+        and f.related_model is not None
+        and str(f.verbose_name) == f.name.replace("_", " ")
+    ):
+        return str(f.related_model._meta.verbose_name)
+    return str(f.verbose_name)
 
 
 def _naming(row: Event) -> str:
@@ -517,16 +672,16 @@ def _field_change(row: Event, before: Event | None, users: dict[int, User]) -> F
     diff = []
     compared = True
     if row.pgh_label == "insert":
-        diff = [(f.verbose_name, "", _value(f, row, users)) for f in fields]
+        diff = [(_field_label(f), "", _value(f, row, users)) for f in fields]
     elif row.pgh_label == "delete":
-        diff = [(f.verbose_name, _value(f, row, users), "") for f in fields]
+        diff = [(_field_label(f), _value(f, row, users), "") for f in fields]
     elif before is None:
         compared = False
-        diff = [(f.verbose_name, "", _value(f, row, users)) for f in fields]
+        diff = [(_field_label(f), "", _value(f, row, users)) for f in fields]
     else:
         # Compared as stored, shown masked (a changed phone may look the same masked).
         diff = [
-            (f.verbose_name, _value(f, before, users), _value(f, row, users))
+            (_field_label(f), _value(f, before, users), _value(f, row, users))
             for f in fields
             if getattr(before, f.attname) != getattr(row, f.attname)
         ]

@@ -26,7 +26,9 @@ class AuditFilterForm(forms.Form):
         label=_("Action"),
         required=False,
         max_length=64,
-        help_text=_("Recorded actions starting with this, e.g. member.reveal or grant."),
+        help_text=_(
+            "Recorded actions whose code (shown in grey beside each action) starts with this."
+        ),
     )
     kind = forms.ChoiceField(
         label=_("Change"),
@@ -40,10 +42,10 @@ class AuditFilterForm(forms.Form):
         help_text=_("A row id, or a member number for that member's whole history."),
     )
     date_from = forms.DateField(
-        label=_("From"), required=False, widget=forms.DateInput(attrs={"type": "date"})
+        label=audit.DATE_FROM_LABEL, required=False, widget=forms.DateInput(attrs={"type": "date"})
     )
     date_to = forms.DateField(
-        label=_("To"), required=False, widget=forms.DateInput(attrs={"type": "date"})
+        label=audit.DATE_TO_LABEL, required=False, widget=forms.DateInput(attrs={"type": "date"})
     )
 
     def __init__(self, *args, **kwargs):
@@ -112,8 +114,19 @@ def audit_list_view(request):
     cap = audit.FieldChangeList.COUNT_CAP
     capped_at = cap if tab == "changes" and page.paginator.count >= cap else None
     if tab == "actions":
+        entries = list(page.object_list)
+        for entry in entries:
+            entry.action_text = audit.action_label(entry.action)
+            entry.object_type_text = audit.object_type_label(entry.object_type)
         page.object_list = [
-            (entry, audit.masked_changes(entry.changes)) for entry in page.object_list
+            (
+                entry,
+                [
+                    (audit.change_field_label(entry.object_type, name), old, new)
+                    for name, old, new in audit.masked_changes(entry.changes)
+                ],
+            )
+            for entry in entries
         ]
     return render(
         request,

@@ -4,6 +4,7 @@ from django.contrib import messages
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
 from .approvals import (
@@ -13,6 +14,8 @@ from .approvals import (
     approval_inbox,
     approval_links,
     approval_may_decide,
+    approval_summaries,
+    approval_summary,
     approval_visible,
 )
 from .choices import ApprovalStatus, Role
@@ -20,11 +23,12 @@ from .decorators import action_required
 from .errors import DomainError
 from .paging import query_without
 
-#: the tabs of the approvals inbox: key -> label (the queryset is built in the view)
+#: the tabs of the approvals inbox: key -> label (the queryset is built in the view); lazy,
+#: so that each page says them in its reader's language
 APPROVAL_TABS = {
-    "inbox": _("Waiting for me"),
-    "mine": _("My requests"),
-    "all": _("All requests"),
+    "inbox": gettext_lazy("Waiting for me"),
+    "mine": gettext_lazy("My requests"),
+    "all": gettext_lazy("All requests"),
 }
 
 
@@ -49,6 +53,7 @@ def approval_list_view(request):
     if tab != "inbox" and status in ApprovalStatus.values:
         requests = requests.filter(status=status)
     page = Paginator(requests, 50).get_page(request.GET.get("page"))
+    page.object_list = approval_summaries(page.object_list)
     return render(
         request,
         "portal/approval_list.html",
@@ -69,6 +74,7 @@ def approval_detail_view(request, pk: int):
     """One request: what it changes (current → proposed), who asked and why, and for a user
     who may decide it the approve / reject form. Requests the user may not see are 404."""
     approval = get_object_or_404(approval_visible(user=request.user), pk=pk)
+    approval.summary_text = approval_summary(approval)
     return render(
         request,
         "portal/approval_detail.html",
@@ -104,6 +110,6 @@ def approval_decide_view(request, pk: int):
     messages.success(
         request,
         _("%(request)s: %(status)s.")
-        % {"request": approval.summary, "status": approval.get_status_display()},
+        % {"request": approval_summary(approval), "status": approval.get_status_display()},
     )
     return redirect("approvals")

@@ -12,7 +12,7 @@ from django.utils.translation import gettext_lazy as _
 from unfold.paginator import InfinitePaginator
 
 from members.selectors import member_scope
-from portal.admin_base import MatrixModelAdmin
+from portal.admin_base import MatrixModelAdmin, money_column
 
 from ..models import EventBatch, MemberEvent, TaskCompletion
 
@@ -76,10 +76,10 @@ class MemberEventAdmin(_ScopedToMembersMixin, MatrixModelAdmin):
         "event_id",
         "member_no",
         "type",
-        "amount",
+        money_column("amount", _("amount"), ordering="amount_fen"),
         "occurred_at",
         "channel",
-        "batch_id",
+        "batch",
         "received_at",
     ]
     list_filter = ["type", "channel"]
@@ -123,7 +123,7 @@ class TaskCompletionAdmin(_ScopedToMembersMixin, MatrixModelAdmin):
         "step_no",
         "reward_status",
         "reward_points",
-        "cost",
+        money_column("cost", _("cost"), ordering="cost_fen"),
         "refusal_reason",
     ]
     list_filter = ["reward_status", "campaign"]

@@ -10,10 +10,12 @@ from datetime import date
 from decimal import Decimal
 
 from django.contrib.humanize.templatetags.humanize import intcomma
-from django.utils.translation import gettext
+from django.utils.translation import gettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
 
+from campaigns.choices import CampaignStatus
 from members.choices import LifecycleStage
+from portal.display import in_english, name_of, percent_text
 from portal.models import KpiSnapshot
 
 from . import svg
@@ -28,13 +30,34 @@ from .tables import (
     as_date,
     as_decimal,
     format_value,
-    in_english,
     kpi_tier_names,
     stage_label,
     tier_name,
 )
 
 __all__ = ["CHARTS", "KPI_CHARTS", "kpi_table"]
+
+#: the heading of a count of members (not the "Members" pages of the navigation)
+MEMBERS = pgettext_lazy("number of members", "Members")
+
+
+def _choice_label(choices, value: str) -> str:
+    """A stored choice (a campaign status) by its label in the user's language."""
+    try:
+        return str(choices(value).label)
+    except ValueError:
+        return value
+
+
+def _benefit_names(data: dict, codes: list[str]) -> str:
+    """Benefits of a snapshot by their names in the user's language, as a list people read."""
+    catalogue = data.get("benefit_names", {})
+    names = [name_of(catalogue[code]) if code in catalogue else code for code in codes]
+    return (", " if in_english() else "、").join(names)
+
+
+def _budget_department(row: dict) -> str:
+    return row.get("department_name") or row["department"]
 
 
 # --- tiers and lifecycle stages -------------------------------------------------------------
@@ -45,9 +68,9 @@ class TierDistribution(MemberShares):
     title = _("Tier distribution")
     help_text = _("Members per tier on the business date.")
     columns = (
-        KpiColumn("tier_code", _("Tier code")),
+        KpiColumn("tier_code", _("Tier code"), "code"),
         KpiColumn("tier_name", _("Tier")),
-        KpiColumn("members", _("Members"), "count"),
+        KpiColumn("members", MEMBERS, "count"),
         KpiColumn("percent", _("Share"), "percent"),
     )
 
@@ -64,6 +87,7 @@ class TiersByBranch(CountsByTier):
     title = _("Tiers by branch")
     help_text = _("Members per tier in each top-level branch (and everything below it).")
     code_key, name_key, dimension = "branch_code", "branch_name", 0
+    code_label, name_label = _("Branch code"), _("Branch")
 
     def keys(self, data):
         branches = [(b["code"], b["name"]) for b in data["branches"]]
@@ -78,17 +102,25 @@ class TierMigration(Chart):
     title = _("Tier migration, last month → this month")
     help_text = _(
         "Rows: the tier held at the end of last month; columns: the tier held on the "
-        "business date. The diagonal kept their tier; right of it moved up."
+        "business date (this month so far, month to date). The diagonal kept their tier; "
+        "right of it moved up."
     )
     kind = "heat"
     columns = (
+        KpiColumn("from_tier_code", _("Tier code at the end of last month"), "code"),
         KpiColumn("from_tier", _("Tier at the end of last month")),
+        KpiColumn("to_tier_code", _("Tier code on the business date"), "code"),
         KpiColumn("to_tier", _("Tier on the business date")),
-        KpiColumn("members", _("Members"), "count"),
+        KpiColumn("members", MEMBERS, "count"),
     )
 
     def rows(self, data, series):
-        return [[old, new, n] for old, new, n in data["migration"]["cells"]]
+        names = kpi_tier_names(data)
+        before = gettext("Not graded before")
+        return [
+            [old, names.get(old, old) if old else before, new, names.get(new, new), n]
+            for old, new, n in data["migration"]["cells"]
+        ]
 
     def visual(self, table, data, series):
         codes = [tier["code"] for tier in data["tiers"]]
@@ -112,9 +144,9 @@ class LifecycleFunnel(MemberShares):
     title = _("Lifecycle funnel")
     help_text = _("Members per lifecycle stage on the business date.")
     columns = (
-        KpiColumn("stage", _("Stage code")),
+        KpiColumn("stage", _("Stage code"), "code"),
         KpiColumn("stage_name", _("Lifecycle stage")),
-        KpiColumn("members", _("Members"), "count"),
+        KpiColumn("members", MEMBERS, "count"),
         KpiColumn("percent", _("Share"), "percent"),
     )
 
@@ -137,6 +169,7 @@ class LifecycleByTier(CountsByTier):
     title = _("Lifecycle stages by tier")
     help_text = _("Members per lifecycle stage, split by tier.")
     code_key, name_key, dimension = "stage", "stage_name", 2
+    code_label, name_label = _("Stage code"), _("Lifecycle stage")
 
     def keys(self, data):
         return [(stage, stage_label(stage)) for stage in LifecycleStage.values]
@@ -145,12 +178,15 @@ class LifecycleByTier(CountsByTier):
 class DormantTrend(Chart):
     slug = "dormant-trend"
     title = _("Dormant trend")
-    help_text = _("Dormant and at-risk members over the last daily snapshots.")
+    help_text = _(
+        "Dormant, at-risk and reactivated members over the last snapshots; the month in "
+        "progress is shaded: its last point is the figure so far."
+    )
     kind = "line"
     trend = True
     columns = (
         KpiColumn("business_date", _("Business date"), "date"),
-        KpiColumn("members", _("Members"), "count"),
+        KpiColumn("members", MEMBERS, "count"),
         KpiColumn("dormant", _("Dormant"), "count"),
         KpiColumn("at_risk", _("At risk"), "count"),
         KpiColumn("churned", _("Churned"), "count"),
@@ -181,6 +217,43 @@ class DormantTrend(Chart):
         )
 
 
+class TierTrend(Chart):
+    slug = "tier-trend"
+    title = _("Tier trend")
+    help_text = _(
+        "Members per tier over the last snapshots; the month in progress is shaded: its "
+        "last point is the figure so far."
+    )
+    kind = "line"
+    trend = True
+
+    def _tiers(self, data: dict) -> list[dict]:
+        return [tier for tier in data["tiers"] if tier["code"] != NONE_CODE]
+
+    def header(self, data):
+        return [
+            KpiColumn("business_date", _("Business date"), "date"),
+            *(KpiColumn(tier["code"], tier_name(tier), "count") for tier in self._tiers(data)),
+            KpiColumn("members", MEMBERS, "count"),
+        ]
+
+    def rows(self, data, series):
+        codes = [tier["code"] for tier in self._tiers(data)]
+        return [
+            [point.business_date, *(point.tiers.get(code, 0) for code in codes), point.members]
+            for point in series
+        ]
+
+    def visual(self, table, data, series):
+        return svg.line(
+            [(point.business_date, point.tiers) for point in series],
+            [
+                (tier["code"], tier_name(tier), svg.PALETTE[index % len(svg.PALETTE)])
+                for index, tier in enumerate(self._tiers(data))
+            ],
+        )
+
+
 # --- campaigns and benefits -----------------------------------------------------------------
 
 
@@ -193,7 +266,7 @@ class CampaignEffectiveness(Chart):
     )
     kind = "bars"
     columns = (
-        KpiColumn("campaign_code", _("Campaign code")),
+        KpiColumn("campaign_code", _("Campaign code"), "code"),
         KpiColumn("campaign_name", _("Campaign")),
         KpiColumn("status", _("Status")),
         KpiColumn("participants", _("Participants"), "count"),
@@ -209,7 +282,7 @@ class CampaignEffectiveness(Chart):
             [
                 row["code"],
                 row["name"],
-                row["status"],
+                _choice_label(CampaignStatus, row["status"]),
                 row["participants"],
                 row["completers"],
                 as_decimal(row["completion_rate"]),
@@ -224,11 +297,12 @@ class CampaignEffectiveness(Chart):
         return svg.bars(
             [
                 (
-                    f"{row[0]} {row[1]}",
+                    row[1],
                     float(row[5] or 0),
                     f"{format_value(row[5], 'percent')} · "
                     + gettext("%(n)s participants") % {"n": intcomma(row[3])},
                     False,
+                    row[0],
                 )
                 for row in table.rows
             ]
@@ -244,7 +318,9 @@ class BenefitDifferentiation(Chart):
     )
     kind = "bars"
     columns = (
+        KpiColumn("from_tier_code", _("From tier code"), "code"),
         KpiColumn("from_tier", _("From tier")),
+        KpiColumn("to_tier_code", _("To tier code"), "code"),
         KpiColumn("to_tier", _("To tier")),
         KpiColumn("new_benefits", _("New benefits")),
         KpiColumn("larger_quantities", _("Only more of")),
@@ -253,12 +329,15 @@ class BenefitDifferentiation(Chart):
     )
 
     def rows(self, data, series):
+        names = kpi_tier_names(data)
         return [
             [
                 step["lower"],
+                names.get(step["lower"], step["lower"]),
                 step["higher"],
-                " ".join(step["new_benefits"]),
-                " ".join(step["larger_quantities"]),
+                names.get(step["higher"], step["higher"]),
+                _benefit_names(data, step["new_benefits"]),
+                _benefit_names(data, step["larger_quantities"]),
                 as_decimal(step["added_cost_per_member_year"]),
                 step["flagged"],
             ]
@@ -269,10 +348,10 @@ class BenefitDifferentiation(Chart):
         return svg.bars(
             [
                 (
-                    f"{row[0]} → {row[1]}",
-                    float(max(row[4], 0)),
-                    format_value(row[4], "money"),
-                    row[5],
+                    f"{row[1]} → {row[3]}",
+                    float(max(row[6], 0)),
+                    format_value(row[6], "money"),
+                    row[7],
                 )
                 for row in table.rows
             ]
@@ -297,17 +376,16 @@ class BenefitDemand(Chart):
     )
     kind = "bars"
     columns = (
-        KpiColumn("benefit_code", _("Benefit code")),
+        KpiColumn("benefit_code", _("Benefit code"), "code"),
         KpiColumn("benefit_name", _("Benefit")),
         *_DEMAND,
     )
 
     def rows(self, data, series):
-        english = in_english()
         return [
             [
                 row["code"],
-                row["name_en"] if english and row["name_en"] else row["name"],
+                name_of(row),
                 row["granted"],
                 row["redeemed"],
                 as_decimal(row["rate"]),
@@ -320,11 +398,11 @@ class BenefitDemand(Chart):
         threshold = data["demand"]["threshold_percent"]
         return svg.bars(
             [
-                (f"{row[0]} {row[1]}", float(row[4]), format_value(row[4], "percent"), row[5])
+                (row[1], float(row[4]), format_value(row[4], "percent"), row[5])
                 for row in table.rows
             ],
             marker=float(threshold),
-            marker_label=gettext("Threshold: %(percent)s%%") % {"percent": threshold},
+            marker_label=gettext("Threshold: %(percent)s") % {"percent": percent_text(threshold)},
         )
 
 
@@ -334,16 +412,22 @@ class BenefitDemandByTier(Chart):
     help_text = _("Redemption rate per benefit and member tier (last 90 days).")
     kind = "heat"
     columns = (
-        KpiColumn("benefit_code", _("Benefit code")),
-        KpiColumn("tier_code", _("Tier code")),
+        KpiColumn("benefit_code", _("Benefit code"), "code"),
+        KpiColumn("benefit_name", _("Benefit")),
+        KpiColumn("tier_code", _("Tier code"), "code"),
+        KpiColumn("tier_name", _("Tier")),
         *_DEMAND,
     )
 
     def rows(self, data, series):
+        benefits = {row["code"]: name_of(row) for row in data["demand"]["benefits"]}
+        tiers = kpi_tier_names(data)
         return [
             [
                 row["benefit"],
+                benefits.get(row["benefit"], row["benefit"]),
                 row["tier"],
+                tiers.get(row["tier"], row["tier"]) if row["tier"] else gettext("Not graded"),
                 row["granted"],
                 row["redeemed"],
                 as_decimal(row["rate"]),
@@ -353,8 +437,9 @@ class BenefitDemandByTier(Chart):
         ]
 
     def visual(self, table, data, series):
-        rates = {(row[0], row[1]): row[4] for row in table.rows}
-        counts = {(row[0], row[1]): (row[3], row[2]) for row in table.rows}
+        rates = {(row[0], row[2]): row[6] for row in table.rows}
+        counts = {(row[0], row[2]): (row[5], row[4]) for row in table.rows}
+        benefit_names = {row[0]: row[1] for row in table.rows}
         benefits = list(dict.fromkeys(row[0] for row in table.rows))
         tiers = [
             code for code in (t["code"] for t in data["tiers"]) if code in {k[1] for k in rates}
@@ -369,7 +454,7 @@ class BenefitDemandByTier(Chart):
                 f"{format_value(rates[(b, t)], 'percent')} "
                 f"({intcomma(counts[(b, t)][0])}/{intcomma(counts[(b, t)][1])})"
             ),
-            row_label=lambda code: code,
+            row_label=lambda code: benefit_names[code],
             col_label=lambda code: names.get(code, code or "—"),
         )
 
@@ -386,7 +471,7 @@ class BudgetBurnDown(Chart):
     )
     kind = "burn"
     columns = (
-        KpiColumn("budget_code", _("Budget code")),
+        KpiColumn("budget_code", _("Budget code"), "code"),
         KpiColumn("budget_name", _("Budget")),
         KpiColumn("department", _("Department")),
         KpiColumn("period_start", _("Period start"), "date"),
@@ -394,8 +479,8 @@ class BudgetBurnDown(Chart):
         KpiColumn("amount", _("Amount"), "money"),
         KpiColumn("consumed", _("Consumed"), "money"),
         KpiColumn("remaining", _("Remaining"), "money"),
-        KpiColumn("consumed_percent", _("Consumed %"), "percent"),
-        KpiColumn("daily_rate", _("Daily burn (last 30 days)"), "money"),
+        KpiColumn("consumed_percent", _("Share consumed"), "percent"),
+        KpiColumn("daily_rate", _("Daily burn, last 30 days"), "money"),
         KpiColumn("projected_exhaustion", _("Projected exhaustion"), "date"),
         KpiColumn("runs_out_before_period_end", _("Runs out before the period ends"), "flag"),
     )
@@ -405,7 +490,7 @@ class BudgetBurnDown(Chart):
             [
                 row["code"],
                 row["name"],
-                row["department"],
+                _budget_department(row),
                 as_date(row["period_start"]),
                 as_date(row["period_end"]),
                 as_decimal(row["amount"]),
@@ -429,8 +514,10 @@ class BudgetBurnByDay(Chart):
 
     slug = "budget-burn"
     section = "budgets"
+    title = _("Budget burn by day")
     columns = (
-        KpiColumn("budget_code", _("Budget code")),
+        KpiColumn("budget_code", _("Budget code"), "code"),
+        KpiColumn("budget_name", _("Budget")),
         KpiColumn("date", _("Date"), "date"),
         KpiColumn("consumed_on_day", _("Net consumed that day"), "money"),
         KpiColumn("consumed_to_date", _("Consumed to date"), "money"),
@@ -444,7 +531,16 @@ class BudgetBurnByDay(Chart):
             for day, net in budget["by_day"]:
                 consumed += Decimal(net)
                 remaining = amount - consumed
-                rows.append([budget["code"], as_date(day), Decimal(net), consumed, remaining])
+                rows.append(
+                    [
+                        budget["code"],
+                        budget["name"],
+                        as_date(day),
+                        Decimal(net),
+                        consumed,
+                        remaining,
+                    ]
+                )
         return rows
 
 
@@ -454,6 +550,7 @@ CHARTS: dict[str, Chart] = {
     for chart in (
         TierDistribution(),
         TiersByBranch(),
+        TierTrend(),
         TierMigration(),
         LifecycleFunnel(),
         LifecycleByTier(),

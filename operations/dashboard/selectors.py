@@ -3,7 +3,7 @@ and the CSV exports read through these, never the member population."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 
 from portal.models import KpiSnapshot
@@ -21,11 +21,12 @@ def kpi_latest() -> KpiSnapshot | None:
 
 @dataclass(frozen=True)
 class KpiPoint:
-    """One day of a trend: the population and members per lifecycle stage."""
+    """One day of a trend: the population, members per lifecycle stage and per tier code."""
 
     business_date: date
     members: int
     lifecycle: dict[str, int]
+    tiers: dict[str, int] = field(default_factory=dict)
 
     @property
     def dormant(self) -> int:
@@ -38,8 +39,15 @@ def kpi_series(*, days: int = TREND_DAYS, until: date | None = None) -> list[Kpi
     snapshots = KpiSnapshot.objects.order_by("-business_date")
     if until is not None:
         snapshots = snapshots.filter(business_date__lte=until)
-    rows = snapshots.values_list("business_date", "data__members", "data__lifecycle")[:days]
+    rows = snapshots.values_list(
+        "business_date", "data__members", "data__lifecycle", "data__tiers"
+    )[:days]
     return [
-        KpiPoint(business_date=day, members=members or 0, lifecycle=lifecycle or {})
-        for day, members, lifecycle in reversed(list(rows))
+        KpiPoint(
+            business_date=day,
+            members=members or 0,
+            lifecycle=lifecycle or {},
+            tiers={tier["code"]: tier.get("members", 0) for tier in tiers or []},
+        )
+        for day, members, lifecycle, tiers in reversed(list(rows))
     ]

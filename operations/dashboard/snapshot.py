@@ -27,7 +27,7 @@ from django.db.models import Count, Exists, OuterRef, Q, Subquery, Sum
 from django.db.models.functions import TruncDate
 
 from benefits.choices import GrantStatus
-from benefits.models import BenefitGrant, Budget, BudgetEntry
+from benefits.models import Benefit, BenefitGrant, Budget, BudgetEntry
 from benefits.selectors import DemandRow, differentiation_report
 from campaigns.choices import CampaignStatus
 from campaigns.models import Campaign
@@ -41,8 +41,9 @@ from portal.services import kpi_snapshot_save
 
 __all__ = ["NONE_CODE", "kpi_snapshot_compute", "kpi_snapshot_counts", "share_percent"]
 
-#: bumped when the shape of `KpiSnapshot.data` changes
-SNAPSHOT_VERSION = 1
+#: bumped when the shape of `KpiSnapshot.data` changes (2: budgets carry their department's
+#: name, and `benefit_names` the benefits' names, so that pages and CSVs show names)
+SNAPSHOT_VERSION = 2
 #: the code of "no tier" / "no branch" in a snapshot
 NONE_CODE = ""
 #: grants made in this many days up to the business date make the demand report
@@ -266,6 +267,15 @@ def _differentiation() -> dict:
     }
 
 
+def _benefit_names() -> dict[str, dict]:
+    """Benefit code → its names (zh-Hans, English), for the reports that list benefits by
+    code (the differentiation's steps). One query: the catalogue is a small table."""
+    return {
+        code: {"name": name, "name_en": name_en}
+        for code, name, name_en in Benefit.objects.values_list("code", "name", "name_en")
+    }
+
+
 def _demand(business_date: date, tier_code_order: list[str]) -> dict:
     """Grant → redemption per benefit and per benefit × member tier, over the grants made in
     the last `DEMAND_WINDOW_DAYS` days (the rules of `benefits.selectors.demand_report`):
@@ -365,6 +375,7 @@ def _budgets(business_date: date) -> list[dict]:
                 "code": budget.code,
                 "name": budget.name,
                 "department": budget.department.code,
+                "department_name": budget.department.name,
                 "period_start": budget.period_start.isoformat(),
                 "period_end": budget.period_end.isoformat(),
                 "amount": str(budget.amount),
@@ -417,6 +428,7 @@ def kpi_snapshot_compute(*, business_date: date) -> KpiSnapshot:
         ),
         "campaigns": _campaigns(business_date),
         "differentiation": _differentiation(),
+        "benefit_names": _benefit_names(),
         "demand": _demand(business_date, [tier["code"] for tier in shown]),
         "budgets": _budgets(business_date),
     }

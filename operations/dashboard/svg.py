@@ -6,13 +6,26 @@ localised); no request, no query, no Django view.
 
 from __future__ import annotations
 
+import math
 from datetime import date, timedelta
 from decimal import Decimal
 
 from django.contrib.humanize.templatetags.humanize import intcomma
-from django.template.defaultfilters import floatformat
+from django.utils.formats import date_format
+from django.utils.translation import gettext
 
-__all__ = ["PALETTE", "bars", "burn_down", "coordinate", "heat", "line", "stacked"]
+from portal.display import money_text, percent_text
+
+__all__ = [
+    "PALETTE",
+    "bars",
+    "burn_down",
+    "coordinate",
+    "heat",
+    "line",
+    "nice_ticks",
+    "stacked",
+]
 
 #: colours of the series of a stacked bar (tiers), cycled
 PALETTE = (
@@ -40,24 +53,26 @@ def _point(x: float, y: float) -> str:
 
 
 def bars(
-    items: list[tuple[str, float, str, bool]],
+    items: list[tuple],
     *,
     marker: float | None = None,
     marker_label: str = "",
 ) -> dict:
-    """Horizontal bars: (label, value, text shown, flagged); widths relative to the largest
-    value, or to 100 when `marker` (a percent threshold) is given."""
-    top = 100.0 if marker is not None else max([value for _l, value, _t, _f in items] or [0])
+    """Horizontal bars: (label, value, text shown, flagged[, code shown beside the label]);
+    widths relative to the largest value, or to 100 when `marker` (a percent threshold) is
+    given."""
+    top = 100.0 if marker is not None else max([float(item[1]) for item in items] or [0])
     top = top or 1.0
     return {
         "items": [
             {
-                "label": label,
-                "width": coordinate(max(0.0, min(100.0, float(value) * 100 / top))),
-                "text": text,
-                "flagged": flagged,
+                "label": item[0],
+                "code": item[4] if len(item) > 4 else "",
+                "width": coordinate(max(0.0, min(100.0, float(item[1]) * 100 / top))),
+                "text": item[2],
+                "flagged": item[3],
             }
-            for label, value, text, flagged in items
+            for item in items
         ],
         "marker": coordinate(marker) if marker is not None else None,
         "marker_label": marker_label,
@@ -112,66 +127,127 @@ def heat(row_keys, col_keys, values: dict, *, text, row_label, col_label) -> dic
     return {"columns": [col_label(col) for col in col_keys], "rows": rows}
 
 
-LINE_W, LINE_H, LINE_LEFT, LINE_BOTTOM, LINE_TOP = 720, 220, 56, 24, 12
+LINE_W, LINE_H, LINE_LEFT, LINE_RIGHT, LINE_BOTTOM, LINE_TOP = 720, 240, 64, 12, 30, 22
+
+
+def nice_ticks(top: int, count: int = 4) -> list[int]:
+    """Values for a count axis: 0 and about `count` round steps (1, 2, 5 × 10ⁿ) that reach
+    at least `top`."""
+    if top <= 0:
+        return [0, 1]
+    raw = top / count
+    magnitude = 10 ** max(0, math.floor(math.log10(raw)))
+    step = next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw)
+    return [index * step for index in range(math.ceil(top / step) + 1)]
+
+
+def _month_starts(first: date, last: date) -> list[date]:
+    months, month = [], first.replace(day=1)
+    while month <= last:
+        months.append(month)
+        month = (month + timedelta(days=32)).replace(day=1)
+    return months
+
+
+def _month_end(day: date) -> date:
+    return (day.replace(day=1) + timedelta(days=32)).replace(day=1) - timedelta(days=1)
 
 
 def line(series_points: list[tuple[date, dict[str, int]]], keys: list[tuple[str, str, str]]):
-    """A line chart over days: `keys` are (key, label, colour) of the values to draw."""
+    """A line chart over days: `keys` are (key, label, colour) of the values to draw. Days
+    sit at their date (snapshots need not be daily); the y-axis carries round values, the
+    x-axis the months; a month not yet over is shaded and marked month to date, so that
+    its last point reads as the figure so far."""
     if not series_points:
         return None
-    top = max([values.get(key, 0) for _d, values in series_points for key, _l, _c in keys] + [1])
-    count = len(series_points)
-    width = LINE_W - LINE_LEFT - 8
+    first, last = series_points[0][0], series_points[-1][0]
+    ticks = nice_ticks(
+        max([values.get(key, 0) for _d, values in series_points for key, _l, _c in keys] + [0])
+    )
+    top = ticks[-1]
+    span = (last - first).days
+    width = LINE_W - LINE_LEFT - LINE_RIGHT
     height = LINE_H - LINE_TOP - LINE_BOTTOM
+    right = LINE_W - LINE_RIGHT
+    bottom = LINE_TOP + height
 
-    def x(index: int) -> float:
-        return LINE_LEFT + (width * index / (count - 1) if count > 1 else width / 2)
+    def x(day: date) -> float:
+        offset = min(max((day - first).days, 0), span)
+        return LINE_LEFT + (width * offset / span if span else width / 2)
 
     def y(value: int) -> float:
         return LINE_TOP + height * (1 - value / top)
 
     lines = []
     for key, label, color in keys:
-        points = [(x(i), y(values.get(key, 0))) for i, (_d, values) in enumerate(series_points)]
+        points = [(x(day), y(values.get(key, 0))) for day, values in series_points]
         lines.append(
             {
                 "label": label,
                 "color": color,
                 "points": " ".join(_point(px, py) for px, py in points),
+                "dots": [{"x": coordinate(px), "y": coordinate(py)} for px, py in points],
                 "last": {"x": coordinate(points[-1][0]), "y": coordinate(points[-1][1])},
                 "latest": intcomma(series_points[-1][1].get(key, 0)),
             }
         )
-    ticks = [
-        {"y": coordinate(y(value)), "text": intcomma(value)} for value in sorted({0, top // 2, top})
-    ]
+    months = []
+    for month in _month_starts(first, last):
+        start_x = x(max(month, first))
+        end_x = x(min(_month_end(month), last))
+        months.append(
+            {
+                "x": coordinate(x(month)),
+                "gridline": month > first,
+                "label_x": coordinate((start_x + end_x) / 2 if span else start_x),
+                "label": date_format(month, "YEAR_MONTH_FORMAT"),
+            }
+        )
+    month_to_date = None
+    if last != _month_end(last):
+        band_start = x(max(last.replace(day=1), first))
+        month_to_date = {
+            "x": coordinate(band_start),
+            "width": coordinate(max(right - band_start, 4.0)),
+            "label_x": coordinate(right - 2),
+            "label": gettext("Month to date"),
+        }
     return {
         "width": LINE_W,
         "height": LINE_H,
         "left": LINE_LEFT,
-        "right": LINE_W - 8,
+        "right": right,
+        "top": LINE_TOP,
+        "bottom": coordinate(bottom),
+        "band_height": coordinate(height),
         "lines": lines,
-        "ticks": ticks,
-        "first_day": series_points[0][0].isoformat(),
-        "last_day": series_points[-1][0].isoformat(),
-        "label_y": LINE_H - 6,
+        "ticks": [{"y": coordinate(y(value)), "text": intcomma(value)} for value in ticks],
+        "tick_x": LINE_LEFT - 6,
+        "months": months,
+        "month_to_date": month_to_date,
+        "mtd_label_y": LINE_TOP - 8,
+        "first_day": first.isoformat(),
+        "last_day": last.isoformat(),
+        "label_y": LINE_H - 10,
     }
 
 
-BURN_W, BURN_H, BURN_PAD, BURN_TOP, BURN_BOTTOM = 320, 150, 8, 10, 22
+BURN_W, BURN_H, BURN_LEFT, BURN_PAD, BURN_TOP, BURN_BOTTOM = 320, 150, 40, 8, 10, 22
 
 
 def burn_down(budget: dict, business_date: date) -> dict:
-    """A small burn-down of one budget: remaining per day, the even burn, the projection."""
+    """A small burn-down of one budget: remaining per day, the even burn, the projection.
+    The y-axis is the share of the budget left (100 %, 50 %, 0 %), the x-axis its period
+    from the first day to the last; amounts are in the facts beside it."""
     start = date.fromisoformat(budget["period_start"])
     end = date.fromisoformat(budget["period_end"])
     amount = Decimal(budget["amount"])
     span = max(1, (end - start).days)
-    width, height = BURN_W - 2 * BURN_PAD, BURN_H - BURN_TOP - BURN_BOTTOM
+    width, height = BURN_W - BURN_LEFT - BURN_PAD, BURN_H - BURN_TOP - BURN_BOTTOM
 
     def x(day: date) -> float:
         offset = min(max((day - start).days, 0), span)
-        return BURN_PAD + width * offset / span
+        return BURN_LEFT + width * offset / span
 
     def y(value: Decimal) -> float:
         share = float(value / amount) if amount else 0.0
@@ -198,6 +274,12 @@ def burn_down(budget: dict, business_date: date) -> dict:
         "name": budget["name"],
         "width": BURN_W,
         "height": BURN_H,
+        "left": BURN_LEFT,
+        "tick_x": BURN_LEFT - 4,
+        "ticks": [
+            {"y": coordinate(y(amount * share / 100)), "text": percent_text(share, 0)}
+            for share in (100, 50, 0)
+        ],
         "actual": " ".join(_point(px, py) for px, py in points),
         "ideal": f"{_point(x(start), y(amount))} {_point(x(end), y(Decimal(0)))}",
         "projection": projection,
@@ -208,10 +290,10 @@ def burn_down(budget: dict, business_date: date) -> dict:
         "right": BURN_W - BURN_PAD,
         "start": budget["period_start"],
         "end": budget["period_end"],
-        "amount": floatformat(amount, "2g"),
-        "remaining": floatformat(Decimal(budget["remaining"]), "2g"),
-        "consumed_percent": floatformat(Decimal(budget["consumed_percent"] or 0), "1g"),
-        "daily_rate": floatformat(rate, "2g"),
+        "amount": money_text(amount),
+        "remaining": money_text(Decimal(budget["remaining"])),
+        "consumed_percent": percent_text(Decimal(budget["consumed_percent"] or 0)),
+        "daily_rate": money_text(rate),
         "exhaustion": budget["projected_exhaustion"],
         "runs_out_early": budget["runs_out_early"],
     }

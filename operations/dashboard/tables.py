@@ -1,8 +1,9 @@
 """What every chart of the dashboard shares: `Chart`, the base of the classes of `charts`
 (a slug, a section, a table, a picture, a CSV export), and the table it builds — columns and
 typed rows (int, Decimal, date, bool, str, None) that the page formats in the user's locale
-(`format_value`, `page_table`) and the CSV export writes plainly (`Chart.csv_lines`), so a
-chart's table on the page and its CSV hold the same rows.
+(`format_value`, `page_table`) and the CSV export writes for people opening it in Excel
+(`Chart.csv_lines`: headers in the user's language, names rather than codes beside a code
+column, money with 2 decimals), so a chart's table on the page and its CSV hold the same rows.
 """
 
 from __future__ import annotations
@@ -14,14 +15,14 @@ from datetime import date
 from decimal import Decimal
 
 from django.contrib.humanize.templatetags.humanize import intcomma
-from django.template.defaultfilters import floatformat
 from django.utils.functional import Promise
-from django.utils.translation import get_language, gettext
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from members.choices import LifecycleStage
 from portal.csv_export import csv_lines as portal_csv_lines
 from portal.csv_export import csv_safe_text
+from portal.display import in_english, money_text, name_of, percent_text
 
 from . import svg
 from .selectors import KpiPoint
@@ -35,6 +36,8 @@ __all__ = [
     "MemberShares",
     "as_date",
     "as_decimal",
+    "csv_cell",
+    "csv_header",
     "in_english",
     "format_value",
     "kpi_tier_names",
@@ -46,8 +49,10 @@ __all__ = [
 
 @dataclass(frozen=True)
 class KpiColumn:
-    """A column of a chart's table: `key` heads the CSV, `label` the page; `kind` says how a
-    value is shown (text, count, money, percent, date, flag)."""
+    """A column of a chart's table: `key` names it for code, `label` heads it on the page and
+    in the CSV; `kind` says how a value is shown (text, code, count, money, percent, date,
+    flag). A code column stands beside the name it belongs to: the CSV keeps it for staff
+    who look the row up elsewhere, the page shows the name only."""
 
     key: str
     label: str | Promise
@@ -62,15 +67,16 @@ class KpiTable:
 
 
 def format_value(value, kind: str) -> str:
-    """A table value as the page shows it, in the user's locale (money with 2 decimals)."""
+    """A table value as the page shows it, in the user's language: counts grouped, money as
+    ¥1,234.50 / CNY 1,234.50, percentages with %."""
     if value is None:
         return "—"
     if kind == "count":
         return intcomma(value)
     if kind == "money":
-        return floatformat(value, "2g")
+        return money_text(value)
     if kind == "percent":
-        return floatformat(value, "1g") + "%"
+        return percent_text(value)
     if kind == "date":
         return value.isoformat()
     if kind == "flag":
@@ -83,45 +89,61 @@ _NUMERIC = {"count", "money", "percent"}
 
 def page_table(table: KpiTable) -> dict:
     """A table as the page shows it: labels, and each value formatted (`format_value`),
-    numbers aligned right, flags marked."""
+    numbers aligned right, flags marked; code columns left out (their name is beside)."""
+    shown = [index for index, column in enumerate(table.columns) if column.kind != "code"]
     return {
         "columns": [
-            {"label": str(column.label), "num": column.kind in _NUMERIC} for column in table.columns
+            {"label": str(table.columns[i].label), "num": table.columns[i].kind in _NUMERIC}
+            for i in shown
         ],
         "rows": [
             [
                 {
-                    "text": format_value(value, column.kind),
-                    "num": column.kind in _NUMERIC,
-                    "flag": column.kind == "flag" and bool(value),
+                    "text": format_value(row[i], table.columns[i].kind),
+                    "num": table.columns[i].kind in _NUMERIC,
+                    "flag": table.columns[i].kind == "flag" and bool(row[i]),
                 }
-                for value, column in zip(row, table.columns, strict=True)
+                for i in shown
             ]
             for row in table.rows
         ],
     }
 
 
-def _csv_cell(value) -> str:
+_CENT = Decimal("0.01")
+
+
+def csv_header(column: KpiColumn) -> str:
+    """A column's heading in the CSV, in the user's language, with the unit of its numbers
+    (the cells stay plain numbers that Excel can add up)."""
+    if column.kind == "money":
+        return gettext("%(label)s (CNY)") % {"label": column.label}
+    if column.kind == "percent":
+        return gettext("%(label)s (%%)") % {"label": column.label}
+    return str(column.label)
+
+
+def csv_cell(value, kind: str) -> str:
+    """A value as the CSV holds it: money with 2 decimals, yes / no in the user's language,
+    ISO dates, text quoted when Excel would run it as a formula."""
     if value is None:
         return ""
     if isinstance(value, bool):
-        return "yes" if value else "no"
+        return gettext("Yes") if value else gettext("No")
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, str):
         return csv_safe_text(value)
+    if kind == "money":
+        return str(Decimal(value).quantize(_CENT))
     return str(value)  # int, Decimal (never float)
 
 
-def in_english() -> bool:
-    return (get_language() or "").startswith("en")
-
-
 def tier_name(tier: dict) -> str:
+    """A tier of a snapshot by its name in the user's language ("Not graded" for none)."""
     if tier["code"] == NONE_CODE:
         return str(_("Not graded"))
-    return tier["name_en"] if in_english() and tier.get("name_en") else tier["name"]
+    return name_of(tier)
 
 
 def kpi_tier_names(data: dict) -> dict[str, str]:
@@ -177,11 +199,14 @@ class Chart:
         return f"{self.slug}-{business_date:%Y%m%d}.csv"
 
     def csv_lines(self, table: KpiTable) -> Iterator[str]:
-        """A UTF-8 byte order mark (Excel then reads Chinese names), the header, the rows."""
-        return portal_csv_lines(
-            [column.key for column in table.columns],
-            ([_csv_cell(value) for value in row] for row in table.rows),
-        )
+        """A UTF-8 byte order mark (Excel then reads Chinese names), the header, the rows —
+        worked out now, in the request's language (the response is streamed after it)."""
+        header = [csv_header(column) for column in table.columns]
+        rows = [
+            [csv_cell(value, column.kind) for value, column in zip(row, table.columns, strict=True)]
+            for row in table.rows
+        ]
+        return portal_csv_lines(header, rows)
 
 
 # --- the shapes several charts share -----------------------------------------------------
@@ -208,6 +233,8 @@ class CountsByTier(Chart):
     kind = "stacked"
     code_key: str
     name_key: str
+    code_label: str | Promise
+    name_label: str | Promise
     #: the cube position of the row key (0 branch, 2 stage)
     dimension: int
 
@@ -218,8 +245,8 @@ class CountsByTier(Chart):
     def header(self, data):
         names = kpi_tier_names(data)
         return [
-            KpiColumn(self.code_key, _("Code")),
-            KpiColumn(self.name_key, _("Name")),
+            KpiColumn(self.code_key, self.code_label, "code"),
+            KpiColumn(self.name_key, self.name_label),
             *(
                 KpiColumn(tier["code"] or "not_graded", names[tier["code"]], "count")
                 for tier in data["tiers"]

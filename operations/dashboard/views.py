@@ -21,9 +21,12 @@ from django.http import Http404
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils.translation import gettext as _
+from django.utils.translation import pgettext
 
+from members.choices import TierChangeCause
 from portal.csv_export import csv_response
 from portal.decorators import action_required
+from portal.display import in_english
 from portal.models import KpiSnapshot
 
 from .charts import CHARTS
@@ -55,7 +58,9 @@ def _sections(snapshot: KpiSnapshot, series: list[KpiPoint]) -> list[dict]:
                 "visual": chart.visual(table, snapshot.data, series),
                 "table": page_table(table),
                 "empty": not table.rows,
-                "exports": [(slug, _csv_link(slug)) for slug in [chart.slug, *within]],
+                # the section's own export, then those of the charts shown within it by title
+                "exports": [("", _csv_link(chart.slug))]
+                + [(str(CHARTS[slug].title), _csv_link(slug)) for slug in within],
             }
         )
     return sections
@@ -73,12 +78,16 @@ def _headline(snapshot: KpiSnapshot, series: list[KpiPoint]) -> list[dict]:
             "delta": f"{'+' if delta > 0 else ''}{intcomma(delta)}",
             "day": previous.business_date.isoformat(),
         }
-    early = [budget["code"] for budget in data["budgets"] if budget["runs_out_early"]]
+    early = [budget["name"] for budget in data["budgets"] if budget["runs_out_early"]]
     return [
-        {"label": _("Members"), "value": intcomma(data["members"]), "note": ""},
+        {
+            "label": pgettext("number of members", "Members"),
+            "value": intcomma(data["members"]),
+            "note": "",
+        },
         {"label": _("Dormant"), "value": intcomma(dormant), "note": change},
         {
-            "label": _("Upgraded this month"),
+            "label": _("Upgraded this month (month to date)"),
             "value": intcomma(migration["upgraded"]),
             "note": _("%(n)s downgraded") % {"n": intcomma(migration["downgraded"])}
             + (
@@ -93,8 +102,18 @@ def _headline(snapshot: KpiSnapshot, series: list[KpiPoint]) -> list[dict]:
         {
             "label": _("Budgets running out before their period ends"),
             "value": intcomma(len(early)),
-            "note": " ".join(early),
+            "note": "、".join(early) if not in_english() else ", ".join(early),
         },
+    ]
+
+
+def _causes(causes: dict[str, int]) -> list[tuple[str, int]]:
+    """This month's tier changes by cause, each by its label, in the order of the causes."""
+    order = {cause: index for index, cause in enumerate(TierChangeCause.values)}
+    labels = dict(TierChangeCause.choices)
+    return [
+        (str(labels.get(cause, cause)), count)
+        for cause, count in sorted(causes.items(), key=lambda item: order.get(item[0], 99))
     ]
 
 
@@ -112,7 +131,7 @@ def dashboard_view(request):
         {
             "snapshot": snapshot,
             "headline": _headline(snapshot, series),
-            "causes": sorted(snapshot.data["migration"]["causes"].items()),
+            "causes": _causes(snapshot.data["migration"]["causes"]),
             "sections": _sections(snapshot, series),
         },
     )
