@@ -80,7 +80,7 @@ def test_a_corrupt_entitlement_is_reported_and_the_others_and_later_steps_still_
     grants = step("entitlement_grants")
     assert grants.status == JobStatus.WARNING
     assert "GIFT/GOLD" in grants.message and "quantity" in grants.message.lower()
-    assert "entitlement matrix" in grants.message  # what to do next
+    assert "请在权益矩阵中更正" in grants.message  # what to do next
     assert grants.counts["entitlements_refused"] == 1 and grants.counts["granted"] == 3
     assert set(BenefitGrant.objects.values_list("benefit__code", flat=True)) == {"LOUNGE"}
     # every step of the chain ran, and the night as a whole is a warning, not a failure

@@ -115,7 +115,7 @@ def test_a_grant_for_a_date_is_charged_to_the_budget_of_that_period(lounge_line)
 def test_a_date_no_budget_of_the_line_covers_grants_nothing_and_says_why(lounge_line):
     benefit = lounge_line["benefit"]
 
-    with pytest.raises(BudgetNotOpen, match="not open on 2027-01-10"):
+    with pytest.raises(BudgetNotOpen, match="在 2027-01-10 不在有效期内"):
         grant_create(
             member=MemberFactory(),
             benefit=benefit,

@@ -111,9 +111,10 @@ def test_a_budget_without_spending_says_so_in_every_forecast_line(staff):
     impact = impact_of(approval)
 
     assert (
-        impact["Consumed"] == "¥0.00" and impact["Committed (granted, not yet redeemed)"] == "¥0.00"
+        impact["Consumed"] == "CNY 0.00"
+        and impact["Committed (granted, not yet redeemed)"] == "CNY 0.00"
     )
-    assert impact["Left now"] == "¥10,000.00" and impact["Left if approved"] == "¥12,000.00"
+    assert impact["Left now"] == "CNY 10,000.00" and impact["Left if approved"] == "CNY 12,000.00"
     assert impact["Spending per day (last 30 days)"] == "No spending yet"
     assert impact["Runs out at this rate"] == "No spending yet"
     end = card.period_end.isoformat()
@@ -221,10 +222,10 @@ def test_the_forecast_of_a_budget_that_runs_out_in_its_period_caps_at_its_amount
     impact = impact_of(approval)
 
     # ¥8,000 left if approved at ¥100 a day: 80 days, inside the 100-day period
-    assert impact["Spending per day (last 30 days)"] == "¥100.00 a day"
+    assert impact["Spending per day (last 30 days)"] == "CNY 100.00 a day"
     assert impact["Runs out at this rate"] == (TODAY + timedelta(days=80)).isoformat()
     end = card.period_end.isoformat()
-    assert impact[f"Consumed by the period end ({end}) at this rate"] == "¥11,000.00"
+    assert impact[f"Consumed by the period end ({end}) at this rate"] == "CNY 11,000.00"
 
 
 def test_a_forecast_beyond_the_period_says_so(staff):
@@ -236,7 +237,9 @@ def test_a_forecast_beyond_the_period_says_so(staff):
 
     end = card.period_end.isoformat()
     assert impact["Runs out at this rate"] == f"Not before its period ends ({end})"
-    assert impact[f"Consumed by the period end ({end}) at this rate"] == "¥500.00"  # 300 + 20 × 10
+    assert (
+        impact[f"Consumed by the period end ({end}) at this rate"] == "CNY 500.00"
+    )  # 300 + 20 × 10
 
 
 def test_a_budget_that_gave_back_more_than_it_spent_lately_does_not_run_out():
@@ -277,10 +280,10 @@ def test_a_new_budget_shows_its_parents_room_before_and_after(staff):
 
     impact = impact_of(approval)
 
-    assert impact["Left if approved"] == "¥600,000.00"
+    assert impact["Left if approved"] == "CNY 600,000.00"
     assert impact["Spending per day (last 30 days)"] == "No spending yet"
-    assert impact["Left to give in 预算 RETAIL now"] == "¥1,000,000.00"
-    assert impact["Left to give in 预算 RETAIL if approved"] == "¥400,000.00"
+    assert impact["Left to give in 预算 RETAIL now"] == "CNY 1,000,000.00"
+    assert impact["Left to give in 预算 RETAIL if approved"] == "CNY 400,000.00"
     assert budget_creation_impact(values=approval.proposal).rooms[0].after_fen == 400_000_00
 
 
@@ -326,12 +329,12 @@ def test_a_new_parent_waits_for_a_second_person_and_shows_both_parents(tree, sta
     assert fresh(tree["card"]).parent == tree["retail"]
     assert approval.diff()[0] == ("parent", "预算 RETAIL", "预算 WEALTH")
     assert impact["Parent now"] == "预算 RETAIL" and impact["Parent if approved"] == "预算 WEALTH"
-    assert impact["Consumed so far, moving with it"] == "¥200,000.00"
-    assert impact["Left"] == "¥800,000.00"
-    assert impact["Left to give in 预算 RETAIL now"] == "¥4,000,000.00"
-    assert impact["Left to give in 预算 RETAIL if approved"] == "¥5,000,000.00"
-    assert impact["Left to give in 预算 WEALTH now"] == "¥3,000,000.00"
-    assert impact["Left to give in 预算 WEALTH if approved"] == "¥2,000,000.00"
+    assert impact["Consumed so far, moving with it"] == "CNY 200,000.00"
+    assert impact["Left"] == "CNY 800,000.00"
+    assert impact["Left to give in 预算 RETAIL now"] == "CNY 4,000,000.00"
+    assert impact["Left to give in 预算 RETAIL if approved"] == "CNY 5,000,000.00"
+    assert impact["Left to give in 预算 WEALTH now"] == "CNY 3,000,000.00"
+    assert impact["Left to give in 预算 WEALTH if approved"] == "CNY 2,000,000.00"
     with pytest.raises(NotAllowed):
         approval_decide(approval=approval, approve=True, actor=staff["maker"])
 

@@ -66,10 +66,10 @@ def test_an_entitlement_change_preview_is_what_the_next_night_spends(bank, staff
 
     impact = impact_of(approval)
 
-    assert impact["Monthly cost of these entitlements now"] == "¥0.00"
-    assert impact["Monthly cost if approved"] == "¥720.00"  # 3 members × 2 × ¥120.00
-    assert impact["Change per month"] == "+¥720.00"
-    assert impact["Members of tier DEFAULT_MADA/GOLD"] == "3"
+    assert impact["Monthly cost of these entitlements now"] == "CNY 0.00"
+    assert impact["Monthly cost if approved"] == "CNY 720.00"  # 3 members × 2 × ¥120.00
+    assert impact["Change per month"] == "+CNY 720.00"
+    assert impact["Members of tier Gold"] == "3"
     assert not TierEntitlement.objects.exists()
 
     approval_decide(approval=approval, approve=True, actor=staff["approver"])
@@ -85,8 +85,8 @@ def test_a_unit_cost_change_preview_is_what_the_next_night_spends(bank, staff):
 
     impact = impact_of(approval)
 
-    assert impact["Monthly entitlement cost now"] == "¥360.00"
-    assert impact["Monthly entitlement cost if approved"] == "¥450.00"
+    assert impact["Monthly entitlement cost now"] == "CNY 360.00"
+    assert impact["Monthly entitlement cost if approved"] == "CNY 450.00"
     bank.refresh_from_db()
     assert bank.unit_cost_fen == 12_000
 
@@ -107,7 +107,7 @@ def test_the_approval_page_shows_the_impact_in_the_users_language(client, bank, 
     english = client.get(page).content.decode()
 
     assert "批准后的影响" in chinese and "批准后每月成本" in chinese
-    assert "Impact if approved" in english and "¥120.00" in english  # 3 × ¥120 ÷ 3 months
+    assert "Impact if approved" in english and "CNY 120.00" in english  # 3 × ¥120 ÷ 3 months
 
 
 def test_the_api_gives_the_impact_with_the_request(api_client_for, bank, staff):
@@ -120,7 +120,7 @@ def test_the_api_gives_the_impact_with_the_request(api_client_for, bank, staff):
 
     assert response.status_code == 200
     impact = {line["what"]: line["value"] for line in response.json()["impact"]}
-    assert impact["Monthly cost if approved"] == "¥30.00"  # 3 × ¥120 ÷ 12 months
+    assert impact["Monthly cost if approved"] == "CNY 30.00"  # 3 × ¥120 ÷ 12 months
 
 
 def test_a_manual_grant_preview_is_what_approving_charges(org, make_user, settings):
@@ -142,7 +142,13 @@ def test_a_manual_grant_preview_is_what_approving_charges(org, make_user, settin
         department=parent.department,
         amount_fen=300_000_00,
     )
-    lounge = BenefitFactory(code="LOUNGE", name="机场贵宾厅", unit_cost_fen=800_00, budget=child)
+    lounge = BenefitFactory(
+        code="LOUNGE",
+        name="机场贵宾厅",
+        name_en="Airport lounge",
+        unit_cost_fen=800_00,
+        budget=child,
+    )
     member = MemberFactory(
         member_no="M0000001", name="张三丰", branch=org["B01S1"], account_manager=am
     )
@@ -152,9 +158,9 @@ def test_a_manual_grant_preview_is_what_approving_charges(org, make_user, settin
     impact = impact_of(approval)
 
     assert impact["Customer"] == "M0000001 张**"  # masked
-    assert impact["Benefit"] == "机场贵宾厅 (¥800.00)"
-    assert impact["Left in 贵宾厅"] == "¥300,000.00 now → ¥299,200.00 if approved"
-    assert impact["Left in 零售权益"] == "¥1,000,000.00 now → ¥999,200.00 if approved"
+    assert impact["Benefit"] == "Airport lounge (CNY 800.00)"
+    assert impact["Left in 贵宾厅"] == "CNY 300,000.00 now → CNY 299,200.00 if approved"
+    assert impact["Left in 零售权益"] == "CNY 1,000,000.00 now → CNY 999,200.00 if approved"
     decide_pending(request, "MANUAL_GRANT", approve=True, actor=approver)
     assert Budget.objects.get(pk=child.pk).remaining == Decimal("299200.00")
     assert Budget.objects.get(pk=parent.pk).remaining == Decimal("999200.00")
@@ -187,8 +193,8 @@ def test_a_budget_request_reads_in_business_words(client, make_user):
 
     page = client.get(f"/approvals/{increase.pk}/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
 
-    assert "贵宾厅预算: ¥3,000,000.00 → ¥4,500,000.00" in page
-    assert "¥4,500,000.00</td>" in page and "4500000.00" not in page
+    assert "贵宾厅预算: CNY 3,000,000.00 → CNY 4,500,000.00" in page
+    assert "CNY 4,500,000.00</td>" in page and "4500000.00" not in page
     approval_decide(approval=increase, approve=True, actor=checker)
     moved = budget_parent_change_request(budget=lounge, parent=other, actor=maker)
     page = client.get(f"/approvals/{moved.pk}/", HTTP_ACCEPT_LANGUAGE="en").content.decode()

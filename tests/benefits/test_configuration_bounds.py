@@ -231,9 +231,9 @@ def budget_form(parent, **changes) -> dict:
 @pytest.mark.parametrize(
     ("changes", "field", "says"),
     [
-        ({"amount": "9,000,000.00"}, "amount", "¥5,000,000.00"),
+        ({"amount": "9,000,000.00"}, "amount", "CNY 5,000,000.00"),
         ({"amount": "0.00"}, "amount", "Amount must be an amount"),
-        ({"amount": "99999999999999"}, "amount", "¥10,000,000,000.00"),
+        ({"amount": "99999999999999"}, "amount", "CNY 10,000,000,000.00"),
         ({"amount": "abc"}, "amount", "Amount must be an amount"),
         ({"period_end": "2027-03-31"}, "period_end", "RETAIL-2026"),
         ({"alert_percents": "[150]"}, "alert_percents", "1 to 100"),

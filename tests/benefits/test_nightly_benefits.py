@@ -108,7 +108,7 @@ def test_a_short_budget_makes_the_step_a_warning_naming_the_benefit(bank):
     (run,) = runs("entitlement_grants")
     assert run.status == JobStatus.WARNING
     assert "LOUNGE" in run.message and "1 not granted" in run.message
-    assert "re-run" in run.message  # says what to do next
+    assert "重跑该日期" in run.message  # says what to do next
     assert run.message in err  # the operator sees it on the console too
     assert run.counts == {"granted": 2, "not_granted_budget": 1, "entitlements_refused": 0}
     assert BenefitGrant.objects.count() == 2

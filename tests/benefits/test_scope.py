@@ -54,7 +54,7 @@ def test_a_manual_grant_for_a_customer_outside_the_scope_is_refused(
 ):
     benefit = BenefitFactory(unit_cost_fen=cost)
 
-    with pytest.raises(NotAllowed, match="not in your scope"):
+    with pytest.raises(NotAllowed, match="不在您的管辖范围内"):
         manual_grant(
             member=customers[customer], benefit=benefit, reason="goodwill", actor=staff[who]
         )
@@ -78,7 +78,7 @@ def test_a_manual_grant_for_a_customer_in_the_scope_is_made(staff, customers, wh
 
 @pytest.mark.parametrize(("who", "customer"), [("am1", "am2"), ("am1", "b01"), ("bm1", "am2")])
 def test_feedback_on_a_customer_outside_the_scope_is_refused(staff, customers, who, customer):
-    with pytest.raises(NotAllowed, match="not in your scope"):
+    with pytest.raises(NotAllowed, match="不在您的管辖范围内"):
         benefit_feedback_record(
             member=customers[customer],
             benefit=BenefitFactory(),

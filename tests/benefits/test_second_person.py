@@ -557,7 +557,7 @@ def test_a_new_parent_that_cannot_hold_the_budgets_spending_is_refused_on_the_fi
 
     assert response.status_code == 200
     errors = response.context["adminform"].form.errors
-    assert "¥75,000.00" in str(errors["parent"]) and "¥20,000.00" in str(errors["parent"])
+    assert "CNY 75,000.00" in str(errors["parent"]) and "CNY 20,000.00" in str(errors["parent"])
     assert not ApprovalRequest.objects.exists()
 
 

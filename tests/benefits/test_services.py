@@ -196,7 +196,7 @@ def test_a_budget_outside_its_period_refuses(db, period_start, period_end):
     budget = make_budget(period_start=period_start, period_end=period_end)
     benefit = make_benefit(budget)
 
-    with pytest.raises(BudgetExhausted, match="not open"):
+    with pytest.raises(BudgetExhausted, match="不在有效期内"):
         give(MemberFactory(), benefit)
 
     assert BenefitGrant.objects.count() == 0
@@ -313,7 +313,7 @@ def test_an_expired_grant_is_not_redeemable(db):
     benefit = make_benefit()
     grant = give(MemberFactory(), benefit, expires_on=date(2026, 11, 25))
 
-    with pytest.raises(GrantNotRedeemable, match="expired"):
+    with pytest.raises(GrantNotRedeemable, match="已过期"):
         grant_redeem(grant=grant)
 
     grant.refresh_from_db()

@@ -13,6 +13,7 @@ from playwright.sync_api import Locator, Page, expect
 
 from campaigns.choices import CampaignApproval, CampaignStatus
 from campaigns.models import Campaign
+from portal.admin_base import shown_name
 from portal.choices import ApprovalStatus, Role
 from portal.clock import today_in_shanghai
 from portal.models import ApprovalRequest
@@ -56,8 +57,10 @@ def test_operator_builds_and_submits_a_campaign_and_an_approver_approves_it(
 
     page.get_by_label("Code").fill("C-WAKE")
     page.locator("#id_name").fill("沉睡客户唤醒季")
-    page.get_by_label("Department").select_option(label=str(budget.department))
-    page.get_by_label("Budget").select_option(label=str(budget))
+    page.get_by_label("Department").select_option(
+        label=budget.department.name
+    )  # departments by name
+    page.get_by_label("Budget").select_option(label=shown_name(budget))  # as the form lists it
     page.get_by_label("Starts on").fill(starts_on.isoformat())
     page.get_by_label("Ends on").fill(ends_on.isoformat())
     page.locator(".field-target_stages").get_by_label("Dormant").check()

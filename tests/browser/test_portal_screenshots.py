@@ -1,21 +1,29 @@
 """Screenshots of the pages people use all day, in both languages, for the README
-(docs/screenshots/): the account manager's workbench, the customer 360 page and the
-dashboard. Each is taken after checking that the page shows its data in that language."""
+(docs/screenshots/): the account manager's workbench, the customer 360 page, the
+dashboard, an approval and the budgets admin. Each is taken after checking that the page
+shows its data in that language."""
 
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 from playwright.sync_api import Page, expect
 
-from benefits.services import grant_create
+from benefits.services import budget_consume, budget_increase_request, grant_create
 from members.models import FollowUpNote, Tier
 from operations.dashboard import kpi_snapshot_compute
 from portal.choices import Role
 from portal.clock import today_in_shanghai
 from portal.periods import add_months, month_start
-from tests.factories import BenefitFactory, MemberFactory, MemberMonthlyStatFactory
+from tests.factories import (
+    BenefitFactory,
+    BudgetFactory,
+    DepartmentFactory,
+    MemberFactory,
+    MemberMonthlyStatFactory,
+)
 
 from .conftest import BROWSER_TEST, login
 
@@ -120,3 +128,46 @@ def test_dashboard_in_both_languages(page: Page, live_server, bank, make_user, s
 
     expect(page.get_by_role("heading", name="等级分布", exact=True)).to_be_visible()
     screenshot(page, "dashboard-zh-hans")
+
+
+@pytest.fixture
+def budgets(org, make_user):
+    """Two budgets of the retail department, one with spending, and a raise of the lounge
+    budget proposed by one budget approver, waiting for another."""
+    maker = make_user(
+        Role.BUDGET_APPROVER, username="ba_zhou", branch="HO", first_name="敏", last_name="周"
+    )
+    approver = make_user(
+        Role.BUDGET_APPROVER, username="ba_wu", branch="HO", first_name="磊", last_name="吴"
+    )
+    retail = DepartmentFactory(code="RETAIL", name="零售银行部")
+    lounge = BudgetFactory(
+        code="LOUNGE-2026", name="贵宾厅预算", department=retail, amount_fen=3_000_000_00
+    )
+    BudgetFactory(code="CARD-2026", name="信用卡活动预算", department=retail, amount_fen=500_000_00)
+    budget_consume(budget=lounge, amount_fen=1_234_567_89, source="spent")
+    approval = budget_increase_request(budget=lounge, amount=Decimal("4500000.00"), actor=maker)
+    return {"approver": approver, "approval": approval}
+
+
+def test_an_approval_and_the_budgets_admin_in_both_languages(
+    page: Page, live_server, budgets, screenshot
+):
+    login(page, live_server, budgets["approver"])
+    page.goto(f"{live_server.url}/approvals/{budgets['approval'].pk}/")  # the browser's English
+    expect(page.locator("main")).to_contain_text("CNY 4,500,000.00")
+    expect(page.locator("main")).to_contain_text("周敏")
+    screenshot(page, "approval-en")
+    page.goto(f"{live_server.url}/admin/benefits/budget/")
+    expect(page.locator("#result_list")).to_contain_text("CNY 3,000,000.00")
+    screenshot(page, "budgets-admin-en")
+
+    page.goto(f"{live_server.url}/approvals/{budgets['approval'].pk}/")
+    switch_language(page, "zh-hans")
+
+    expect(page.locator("main")).to_contain_text("¥4,500,000.00")
+    screenshot(page, "approval-zh-hans")
+    page.goto(f"{live_server.url}/admin/benefits/budget/")
+    expect(page.locator("#result_list")).to_contain_text("¥3,000,000.00")
+    expect(page.locator("#result_list")).to_contain_text("零售银行部")
+    screenshot(page, "budgets-admin-zh-hans")

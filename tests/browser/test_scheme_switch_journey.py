@@ -64,7 +64,7 @@ def test_a_scheme_switch_from_proposal_to_the_night(page: Page, live_server, org
     login(page, live_server, operator)
     page.goto(scheme_page)
     page.get_by_role("link", name="Simulate against the current population").click()
-    expect(page.get_by_text("STAR5").first).to_be_visible()
+    expect(page.get_by_text("5 stars").first).to_be_visible()  # the simulation names tiers
     page.goto(scheme_page)
     page.get_by_role("link", name="Entitlements of the new tiers").click()
     expect(page.get_by_text("No entitlement decision")).to_be_visible()
@@ -85,9 +85,9 @@ def test_a_scheme_switch_from_proposal_to_the_night(page: Page, live_server, org
     page.get_by_role("link", name="Approvals").click()
     page.get_by_role("link", name="星级积分定级").first.click()
     impact = page.locator("table.impact")
-    expect(impact).to_contain_text("From 金卡")
+    expect(impact).to_contain_text("From Gold")
     expect(impact).to_contain_text("Monthly entitlement cost")
-    expect(impact).to_contain_text("¥400.00 now → ¥200.00 under the new scheme")  # MID+LOW → MID
+    expect(impact).to_contain_text("CNY 400.00 now → CNY 200.00 under the new scheme")
     expect(impact).to_contain_text("1 in force end that night")
     page.get_by_role("button", name="Approve", exact=True).click()
     expect(page.get_by_text("Approved").first).to_be_visible()
@@ -105,12 +105,14 @@ def test_a_scheme_switch_from_proposal_to_the_night(page: Page, live_server, org
     expect(ended).to_contain_text("LOW")
     expect(page.get_by_role("status")).to_have_count(0)
     page.goto(f"{live_server.url}/members/MID/")
-    # the tier, the gap and the thresholds all of the new scheme (the history keeps 金卡)
-    expect(page.locator(".cards").first).to_contain_text("四星")
-    expect(page.locator(".cards").first).to_contain_text("POINTS")
+    # the tier, the gap and the thresholds all of the new scheme (the history keeps Gold)
+    cards = page.locator(".cards").first
+    expect(cards).to_contain_text("4 stars")
+    expect(cards).to_contain_text("points")
+    expect(cards).not_to_contain_text("Gold")
     thresholds = page.locator("p.muted").filter(has_text="Thresholds")
-    expect(thresholds).to_contain_text("七星")
-    expect(thresholds).not_to_contain_text("金卡")
+    expect(thresholds).to_contain_text("7 stars")
+    expect(thresholds).not_to_contain_text("Gold")
     assert dict(Member.objects.values_list("member_no", "tier__code")) == {
         "RICH": "STAR5",
         "MID": "STAR4",

@@ -282,7 +282,7 @@ def test_submit_for_approval_bulk_action_uses_the_service(client, staff, budget)
     empty.refresh_from_db()
     assert (ready.status, ready.submitted_by) == ("PENDING_APPROVAL", staff["operator"])
     assert empty.status == "DRAFT"
-    assert any("C-EMPTY" in m and "task" in m for m in messages_of(response))
+    assert any("C-EMPTY" in m and "任务" in m for m in messages_of(response))
 
 
 def test_approval_buttons_show_only_to_an_approver_and_only_when_pending(client, staff, budget):

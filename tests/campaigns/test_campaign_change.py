@@ -167,7 +167,7 @@ def test_names_apply_at_once_and_the_budget_waits(api_client_for, staff, launche
     assert approval.proposal["budget"].startswith("春季预算")
     assert (
         english_impact(approval)["Charged to budget"]
-        == "冬季活动预算 (¥10,000.00) → 春季预算 (¥20,000.00)"
+        == "冬季活动预算 (CNY 10,000.00) → 春季预算 (CNY 20,000.00)"
     )
 
     approval_decide(approval=approval, approve=True, actor=staff["approver"])
@@ -196,12 +196,12 @@ def test_a_ladder_step_reward_change_keeps_the_ladder_and_waits(api_client_for, 
     approval = pending()
     assert approval.current["task 2"] == (
         "刷卡阶梯: Card spend, Sum of amounts (CNY), Monthly → "
-        "step 1: at least ¥1,000.00 → 10 points; step 2: at least ¥5,000.00 → 60 points "
+        "step 1: at least CNY 1,000.00 → 10 points; step 2: at least CNY 5,000.00 → 60 points "
         "(no limit per member; no limit per period)"
     )
     assert approval.proposal["task 2"] == (
         "刷卡阶梯: Card spend, Sum of amounts (CNY), Monthly → "
-        "step 1: at least ¥1,000.00 → 10 points; step 2: at least ¥5,000.00 → 80 points + "
+        "step 1: at least CNY 1,000.00 → 10 points; step 2: at least CNY 5,000.00 → 80 points + "
         "Card gift (no limit per member; no limit per period)"
     )
     impact = english_impact(approval)
@@ -556,9 +556,9 @@ def test_the_impact_shows_the_expected_cost_change(staff, launched):
     # 10 gold members × 61 days left × 10 % (assumed) = 61, within 3 per member (30): 30
     assert impact["“每日签到”: expected now"].startswith("30 completions")
     assert impact["“每日签到”: expected if approved"] == (
-        impact["“每日签到”: expected now"].replace("¥1.50", "¥3.00")
+        impact["“每日签到”: expected now"].replace("CNY 1.50", "CNY 3.00")
     )
-    assert impact["Expected cost change"] == "+¥1.50"
+    assert impact["Expected cost change"] == "+CNY 1.50"
     assert "Budget left" in impact
 
 

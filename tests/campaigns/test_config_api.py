@@ -380,7 +380,7 @@ def test_a_task_that_does_not_add_up_is_400_naming_the_field(
     campaign = draft(staff["operator"], budget=budget)
 
     response = api_client_for(staff["operator"]).post(
-        TASKS, task_body(campaign.code, **changes), format="json"
+        TASKS, task_body(campaign.code, **changes), format="json", HTTP_ACCEPT_LANGUAGE="en"
     )
 
     assert response.status_code == 400
@@ -539,7 +539,9 @@ def test_approval_of_a_campaign_whose_window_has_begun_activates_it(api_client_f
 def test_a_campaign_without_tasks_cannot_be_submitted_409(api_client_for, staff, budget):
     campaign = draft(staff["operator"], budget=budget)
 
-    response = api_client_for(staff["operator"]).post(f"{CAMPAIGNS}{campaign.pk}/submit/")
+    response = api_client_for(staff["operator"]).post(
+        f"{CAMPAIGNS}{campaign.pk}/submit/", HTTP_ACCEPT_LANGUAGE="en"
+    )
 
     assert response.status_code == 409
     assert response.json()["code"] == "campaign_state"

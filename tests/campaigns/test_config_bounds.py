@@ -61,10 +61,15 @@ def task_body(campaign_code: str, **kw) -> dict:
         (
             {"measure": "AMOUNT_SUM", "target": "100000000.01"},
             "target",
-            "¥100,000,000.00",
+            "CNY 100,000,000.00",
             "¥100,000,000.00",
         ),
-        ({"min_event_amount": "100000000.01"}, "min_event_amount", "¥100,000,000.00", "金额"),
+        (
+            {"min_event_amount": "100000000.01"},
+            "min_event_amount",
+            "CNY 100,000,000.00",
+            "金额",
+        ),
     ],
     ids=["points-huge", "points-over", "cap-over", "count-target", "amount-target", "minimum"],
 )

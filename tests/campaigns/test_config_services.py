@@ -41,6 +41,14 @@ from tests.factories import (
 
 from .conftest import today
 
+
+@pytest.fixture(autouse=True)
+def english():
+    """The rules' messages are read here in English (their Chinese is the catalogue's)."""
+    with translation.override("en"):
+        yield
+
+
 pytestmark = pytest.mark.django_db
 
 NOT_EDITABLE = ["PENDING_APPROVAL", "SCHEDULED", "ACTIVE", "PAUSED", "ENDED"]

@@ -193,19 +193,19 @@ def test_the_launch_shows_audience_tasks_cost_against_the_budget_left_and_overla
     assert lines["“每日签到”: members offered"] == "10 members"
     assert lines["“绑卡有礼”: members offered"] == "6 members"  # the dormant ones
     # 10 members × 10 days × 20 % (history) = 20 completions × 5 points (¥0.05)
-    assert lines["“每日签到”: expected"] == "20 completions in 10 periods, ¥1.00"
+    assert lines["“每日签到”: expected"] == "20 completions in 10 periods, CNY 1.00"
     assert lines["“每日签到”: basis"] == (
         "20.0 % per member and period, from the history of 1 similar task "
         "(Sign-in, Number of events)"
     )
     # 6 members × once × 10 % (assumed: nobody has bound a card in a campaign yet) ≈ 1 × ¥100
-    assert lines["“绑卡有礼”: expected"] == "1 completion in 1 period, ¥100.00"
+    assert lines["“绑卡有礼”: expected"] == "1 completion in 1 period, CNY 100.00"
     assert lines["“绑卡有礼”: basis"] == "assumed 10.0 % per member and period, no history"
-    assert lines["Expected cost, total"] == "¥101.00"
-    assert lines["Budget"] == "金卡活动预算 (¥10,000.00)"
-    assert lines["Consumed"] == "¥1,000.00"
-    assert lines["Committed"] == "¥1,500.00 (child budgets not yet spent ¥1,500.00)"
-    assert lines["Budget left"] == "¥7,500.00"
+    assert lines["Expected cost, total"] == "CNY 101.00"
+    assert lines["Budget"] == "金卡活动预算 (CNY 10,000.00)"
+    assert lines["Consumed"] == "CNY 1,000.00"
+    assert lines["Committed"] == "CNY 1,500.00 (child budgets not yet spent CNY 1,500.00)"
+    assert lines["Budget left"] == "CNY 7,500.00"
     assert lines["Expected cost against the budget left"] == "1.3 % of the budget left"
     assert lines["Also in the audience of “活跃客户关怀”"] == "4 members"
     assert not any("普卡专享" in what or "草稿活动" in what for what in lines)
@@ -221,9 +221,9 @@ def test_other_live_campaigns_on_the_same_budget_are_committed(people, members, 
 
     # the sharing campaign: 10 members × once × 10 % (assumed) = 1 gift, ¥100.00 to come
     assert lines["Committed"] == (
-        "¥1,600.00 (同预算活动 expected ¥100.00; child budgets not yet spent ¥1,500.00)"
+        "CNY 1,600.00 (同预算活动 expected CNY 100.00; child budgets not yet spent CNY 1,500.00)"
     )
-    assert lines["Budget left"] == "¥7,400.00"
+    assert lines["Budget left"] == "CNY 7,400.00"
 
 
 def test_a_cost_beyond_the_budget_left_is_said(people, members, gift):
@@ -233,7 +233,7 @@ def test_a_cost_beyond_the_budget_left_is_said(people, members, gift):
     lines = lines_of(campaign)
 
     assert lines["Expected cost against the budget left"] == (
-        "exceeds the budget left by ¥50.50"  # ¥100.50 expected (no history), ¥50.00 left
+        "exceeds the budget left by CNY 50.50"  # ¥100.50 expected (no history), ¥50.00 left
     )
 
 
@@ -270,7 +270,7 @@ def test_the_launch_terms_speak_business_words(people, members, budget, gift):
     assert approval.current == {"status": "Draft"}
     terms = approval.proposal
     assert terms["status"] == "Scheduled / Active"
-    assert terms["budget"] == "金卡活动预算 (¥10,000.00)"
+    assert terms["budget"] == "金卡活动预算 (CNY 10,000.00)"
     assert terms["target tiers"] == "Gold"
     assert terms["target stages"] == "every stage"
     assert terms["segments"] == "no segment restriction"
@@ -284,8 +284,8 @@ def test_the_launch_terms_speak_business_words(people, members, budget, gift):
     )
     assert terms["task 3"] == (
         "刷卡阶梯: Card spend, Sum of amounts (CNY), Monthly → "
-        "step 1: at least ¥1,000.00 → 10 points; step 2: at least ¥5,000.00 → 60 points; "
-        "step 3: at least ¥20,000.00 → 300 points + Card gift "
+        "step 1: at least CNY 1,000.00 → 10 points; step 2: at least CNY 5,000.00 → 60 points; "
+        "step 3: at least CNY 20,000.00 → 300 points + Card gift "
         "(at most 3 times per member; at most 1,000 members per period)"
     )
     raw = " ".join(str(value) for value in approval.proposal.values())
@@ -316,7 +316,7 @@ def test_the_approval_page_shows_the_impact(client, people, members, budget, gif
 
     html = page.content.decode()
     assert page.status_code == 200
-    for words in ("Audience now", "10 members", "Budget left", "¥7,500.00", "活跃客户关怀"):
+    for words in ("Audience now", "10 members", "Budget left", "CNY 7,500.00", "活跃客户关怀"):
         assert words in html
 
 

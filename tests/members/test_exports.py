@@ -84,8 +84,13 @@ def _download(client, url, params=None, **extra):
     return response, body
 
 
+def _lines(body: bytes) -> list[list[str]]:
+    return list(csv.reader(io.StringIO(body.decode("utf-8-sig"))))
+
+
 def _rows(body: bytes) -> list[dict]:
-    return list(csv.DictReader(io.StringIO(body.decode("utf-8-sig"))))
+    """The rows by column (the header line is in the user's language)."""
+    return [dict(zip(COLUMNS, line, strict=True)) for line in _lines(body)[1:]]
 
 
 # --- the file ---------------------------------------------------------------------------------
@@ -99,19 +104,31 @@ def test_export_columns_are_masked_and_the_raw_values_never_sent(client, staff, 
     assert response.status_code == 200
     assert response["Content-Type"] == "text/csv; charset=utf-8"
     assert PHONE.encode() not in body and ID_NUMBER.encode() not in body
+    header = _lines(body)[0]
+    # a file for people: headers, names and labels in the user's language (简体中文 here)
+    assert header[:7] == [
+        "客户号",
+        "姓名",
+        "手机号（脱敏）",
+        "证件号（脱敏）",
+        "机构",
+        "客户经理",
+        "等级",
+    ]
+    assert header[8:] == ["生命周期阶段", "状态", "最近活跃", "积分余额"]
     (row,) = _rows(body)
-    assert tuple(row) == COLUMNS
     wang = members["wang"]
     assert row == {
         "member_no": "M1000001",
         "name": "王小明",
         "phone_masked": PHONE_MASKED,
         "id_number_masked": ID_MASKED,
-        "branch_code": "B01S1",
-        "account_manager": "am1",
-        "tier": wang.tier.code,
-        "lifecycle_stage": "ACTIVE",
-        "status": "ACTIVE",
+        "branch": wang.branch.name,
+        "account_manager": staff["am1"].get_full_name() or "am1",
+        "tier": wang.tier.name,
+        "mada": "",  # no figures for the month
+        "lifecycle_stage": "活跃",
+        "status": "正常",
         "last_active_on": "2026-11-20",
         "points_balance": "1234",
     }

@@ -158,10 +158,10 @@ def test_the_approval_shows_the_customer_the_tiers_the_basis_and_what_it_replace
         impact = dict(approval_impact(first_approval(second)))
 
     assert impact["Customer"].startswith("M0000777 ") and customer.name not in impact["Customer"]
-    assert impact["Tier by the rules"] == tier("GOLD").name
-    assert impact["Tier asked for"] == tier("PRIVATE").name
-    assert impact["Basis (latest month)"] == "MADA ¥480,000.00"
-    assert tier("SUNFLOWER").name in impact["Replaces"]
+    assert impact["Tier by the rules"] == tier("GOLD").name_en  # in the reader's language
+    assert impact["Tier asked for"] == tier("PRIVATE").name_en
+    assert impact["Basis (latest month)"] == "CNY 480,000.00"
+    assert tier("SUNFLOWER").name_en in impact["Replaces"]
     assert first.expires_on.isoformat() in impact["Replaces"]
 
     decide(second, cast["bm"])

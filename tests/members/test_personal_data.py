@@ -215,7 +215,7 @@ def test_the_log_records_of_a_reveal_name_the_member_not_the_values(client, staf
 
 
 def test_the_service_refuses_a_customer_outside_the_scope(staff, member):
-    with pytest.raises(NotAllowed, match="not in your scope"):
+    with pytest.raises(NotAllowed, match="不在您的管辖范围内"):
         member_personal_data_reveal(member=member, actor=staff["bm_other"], reason="x", ip=None)
 
     assert not AuditEntry.objects.exists()
@@ -285,7 +285,7 @@ def test_another_managers_customer_cannot_be_opted_out(client, staff, member):
     assert response.status_code == 404
     member.refresh_from_db()
     assert member.marketing_opt_out is False
-    with pytest.raises(NotAllowed, match="not in your scope"):
+    with pytest.raises(NotAllowed, match="不在您的管辖范围内"):
         member_marketing_opt_out_set(
             member=member, opted_out=True, actor=staff["am_other"], reason=""
         )

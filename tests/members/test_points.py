@@ -131,7 +131,7 @@ def test_adjustment_needs_a_reason_and_is_audited(make_user):
     manager = make_user(Role.BRANCH_MANAGER)
     member = MemberFactory()
     earn(member, 100, date(2026, 11, 1), "e")
-    with pytest.raises(InvalidInput, match="reason"):
+    with pytest.raises(InvalidInput, match="原因"):
         points_adjust(
             member=member, points=-10, business_date=date(2026, 11, 2), reason=" ",
             actor=manager, idempotency_key="adj0",

@@ -352,7 +352,7 @@ def test_a_worker_killed_mid_chord_and_restarted_completes_the_night(on_redis, b
 
             def three_of_four():
                 run = JobRun.objects.filter(kind="tier_recompute", business_date=day).first()
-                return run if run and run.progress.startswith("3/4 chunks") else None
+                return run if run and run.progress.startswith("chunk 3/4,") else None
 
             tier_run = _wait_for(three_of_four, 60, "three chunks done", worker)
             worker.process.kill()  # SIGKILL: the last chunk is taken and never acknowledged
@@ -361,7 +361,7 @@ def test_a_worker_killed_mid_chord_and_restarted_completes_the_night(on_redis, b
         holder.rollback()
         holder.close()
     assert tier_run.status == JobStatus.RUNNING
-    assert tier_run.progress == "3/4 chunks, 6 members"  # 2 + 2 + 2 of the 8 members
+    assert tier_run.progress == "chunk 3/4, 6 members"  # 2 + 2 + 2 of the 8 members
 
     started = time.monotonic()
     with celery_worker(tmp_path, follow_ups_on_own_queue=True, **fast) as worker:

@@ -17,6 +17,7 @@ import pytest
 from django.utils.translation import override
 
 from benefits.models import Benefit, Budget
+from campaigns.choices import CampaignStatus
 from campaigns.models import Campaign
 from members.choices import LifecycleStage
 from operations.dashboard import KPI_CHARTS, kpi_snapshot_compute
@@ -125,10 +126,11 @@ def test_the_page_shows_every_chart_with_its_numbers_and_csv_link(client, make_u
     ):
         assert title in page
     assert page.count("<svg") >= 8  # the charts are drawn on the server
-    # numbers without JavaScript: the budget, with 2 decimals and grouped thousands
-    assert "2,400.00 / 5,000.00" in page
+    # numbers without JavaScript: the budget, in CNY with 2 decimals and grouped thousands
+    assert "CNY 2,400.00 / CNY 5,000.00" in page
     assert "2026-12-20" in page  # projected exhaustion
-    assert "⚑ GIFT" in page  # low demand flagged
+    gift = Benefit.objects.get(code="GIFT").name_en
+    assert f"⚑ {gift}" in page  # low demand flagged, by its name
     assert "C-KPI" in page and "Private banking" in page
 
 
@@ -137,8 +139,8 @@ def test_the_page_formats_numbers_in_chinese_by_default(client, make_user, snaps
 
     page = client.get("/dashboard/").content.decode()
 
-    # amounts grouped by thousands, 2 decimals (portal/formats/zh_Hans/formats.py)
-    assert "2,400.00 / 5,000.00" in page
+    # amounts in yuan, grouped by thousands, 2 decimals (portal.display.money_text)
+    assert "¥2,400.00 / ¥5,000.00" in page
     assert "金卡" in page  # tier names in zh-Hans
 
 
@@ -146,21 +148,30 @@ def test_the_page_formats_numbers_in_chinese_by_default(client, make_user, snaps
 
 
 def expected_exports() -> dict[str, list[list[str]]]:
-    """Header and rows of every export for the seeded bank, worked out by hand."""
+    """Header and rows of every export for the seeded bank in English, worked out by hand:
+    headings for people (with the unit of money and percentages), names beside codes."""
     benefit = dict(Benefit.objects.values_list("code", "name_en"))
     with override("en"):
         stage = {value: str(label) for value, label in LifecycleStage.choices}
+        active = str(CampaignStatus.ACTIVE.label)
     campaign = Campaign.objects.get(code="C-KPI").name
-    department = Budget.objects.get(code="BUD-NOV").department.code
-    tiers = ["STANDARD", "GOLD", "SUNFLOWER", "PRIVATE", "not_graded"]
+    department = Budget.objects.get(code="BUD-NOV").department.name
+    tiers = ["Standard", "Gold", "Sunflower", "Private banking", "Not graded"]
     burn = []
     for day in range(1, 27):
         burn.append(
-            ["BUD-NOV", f"2026-11-{day:02d}", "100.00", f"{day * 100}.00", f"{5000 - day * 100}.00"]
+            [
+                "BUD-NOV",
+                "Budget BUD-NOV",
+                f"2026-11-{day:02d}",
+                "100.00",
+                f"{day * 100}.00",
+                f"{5000 - day * 100}.00",
+            ]
         )
     return {
         "tier-distribution": [
-            ["tier_code", "tier_name", "members", "percent"],
+            ["Tier code", "Tier", "Members", "Share (%)"],
             ["STANDARD", "Standard", "2", "33.3"],
             ["GOLD", "Gold", "2", "33.3"],
             ["SUNFLOWER", "Sunflower", "1", "16.7"],
@@ -168,21 +179,31 @@ def expected_exports() -> dict[str, list[list[str]]]:
             ["", "Not graded", "1", "16.7"],
         ],
         "tiers-by-branch": [
-            ["branch_code", "branch_name", *tiers, "total"],
+            ["Branch code", "Branch", *tiers, "Total"],
             ["B01", "北京分行", "2", "1", "0", "0", "0", "3"],
             ["B02", "上海分行", "0", "1", "1", "0", "1", "3"],
         ],
+        "tier-trend": [
+            ["Business date", *tiers[:-1], "Members"],
+            ["2026-11-26", "2", "2", "1", "0", "6"],
+        ],
         "tier-migration": [
-            ["from_tier", "to_tier", "members"],
-            ["", "", "1"],
-            ["", "STANDARD", "1"],
-            ["STANDARD", "GOLD", "1"],
-            ["STANDARD", "STANDARD", "1"],
-            ["SUNFLOWER", "GOLD", "1"],
-            ["SUNFLOWER", "SUNFLOWER", "1"],
+            [
+                "Tier code at the end of last month",
+                "Tier at the end of last month",
+                "Tier code on the business date",
+                "Tier on the business date",
+                "Members",
+            ],
+            ["", "Not graded before", "", "Not graded", "1"],
+            ["", "Not graded before", "STANDARD", "Standard", "1"],
+            ["STANDARD", "Standard", "GOLD", "Gold", "1"],
+            ["STANDARD", "Standard", "STANDARD", "Standard", "1"],
+            ["SUNFLOWER", "Sunflower", "GOLD", "Gold", "1"],
+            ["SUNFLOWER", "Sunflower", "SUNFLOWER", "Sunflower", "1"],
         ],
         "lifecycle": [
-            ["stage", "stage_name", "members", "percent"],
+            ["Stage code", "Lifecycle stage", "Members", "Share (%)"],
             ["NEW", stage["NEW"], "2", "33.3"],
             ["ACTIVE", stage["ACTIVE"], "1", "16.7"],
             ["AT_RISK", stage["AT_RISK"], "1", "16.7"],
@@ -191,7 +212,7 @@ def expected_exports() -> dict[str, list[list[str]]]:
             ["REACTIVATED", stage["REACTIVATED"], "0", "0.0"],
         ],
         "lifecycle-by-tier": [
-            ["stage", "stage_name", *tiers, "total"],
+            ["Stage code", "Lifecycle stage", *tiers, "Total"],
             ["NEW", stage["NEW"], "1", "0", "0", "0", "1", "2"],
             ["ACTIVE", stage["ACTIVE"], "0", "1", "0", "0", "0", "1"],
             ["AT_RISK", stage["AT_RISK"], "0", "0", "1", "0", "0", "1"],
@@ -200,68 +221,79 @@ def expected_exports() -> dict[str, list[list[str]]]:
             ["REACTIVATED", stage["REACTIVATED"], "0", "0", "0", "0", "0", "0"],
         ],
         "dormant-trend": [
-            ["business_date", "members", "dormant", "at_risk", "churned", "reactivated"],
+            ["Business date", "Members", "Dormant", "At risk", "Churned", "Reactivated"],
             ["2026-11-26", "6", "2", "1", "0", "0"],
         ],
         "campaigns": [
             [
-                "campaign_code",
-                "campaign_name",
-                "status",
-                "participants",
-                "completers",
-                "completion_rate",
-                "total_cost",
-                "reactivated",
-                "cost_per_reactivation",
+                "Campaign code",
+                "Campaign",
+                "Status",
+                "Participants",
+                "Completers",
+                "Completion rate (%)",
+                "Cost (CNY)",
+                "Dormant members reactivated",
+                "Cost per reactivation (CNY)",
             ],
-            ["C-KPI", campaign, "ACTIVE", "0", "0", "", "0.00", "0", ""],
+            ["C-KPI", campaign, active, "0", "0", "", "0.00", "0", ""],
         ],
         "differentiation": [
             [
-                "from_tier",
-                "to_tier",
-                "new_benefits",
-                "larger_quantities",
-                "added_cost_per_member_year",
-                "flagged",
+                "From tier code",
+                "From tier",
+                "To tier code",
+                "To tier",
+                "New benefits",
+                "Only more of",
+                "Added cost per member a year (CNY)",
+                "Nothing new",
             ],
             # LOUNGE costs 100.00, once a month: 1,200.00 a year
-            ["STANDARD", "GOLD", "LOUNGE", "", "1200.00", "no"],
-            ["GOLD", "SUNFLOWER", "", "", "-1200.00", "yes"],
-            ["SUNFLOWER", "PRIVATE", "", "", "0.00", "yes"],
+            ["STANDARD", "Standard", "GOLD", "Gold", benefit["LOUNGE"], "", "1200.00", "No"],
+            ["GOLD", "Gold", "SUNFLOWER", "Sunflower", "", "", "-1200.00", "Yes"],
+            ["SUNFLOWER", "Sunflower", "PRIVATE", "Private banking", "", "", "0.00", "Yes"],
         ],
         "demand": [
             [
-                "benefit_code",
-                "benefit_name",
-                "granted",
-                "redeemed",
-                "redemption_rate",
-                "flagged",
+                "Benefit code",
+                "Benefit",
+                "Granted",
+                "Redeemed",
+                "Redemption rate (%)",
+                "Low demand",
             ],
-            ["GIFT", benefit["GIFT"], "2", "0", "0.0", "yes"],
-            ["LOUNGE", benefit["LOUNGE"], "3", "2", "66.7", "no"],
+            ["GIFT", benefit["GIFT"], "2", "0", "0.0", "Yes"],
+            ["LOUNGE", benefit["LOUNGE"], "3", "2", "66.7", "No"],
         ],
         "demand-by-tier": [
-            ["benefit_code", "tier_code", "granted", "redeemed", "redemption_rate", "flagged"],
-            ["GIFT", "STANDARD", "2", "0", "0.0", "yes"],
-            ["LOUNGE", "GOLD", "3", "2", "66.7", "no"],
+            [
+                "Benefit code",
+                "Benefit",
+                "Tier code",
+                "Tier",
+                "Granted",
+                "Redeemed",
+                "Redemption rate (%)",
+                "Low demand",
+            ],
+            ["GIFT", benefit["GIFT"], "STANDARD", "Standard", "2", "0", "0.0", "Yes"],
+            ["LOUNGE", benefit["LOUNGE"], "GOLD", "Gold", "3", "2", "66.7", "No"],
         ],
         "budgets": [
             [
-                "budget_code",
-                "budget_name",
-                "department",
-                "period_start",
-                "period_end",
-                "amount",
-                "consumed",
-                "remaining",
-                "consumed_percent",
-                "daily_rate",
-                "projected_exhaustion",
-                "runs_out_before_period_end",
+                "Budget code",
+                "Budget",
+                "Department",
+                "Period start",
+                "Period end",
+                "Amount (CNY)",
+                "Consumed (CNY)",
+                "Remaining (CNY)",
+                "Share consumed (%)",
+                "Daily burn, last 30 days (CNY)",
+                "Projected exhaustion",
+                "Runs out before the period ends",
             ],
             [
                 "BUD-NOV",
@@ -275,11 +307,18 @@ def expected_exports() -> dict[str, list[list[str]]]:
                 "52.0",
                 "100.00",
                 "2026-12-20",
-                "yes",
+                "Yes",
             ],
         ],
         "budget-burn": [
-            ["budget_code", "date", "consumed_on_day", "consumed_to_date", "remaining"],
+            [
+                "Budget code",
+                "Budget",
+                "Date",
+                "Net consumed that day (CNY)",
+                "Consumed to date (CNY)",
+                "Remaining (CNY)",
+            ],
             *burn,
         ],
     }

@@ -318,7 +318,7 @@ def test_the_table_shows_a_running_nights_progress_and_keeps_refreshing(client, 
 
     partial = _page_text(client.get("/jobs/table/"))
 
-    assert "3/4 chunks, 750,000 members" in partial
+    assert "chunk 3/4, 750,000 members" in partial  # the stored progress, said as a sentence
     assert ">Running</span>" in partial
     assert 'hx-trigger="every 3s"' in partial and 'hx-get="/jobs/table/?page=1' in partial
     assert "<html" not in partial  # the table alone, for htmx to swap in

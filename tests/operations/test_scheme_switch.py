@@ -115,7 +115,8 @@ def test_a_scheme_switch_carries_everything_across_on_its_night(client, bank):
     # simulate and propose, from the scheme's page, as the product operator
     client.force_login(bank["operator"])
     simulated = client.get(f"/members/schemes/{points.pk}/simulate/")
-    assert simulated.status_code == 200 and "STAR5" in simulated.content.decode()
+    star5 = points.tiers.get(code="STAR5")
+    assert simulated.status_code == 200 and star5.name in simulated.content.decode()  # by name
     proposed = client.post(
         f"/admin/members/tierscheme/{points.pk}/propose/",
         {"_form_submitted": "on", "effective_on": NIGHT.isoformat()},
@@ -127,8 +128,9 @@ def test_a_scheme_switch_carries_everything_across_on_its_night(client, bank):
     client.force_login(bank["checker"])
     page = impact_of(client, approval)
     assert f"the night of {NIGHT.isoformat()}" in page
-    assert "From 金卡" in page and "四星 2" in page  # MID and ASKED; MANUAL's 金卡 is manual
-    assert "From 金葵花" in page and "五星 1" in page
+    # tiers by their English names on an English page
+    assert "From Gold" in page and "4 stars 2" in page  # MID and ASKED; MANUAL's Gold is manual
+    assert "From Sunflower" in page and "5 stars 1" in page
     assert "Cannot be approved yet" in page and "No entitlement decision" in page
     # … with the simulation and the decisions a click away
     assert f'href="/members/schemes/{points.pk}/simulate/"' in page
@@ -155,7 +157,7 @@ def test_a_scheme_switch_carries_everything_across_on_its_night(client, bank):
     assert "Cannot be approved yet" not in page
     # now: 金卡 ×3 (MID, ASKED, MANUAL) × 2 × ¥100 + 金葵花 × ¥50;
     # then: 四星 ×2 × 2 × ¥100 + 五星 × ¥50
-    assert "¥650.00 now → ¥450.00 under the new scheme (−¥200.00)" in page
+    assert "CNY 650.00 now → CNY 450.00 under the new scheme (−CNY 200.00)" in page
     assert "1 in force end that night; 1 request(s) waiting are withdrawn" in page
     assert "三星、无星级" not in page and "Tiers without entitlements" in page
     preview = tier_simulate(scheme=points, business_date=NIGHT)
@@ -166,7 +168,7 @@ def test_a_scheme_switch_carries_everything_across_on_its_night(client, bank):
     # until the night: the old scheme everywhere, and a word on when the new one takes effect
     client.force_login(bank["am"])
     customer = client.get("/members/MID/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
-    assert "金卡" in customer and "四星" not in customer
+    assert "Gold" in customer and "4 stars" not in customer
     assert f"takes effect on {NIGHT.isoformat()}" in customer
     zh = client.get("/members/MID/").content.decode()
     assert f"新方案 星级积分定级 (POINTS) 于 {NIGHT.isoformat()} 生效" in zh
@@ -217,7 +219,7 @@ def test_a_scheme_switch_carries_everything_across_on_its_night(client, bank):
     assert "MANUAL" in workbench and "ASKED" in workbench and "request withdrawn" in workbench
     # no page mixes schemes: the customer page grades by points now, and says nothing is due
     customer = client.get("/members/MID/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
-    assert "四星" in customer and "takes effect on" not in customer
+    assert "4 stars" in customer and "takes effect on" not in customer
     # a second run of the night changes nothing
     again = nightly_run(business_date=NIGHT)
     tier_again = next(run for run in again if run.kind == "tier_recompute")

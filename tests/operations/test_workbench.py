@@ -54,7 +54,7 @@ def test_about_to_upgrade_lists_customers_within_ten_percent_of_the_next_tier(cl
     assert far.member_no not in upgrade
     assert not_mine.member_no not in upgrade
     assert second.threshold * 0.1 > 123_456  # within 10 %
-    assert "1,234.56 CNY" in upgrade  # still needed for the next tier (MADA)
+    assert "CNY 1,234.56" in upgrade  # still needed for the next tier (MADA), in English
 
 
 def test_dormant_downgrade_and_new_lists_show_what_the_am_acts_on(client, desk, org):
@@ -85,7 +85,7 @@ def test_unredeemed_benefits_expiring_soon_are_listed(client, desk, org):
     from benefits.services import grant_create
 
     member = customer(desk, org)
-    lounge = BenefitFactory(name="机场贵宾厅")
+    lounge = BenefitFactory(name="机场贵宾厅", name_en="Airport lounge")
     grant_create(
         member=member,
         benefit=lounge,
@@ -98,7 +98,9 @@ def test_unredeemed_benefits_expiring_soon_are_listed(client, desk, org):
 
     expiring = section(home(client, desk["am"]), "expiring")
 
-    assert member.member_no in expiring and "机场贵宾厅" in expiring
+    assert (
+        member.member_no in expiring and "Airport lounge" in expiring
+    )  # its English name, in English
 
 
 def test_an_am_adds_a_follow_up_note_sees_it_due_and_marks_it_done(client, desk, org):

@@ -220,7 +220,7 @@ def test_issue_and_revoke_are_audited_with_the_actor(issue, administrator):
 
 @pytest.mark.parametrize(
     ("scopes", "message"),
-    [([], "at least one scope"), (["events-write", "everything"], "Unknown scope")],
+    [([], "至少选择一个权限范围"), (["events-write", "everything"], "未知的权限范围")],
 )
 def test_a_token_needs_known_scopes(issue, scopes, message):
     with pytest.raises(ApiTokenError, match=message):
@@ -230,7 +230,7 @@ def test_a_token_needs_known_scopes(issue, scopes, message):
 
 
 def test_a_token_cannot_be_issued_already_expired(issue):
-    with pytest.raises(ApiTokenError, match="future"):
+    with pytest.raises(ApiTokenError, match="晚于现在"):
         issue(ApiScope.EVENTS_WRITE, expires_at=timezone.now() - timedelta(minutes=1))
 
 
@@ -298,7 +298,7 @@ def test_command_issues_a_token_and_prints_the_key_once(system_user, member):
 
 
 def test_command_refuses_an_unknown_scope_or_user(system_user):
-    with pytest.raises(CommandError, match="Unknown scope"):
+    with pytest.raises(CommandError, match="未知的权限范围"):
         call_command(
             "api_token_issue", "--user", "mobile_banking", "--name", "X", "--scopes", "all"
         )

@@ -166,7 +166,7 @@ def test_an_increase_approved_after_the_budget_changed_is_refused_not_overwritte
     )
     budget_amount_lower(budget=budget, amount=Decimal("90000.00"), actor=approvers["maker"])
 
-    with pytest.raises(DomainError, match="no longer has the amount 100000.00"):
+    with pytest.raises(DomainError, match="的金额已不是 ¥100,000.00"):
         approval_decide(approval=approval, approve=True, actor=approvers["checker"])
 
     budget.refresh_from_db()
@@ -365,7 +365,7 @@ def test_a_tier_scheme_activation_shows_the_thresholds_that_change(make_user):
     changed = {field for field, _now, _proposed in approval.diff()}
     assert {"Scheme", "Method", "Tier 1", "Takes effect"} <= changed
     # thresholds in the scheme's measure, with the tier's names, not codes
-    assert approval.current["Tier 2"] == "金卡 (Gold) ≥ MADA ¥50,000.00"
+    assert approval.current["Tier 2"] == "金卡 (Gold) ≥ MADA CNY 50,000.00"  # English: CNY
     assert "points" in approval.proposal["Tier 2"] and "STAR" not in approval.proposal["Tier 2"]
     with pytest.raises(DomainError):
         approval_decide(approval=approval, approve=True, actor=maker)
@@ -425,7 +425,7 @@ def test_the_inbox_lists_what_waits_for_me_and_auditors_see_every_request(client
 
     client.force_login(approvers["checker"])
     inbox = page_text(client.get(reverse("approvals"), HTTP_ACCEPT_LANGUAGE="en"))
-    assert inbox.count("approvals/") >= 3 and "Budget B0: ¥100,000.00 → ¥200,000.00" in inbox
+    assert inbox.count("approvals/") >= 3 and "Budget B0: CNY 100,000.00 → CNY 200,000.00" in inbox
     client.force_login(make)
     mine = page_text(client.get(reverse("approvals"), HTTP_ACCEPT_LANGUAGE="en"))
     assert "Nothing is waiting for your decision" in mine
