@@ -8,6 +8,10 @@ class CampaignsConfig(AppConfig):
 
     def ready(self) -> None:
         # registers the campaigns approval kinds, and tells members how campaigns use segments
-        from . import approvals, segments  # noqa: F401
+        from django.db.backends.signals import connection_created
+
+        from . import approvals, holdout, segments  # noqa: F401
 
         segments.register()
+        # SQLite computes a member's holdout bucket with the Python function (PostgreSQL in SQL)
+        connection_created.connect(holdout.sqlite_functions_register)

@@ -38,6 +38,7 @@ from django.utils.translation import ngettext
 from benefits.models import Benefit, Budget
 from members.models import Member
 from portal.clock import today_in_shanghai
+from portal.display import percent_text
 from portal.money import fen_to_decimal, yuan_text
 
 from .choices import CampaignStatus, EventType, Measure
@@ -403,7 +404,8 @@ def budget_room(*, budget: Budget, on: date, history: History, excluding: int | 
 class LaunchPreview:
     campaign: Campaign
     on: date
-    audience: int
+    audience: int  # offered the campaign (those held out are not)
+    held_out: int
     tasks: tuple[TaskEstimate, ...]
     room: BudgetRoom
     overlaps: tuple[tuple[Campaign, int], ...] = field(default=())
@@ -424,7 +426,8 @@ def campaign_launch_preview(*, campaign: Campaign, on: date | None = None) -> La
     on = on or today_in_shanghai()
     campaign = Campaign.objects.select_related("budget").get(pk=campaign.pk)
     history = History(on=on)
-    audience = campaign_targeting(campaign).condition(on=on)
+    targeting = campaign_targeting(campaign)
+    audience = targeting.condition(on=on)  # offered: the audience less those held out
     others = list(
         Campaign.objects.filter(
             status__in=_LIVE_STATUSES,
@@ -436,6 +439,8 @@ def campaign_launch_preview(*, campaign: Campaign, on: date | None = None) -> La
         .order_by("starts_on", "code")
     )
     extra = {"audience": audience}
+    if targeting.holdout is not None:
+        extra["held_out"] = targeting.audience(on=on) & targeting.holdout.condition()
     for other in others:
         extra[f"overlap{other.pk}"] = audience & campaign_targeting(other).condition(on=on)
     tasks = [(task, TaskTerms.of(task)) for task in campaign_tasks(campaign)]
@@ -447,6 +452,7 @@ def campaign_launch_preview(*, campaign: Campaign, on: date | None = None) -> La
         campaign=campaign,
         on=on,
         audience=counts["audience"],
+        held_out=counts.get("held_out", 0),
         tasks=tuple(estimates),
         room=budget_room(budget=campaign.budget, on=on, history=history, excluding=campaign.pk),
         overlaps=overlaps,
@@ -471,7 +477,21 @@ def _budget_lines(room: BudgetRoom, cost_fen: int) -> list[tuple[str, str]]:
 def campaign_launch_impact(*, campaign: Campaign, on: date | None = None) -> list[tuple[str, str]]:
     """The launch preview as the approval page shows it, in business words."""
     preview = campaign_launch_preview(campaign=campaign, on=on)
-    lines = [(_("Audience now"), _members_text(preview.audience))]
+    if preview.campaign.holdout_share:
+        lines = [
+            (_("Audience now"), _members_text(preview.audience + preview.held_out)),
+            (
+                _("Held out (%(share)s, not offered the tasks)")
+                % {"share": percent_text(preview.campaign.holdout_share, 0)},
+                _members_text(preview.held_out),
+            ),
+            (_("Offered the campaign"), _members_text(preview.audience)),
+        ]
+    else:
+        lines = [
+            (_("Audience now"), _members_text(preview.audience)),
+            (_("Held out"), _("nobody (no uplift can be measured)")),
+        ]
     for estimate in preview.tasks:
         name = estimate.terms.name
         lines += [

@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator
 from django.db import models
 from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
@@ -23,9 +24,10 @@ from .choices import (
     Recurrence,
     RewardStatus,
 )
+from .holdout import DEFAULT_SHARE, MAX_FOLLOW_UP_DAYS, MAX_SHARE, holdout_key_new
 
 
-@audit_trail(exclude=["updated_at"])
+@audit_trail(exclude=["updated_at", "audience_recorded_on"])
 class Campaign(models.Model):
     """A task programme of one department, for a window of dates, aimed at tiers, lifecycle
     stages and segments (empty = everyone), with a budget that pays its rewards.
@@ -34,6 +36,10 @@ class Campaign(models.Model):
     draft (or a rejected campaign, which goes back to draft) is edited freely. A launched
     campaign's names change at once, its task rewards, caps and budget only through
     approval (`services.changes`).
+
+    A share of the audience may be held out (`holdout`): not offered the tasks, so that the
+    outcomes of those offered can be compared with theirs (`uplift`). The share and the
+    follow-up are chosen before launch and approved with it.
     """
 
     code = models.CharField(_("code"), max_length=32, unique=True)
@@ -65,6 +71,27 @@ class Campaign(models.Model):
         verbose_name=_("target segments"),
         help_text=_("Empty: no segment restriction; otherwise the member must be in one."),
     )
+    holdout_share = models.PositiveSmallIntegerField(
+        _("holdout share (%)"),
+        default=DEFAULT_SHARE,
+        validators=[MaxValueValidator(MAX_SHARE)],
+        help_text=_(
+            "Percent of the audience not offered the tasks, to measure what the campaign "
+            "changed (0–50; 0: nobody held out)."
+        ),
+    )
+    holdout_key = models.CharField(
+        _("holdout key"), max_length=32, default=holdout_key_new, editable=False
+    )
+    follow_up_days = models.PositiveSmallIntegerField(
+        _("follow-up (days)"),
+        default=30,
+        validators=[MaxValueValidator(MAX_FOLLOW_UP_DAYS)],
+        help_text=_("How long after the window its outcomes are still measured (0–180 days)."),
+    )
+    audience_recorded_on = models.DateField(
+        _("audience recorded on"), null=True, blank=True, editable=False
+    )
     status = models.CharField(
         _("status"), max_length=16, choices=CampaignStatus.choices, default=CampaignStatus.DRAFT
     )
@@ -93,7 +120,15 @@ class Campaign(models.Model):
         constraints = [
             models.CheckConstraint(
                 condition=Q(ends_on__gte=F("starts_on")), name="campaign_window_ordered"
-            )
+            ),
+            models.CheckConstraint(
+                condition=Q(holdout_share__lte=MAX_SHARE),
+                name="campaign_holdout_share_bounded",
+            ),
+            models.CheckConstraint(
+                condition=Q(follow_up_days__lte=MAX_FOLLOW_UP_DAYS),
+                name="campaign_follow_up_bounded",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -388,3 +423,67 @@ class TaskCapCounter(models.Model):
 
     def __str__(self) -> str:
         return f"{self.task_id} {self.scope} {self.used}"
+
+
+class CampaignAudience(models.Model):
+    """Who a campaign with a holdout targeted when it began, and in which group: its audience
+    on the eve of its first day (`services.campaign_audiences_record`), the cohort whose
+    outcomes `uplift` compares. Written once per campaign, never changed."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="audience")
+    member = models.ForeignKey(
+        Member, on_delete=models.CASCADE, related_name="+", db_constraint=False, db_index=False
+    )
+    held_out = models.BooleanField(_("held out"))
+    stage_at_launch = models.CharField(
+        _("lifecycle stage at launch"), max_length=16, choices=LifecycleStage.choices
+    )
+
+    class Meta:
+        verbose_name = _("campaign audience member")
+        verbose_name_plural = _("campaign audience")
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "member"], name="campaign_audience_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.campaign_id}/{self.member_id}"
+
+
+class CampaignOutcome(models.Model):
+    """The outcomes of one group of a campaign's audience (treatment or holdout) from the
+    first day of its window to `period_end`, as the night of `business_date` counted them:
+    counts and the sums and sums of squares the uplift's intervals need (`uplift`)."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="outcomes")
+    business_date = models.DateField(_("business date"))
+    held_out = models.BooleanField(_("held out"))
+    period_end = models.DateField(_("measured until"))
+    members = models.IntegerField(_("members"))
+    dormant = models.IntegerField(_("dormant at launch"))
+    reactivated = models.IntegerField(_("reactivated"))
+    active_days = models.BigIntegerField(_("active days"))
+    active_days_sq = models.BigIntegerField()
+    purchasers = models.IntegerField(_("fund buyers"))
+    purchase_fen = models.BigIntegerField(_("fund purchases (fen)"))
+    purchase_fen_sq = models.DecimalField(max_digits=40, decimal_places=0)
+    mada_members = models.IntegerField(_("members with MADA before and after"))
+    mada_change_fen = models.BigIntegerField(_("change in MADA (fen)"))
+    mada_change_fen_sq = models.DecimalField(max_digits=40, decimal_places=0)
+    cost_fen = models.BigIntegerField(_("cost (fen)"))
+    points = models.BigIntegerField(_("points issued"))
+
+    class Meta:
+        ordering = ["campaign", "business_date", "held_out"]
+        verbose_name = _("campaign outcome")
+        verbose_name_plural = _("campaign outcomes")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["campaign", "business_date", "held_out"], name="campaign_outcome_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return (
+            f"{self.campaign_id} {self.business_date} {'holdout' if self.held_out else 'treatment'}"
+        )

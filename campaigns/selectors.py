@@ -15,6 +15,7 @@ from members.segments import segment_filter
 from portal.clock import today_in_shanghai
 
 from .choices import CampaignStatus
+from .holdout import Holdout
 from .models import Campaign, Task, TaskCompletion, TaskProgress
 from .rules import MEASURES, RECURRENCES
 
@@ -35,12 +36,14 @@ class Targeting:
     - a member must hold one of the tiers and be in one of the stages, when they are set;
     - with segments, the member must be in at least one of them (on the business date);
     - targeted offers (by tier, stage or segment) skip members who opted out of marketing;
-      an offer open to all members (the programme's own) still counts for them.
+      an offer open to all members (the programme's own) still counts for them;
+    - members the campaign holds out (`holdout`) are in its audience but offered nothing.
     """
 
     tiers: frozenset[int | None] = frozenset()
     stages: frozenset[str | None] = frozenset()
     segment_ids: tuple[int, ...] = ()
+    holdout: Holdout | None = None
 
     @property
     def targeted(self) -> bool:
@@ -57,7 +60,15 @@ class Targeting:
         )
 
     def condition(self, *, on: date) -> Q:
-        """Every rule above as one condition over `Member`, for business date `on`."""
+        """The members offered: every rule above as one condition over `Member`, for
+        business date `on`."""
+        condition = self.audience(on=on)
+        if self.holdout is not None:
+            condition &= ~self.holdout.condition()
+        return condition
+
+    def audience(self, *, on: date) -> Q:
+        """The members targeted, those held out included (the cohort a holdout splits)."""
         condition = ~Q(status=MemberStatus.CLOSED)
         if self.tiers:
             tiers = sorted(t for t in self.tiers if t is not None)
@@ -84,11 +95,12 @@ class Targeting:
 
 
 def campaign_targeting(campaign: Campaign) -> Targeting:
-    """Who the campaign targets, by its own tiers, stages and segments."""
+    """Who the campaign targets, by its own tiers, stages and segments, and its holdout."""
     return Targeting(
         tiers=frozenset(t.pk for t in campaign.target_tiers.all()),
         stages=frozenset(campaign.target_stages or ()),
         segment_ids=tuple(sorted(s.pk for s in campaign.segments.all())),
+        holdout=Holdout.of(campaign),
     )
 
 
@@ -124,6 +136,7 @@ class LiveTask:
     segment_ids: tuple[int, ...]
     max_per_member: int | None
     max_per_period: int | None
+    holdout: Holdout | None = None
 
     def period(self, day: date):
         return RECURRENCES[self.recurrence].period(
@@ -133,7 +146,12 @@ class LiveTask:
     @property
     def targeting(self) -> Targeting:
         """Who the task is offered to: its campaign's targeting and its own restrictions."""
-        return Targeting(tiers=self.tiers, stages=self.stages, segment_ids=self.segment_ids)
+        return Targeting(
+            tiers=self.tiers,
+            stages=self.stages,
+            segment_ids=self.segment_ids,
+            holdout=self.holdout,
+        )
 
     @property
     def targeted(self) -> bool:
@@ -141,6 +159,10 @@ class LiveTask:
 
     def offered_to(self, tier_id: int | None, stage: str) -> bool:
         return self.targeting.offered_to(tier_id, stage)
+
+    def holds_out(self, member_no: str) -> bool:
+        """The member is held out of the task's campaign: the task never counts for them."""
+        return self.holdout is not None and self.holdout.holds_out(member_no)
 
 
 def _intersect(campaign_values: Iterable, task_values: Iterable) -> frozenset:
@@ -212,6 +234,7 @@ def live_task_of(task: Task) -> LiveTask:
         segment_ids=tuple(s.pk for s in campaign.segments.all()),
         max_per_member=task.max_rewards_per_member,
         max_per_period=task.max_rewards_per_period,
+        holdout=Holdout.of(campaign),
     )
 
 
@@ -235,12 +258,15 @@ def member_tasks(*, member: Member, on: date | None = None) -> list[dict]:
     """The member's current tasks (API.md member centre): every task of a live campaign
     offered to the member today, and any task the member already has progress on in its
     current period; with progress, the next step's target and reward. A member who opted
-    out of marketing sees no targeted task (`LiveTask.targeted`), progress or not."""
+    out of marketing sees no targeted task (`LiveTask.targeted`), progress or not; a member
+    held out of a campaign sees none of its tasks."""
     today = on or today_in_shanghai()
     tasks = [
         t
         for t in live_tasks(on=today)
-        if t.starts_on <= today <= t.ends_on and not (member.marketing_opt_out and t.targeted)
+        if t.starts_on <= today <= t.ends_on
+        and not (member.marketing_opt_out and t.targeted)
+        and not t.holds_out(member.member_no)
     ]
     if not tasks:
         return []

@@ -19,6 +19,7 @@ from django.utils.translation import gettext as _
 
 from benefits.models import Benefit, Budget
 from members.choices import LifecycleStage
+from portal.display import percent_text
 from portal.money import yuan_text
 
 from .choices import CampaignStatus, EventType, Measure, Recurrence
@@ -249,6 +250,7 @@ TERM_LABELS = {
     "target tiers": gettext_lazy("Target tiers"),
     "target stages": gettext_lazy("Target lifecycle stages"),
     "segments": gettext_lazy("Segments"),
+    "holdout": gettext_lazy("Holdout"),
 }
 
 
@@ -274,12 +276,23 @@ def campaign_launch_terms(*, campaign: Campaign) -> dict[str, str]:
         "target tiers": joined(name_of(t) for t in tiers) or _("every tier"),
         "target stages": _labels(LifecycleStage, stages) or _("every stage"),
         "segments": joined(s.name for s in segments) or _("no segment restriction"),
+        "holdout": holdout_text(campaign),
     }
     for number, task in enumerate(campaign_tasks(campaign), 1):
         words = TaskTerms.of(task).text()
         offered = _offered_text(task)
         terms[task_key(number)] = f"{words}; {offered}" if offered else words
     return terms
+
+
+def holdout_text(campaign: Campaign) -> str:
+    """The campaign's holdout and follow-up in business words."""
+    if not campaign.holdout_share:
+        return _("nobody held out (no uplift can be measured)")
+    return _(
+        "%(share)s of the audience held out at random (not offered the tasks); outcomes "
+        "measured until %(days)s days after the window"
+    ) % {"share": percent_text(campaign.holdout_share, 0), "days": campaign.follow_up_days}
 
 
 def _offered_text(task: Task) -> str:

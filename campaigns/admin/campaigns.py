@@ -10,6 +10,8 @@ buttons."""
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.urls import reverse
+from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from unfold.admin import StackedInline
 from unfold.decorators import action as unfold_action
@@ -105,6 +107,7 @@ class CampaignAdmin(ApprovalDoorAdminMixin, ActiveChoicesMixin, MatrixModelAdmin
         "budget",
         "starts_on",
         "ends_on",
+        "holdout_share",
         "status",
         "created_by",
     ]
@@ -120,6 +123,7 @@ class CampaignAdmin(ApprovalDoorAdminMixin, ActiveChoicesMixin, MatrixModelAdmin
         "decided_at",
         "decision_comment",
         "launch_problems",
+        "effect_page",
     ]
     actions = ["submit_for_approval"]
     actions_detail = [
@@ -145,6 +149,18 @@ class CampaignAdmin(ApprovalDoorAdminMixin, ActiveChoicesMixin, MatrixModelAdmin
                 },
             ),
             (_("Who is targeted"), {"fields": ["target_tiers", "target_stages", "segments"]}),
+            (
+                _("Measuring the effect"),
+                {
+                    "fields": [("holdout_share", "follow_up_days")]
+                    + (["effect_page"] if obj is not None else []),
+                    "description": _(
+                        "A share of the audience, drawn at random and the same every night, "
+                        "is not offered the tasks: the campaign's uplift is what those offered "
+                        "did beyond them. Chosen before launch."
+                    ),
+                },
+            ),
         ]
         if obj is not None:
             fieldsets.append(
@@ -162,6 +178,16 @@ class CampaignAdmin(ApprovalDoorAdminMixin, ActiveChoicesMixin, MatrixModelAdmin
                 )
             )
         return fieldsets
+
+    @admin.display(description=_("effect against the holdout"))
+    def effect_page(self, campaign: Campaign) -> str:
+        if campaign.pk is None or not campaign.holdout_share:
+            return "-"
+        return format_html(
+            '<a href="{}">{}</a>',
+            reverse("campaign-effect", kwargs={"code": campaign.code}),
+            _("Open the campaign's effect page"),
+        )
 
     @admin.display(description=_("before it can be submitted"))
     def launch_problems(self, campaign: Campaign) -> str:

@@ -43,6 +43,7 @@ from portal.models import User
 from portal.services import audit_changes, audit_gone, audit_record
 
 from ..choices import EDITABLE_STATUSES, CampaignStatus, Measure
+from ..holdout import MAX_FOLLOW_UP_DAYS, MAX_SHARE
 from ..models import Campaign, Task, TaskStep
 from ..rules import MEASURES, budget_window_problems
 from ..transitions import TRANSITIONS
@@ -60,6 +61,8 @@ CAMPAIGN_CONFIG_FIELDS = (
     "target_tiers",
     "target_stages",
     "segments",
+    "holdout_share",
+    "follow_up_days",
 )
 TASK_CONFIG_FIELDS = (
     "name",
@@ -132,6 +135,12 @@ MIN_EVENT_AMOUNT = Bound(
     whole=False,
     money=True,
 )
+
+#: the share of a campaign's audience held out, in whole percent (`holdout`)
+HOLDOUT_SHARE = Bound("holdout_share", gettext_lazy("holdout share (%)"), 0, MAX_SHARE)
+#: how long after its window a campaign's outcomes are still measured
+FOLLOW_UP_DAYS = Bound("follow_up_days", gettext_lazy("follow-up (days)"), 0, MAX_FOLLOW_UP_DAYS)
+CAMPAIGN_BOUNDS = (HOLDOUT_SHARE, FOLLOW_UP_DAYS)
 
 #: the bounded numbers of a task (its target is bounded by `target_problems`, per measure)
 TASK_BOUNDS = (REWARD_POINTS, MAX_REWARDS_PER_MEMBER, MAX_REWARDS_PER_PERIOD, MIN_EVENT_AMOUNT)
@@ -314,7 +323,7 @@ def campaign_update(*, campaign: Campaign, actor: User, changes: Mapping[str, An
 def _campaign_validate(
     values: dict, *, starts_on: date | None, ends_on: date | None, budget=None
 ) -> None:
-    errors = {}
+    errors = bound_problems(values, CAMPAIGN_BOUNDS)
     problems = window_problems(starts_on=starts_on, ends_on=ends_on)
     problems = problems or budget_window_problems(
         budget=budget, starts_on=starts_on, ends_on=ends_on
@@ -341,6 +350,8 @@ def _campaign_snapshot(campaign: Campaign) -> dict:
         "target_tiers": sorted(campaign.target_tiers.values_list("code", flat=True)),
         "target_stages": list(campaign.target_stages),
         "segments": sorted(campaign.segments.values_list("code", flat=True)),
+        "holdout_share": campaign.holdout_share,
+        "follow_up_days": campaign.follow_up_days,
         "status": campaign.status,
     }
 

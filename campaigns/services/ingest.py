@@ -303,7 +303,8 @@ def _advance_tasks(rows: list[EventRow], *, members: dict, today: date) -> list[
 
     A member who opted out of marketing advances no targeted task (by tier, stage or
     segment: `LiveTask.targeted`), not even one begun before opting out; tasks open to all
-    members (the programme's own) still count for them."""
+    members (the programme's own) still count for them. A member held out of a campaign
+    (`holdout`) advances none of its tasks."""
     tasks = live_tasks(on=today, event_types={row.type for row in rows})
     if not tasks:
         return []
@@ -326,6 +327,8 @@ def _advance_tasks(rows: list[EventRow], *, members: dict, today: date) -> list[
                 continue
             if opted_out and task.targeted:
                 continue  # opted out of marketing: no targeted task, not even one begun
+            if task.holds_out(row.member_no):
+                continue  # held out of the campaign: measured, never offered
             key_, start, end = task.period(day)
             key = (member_id, task.id, key_)
             work[key].append(row)

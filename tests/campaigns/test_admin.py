@@ -98,6 +98,8 @@ def campaign_form(budget, **kw) -> dict:
         "starts_on": (today() + timedelta(days=1)).isoformat(),
         "ends_on": (today() + timedelta(days=30)).isoformat(),
         "target_stages": ["DORMANT"],
+        "holdout_share": "10",  # the form's initial values, as a browser posts them
+        "follow_up_days": "30",
         **management("tasks", 0),
         **kw,
     }
