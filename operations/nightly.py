@@ -22,7 +22,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
 from benefits.services import budget_alerts_raise, entitlement_grants_run, grants_expire
-from campaigns.services import campaign_periods_roll
+from campaigns.services import campaign_outcomes_record, campaign_periods_roll
 from members.models import Member
 from members.services import (
     asset_feed_missing_days,
@@ -169,7 +169,9 @@ def _budget_alerts(business_date: date, run: JobRun) -> StepResult:
 
 
 def _kpi_snapshot(business_date: date, run: JobRun) -> StepResult:
-    return kpi_snapshot_counts(kpi_snapshot_compute(business_date=business_date)), ""
+    measured = campaign_outcomes_record(business_date=business_date)  # the snapshot reads them
+    counts = kpi_snapshot_counts(kpi_snapshot_compute(business_date=business_date))
+    return {**counts, **measured}, ""
 
 
 NIGHTLY_STEPS: list[NightlyStep] = [

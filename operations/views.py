@@ -140,6 +140,8 @@ COUNT_LABELS = {
     "periods_closed_completed": gettext_lazy("closed periods with completions"),
     "campaigns_started": gettext_lazy("campaigns started"),
     "campaigns_ended": gettext_lazy("campaigns ended"),
+    "audiences_recorded": gettext_lazy("campaign audiences recorded (holdout)"),
+    "campaigns_measured": gettext_lazy("campaigns measured against their holdout"),
     "granted": gettext_lazy("granted"),
     "not_granted_budget": gettext_lazy("not granted (budget)"),
     "entitlements_refused": gettext_lazy("entitlements refused"),

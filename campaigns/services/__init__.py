@@ -26,6 +26,7 @@ from ..selectors import live_tasks
 from ..terms import campaign_launch_terms, status_text
 from ..transitions import NIGHTLY, OPERATIONS, TRANSITIONS, Transition
 from .ingest import BatchTooLarge, IngestResult, events_ingest
+from .outcomes import campaign_audiences_record, campaign_outcomes_record
 
 logger = logging.getLogger(__name__)
 
@@ -156,8 +157,9 @@ def campaign_operate(*, campaign: Campaign, operation: str, actor, reason: str =
 
 def campaign_periods_roll(*, business_date: date) -> dict:
     """Nightly: scheduled campaigns whose window has begun become active; campaigns whose
-    window ended before the business date end (after the late-event grace); counts the task
-    periods that closed on the day before. Idempotent for the date."""
+    window ended before the business date end (after the late-event grace); the audience of
+    a campaign with a holdout starting the next day is recorded (`outcomes`); counts the
+    task periods that closed on the day before. Idempotent for the date."""
     grace = timedelta(days=settings.CAMPAIGN_LATE_EVENT_GRACE_DAYS)
     with transaction.atomic():
         moved = {
@@ -167,10 +169,12 @@ def campaign_periods_roll(*, business_date: date) -> dict:
             ).update(status=transition.target, updated_at=timezone.now())
             for transition in NIGHTLY
         }
+    audiences = campaign_audiences_record(business_date=business_date)
     closed = TaskProgress.objects.filter(period_end=business_date - timedelta(days=1))
     return {
         "campaigns_started": moved["start"],
         "campaigns_ended": moved["expire"],
+        "audiences_recorded": audiences,
         "periods_closed": closed.count(),
         "periods_closed_completed": closed.filter(completed_at__isnull=False).count(),
     }
@@ -184,6 +188,7 @@ __all__ = [
     "campaign_launch_terms",
     "campaign_launch_refuse",
     "campaign_operate",
+    "campaign_outcomes_record",
     "campaign_periods_roll",
     "campaign_submit",
     "events_ingest",
