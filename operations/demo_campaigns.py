@@ -2,6 +2,11 @@
 for dormant members, one waiting for approval and one draft, plus three weeks of member
 events sent through `events_ingest`, the code behind `POST /api/v1/events/`.
 
+The reactivation campaign holds out 20 % of its audience (`campaigns.holdout`): its
+audience is recorded as on the eve of its window, and the demo's dormant members come back
+more often when offered it (35 %) than when held out (15 %), so that its effect page and
+the dashboard have a real, significant uplift to show, measured night by night.
+
 Campaigns are launched the real way (submitted by the product operator, approved by the
 budget approver, both audited), so the approvals and the audit trail have something to show.
 """
@@ -17,13 +22,21 @@ from django.utils import timezone
 
 from benefits.models import Benefit, Budget
 from campaigns.choices import CampaignApproval
+from campaigns.holdout import Holdout
 from campaigns.models import Campaign, Task, TaskStep
-from campaigns.services import campaign_submit, events_ingest
+from campaigns.services import campaign_outcomes_record, campaign_submit, events_ingest
+from campaigns.services.outcomes import campaign_audience_record
 from members.models import Member, Segment, Tier
 from members.services import lifecycle_recompute
 from portal.approvals import approval_decide, approval_pending_for
 from portal.clock import SHANGHAI
 from portal.models import Department, User
+
+#: the share of the reactivation campaign's audience held out
+WAKE_HOLDOUT = 20
+#: how often a dormant member comes back in the demo's three weeks: offered the reactivation
+#: campaign, held out of it
+COMES_BACK_OFFERED, COMES_BACK_HELD_OUT = 0.35, 0.15
 
 #: the demo segment: code, name, description
 DEMO_SEGMENT = ("DORMANT_WEALTH", "沉睡的财富客户", "Dormant members with MADA ≥ 50,000.00")
@@ -80,7 +93,7 @@ def demo_campaigns(
     benefits = {b.code: b for b in Benefit.objects.filter(code__in=["CASHBACK_10", "DINING_HALF"])}
     gold_and_up = list(Tier.objects.filter(scheme__code="DEFAULT_MADA", rank__gte=1))
 
-    def campaign(code, name, description, department, start, end):
+    def campaign(code, name, description, department, start, end, holdout_share=0):
         found = Campaign.objects.filter(code=code).first()
         if found:
             return found, False
@@ -94,6 +107,9 @@ def demo_campaigns(
                 starts_on=start,
                 ends_on=end,
                 created_by=operator,
+                holdout_share=holdout_share,
+                # drawn from the seed, so that the same seed holds out the same members
+                holdout_key=f"{rng.getrandbits(128):032x}",
             ),
             True,
         )
@@ -144,7 +160,7 @@ def demo_campaigns(
         _launch_approve(activity, approver, "预算充足，同意上线")
     wake, new = campaign(
         f"{code}-WAKE", "沉睡客户唤醒", "沉睡客户连续登录3天即得500积分。",
-        retail, window_start, ends_on,
+        retail, window_start, ends_on, holdout_share=WAKE_HOLDOUT,
     )  # fmt: skip
     if new:
         wake.target_stages = ["DORMANT", "CHURNED"]
@@ -155,6 +171,10 @@ def demo_campaigns(
              "MEDIUM", reward_points=300, offered_tiers=gold_and_up)  # fmt: skip
         campaign_submit(campaign=wake, actor=operator)
         _launch_approve(wake, approver, "面向沉睡客户，同意")
+        # its audience as the night before its first day saw it (stages as of that night)
+        eve = window_start - timedelta(days=1)
+        lifecycle_recompute(business_date=eve)
+        campaign_audience_record(campaign_id=wake.pk, on=eve)
     payroll, new = campaign(
         f"{code}-PAY", "代发工资季", "代发工资客户连续三个月代发得积分。",
         retail, month_start + timedelta(days=35), ends_on,
@@ -174,7 +194,13 @@ def demo_campaigns(
 
     # Stages as the night before would have them, so the reactivation task finds its members.
     lifecycle_recompute(business_date=as_of - timedelta(days=1))
-    events = _demo_events(rng, as_of, Member.objects.values_list("member_no", "lifecycle_stage"))
+    holdout = Holdout.of(wake)
+    events = _demo_events(
+        rng,
+        as_of,
+        Member.objects.values_list("member_no", "lifecycle_stage"),
+        held_out=holdout.holds_out if holdout else (lambda member_no: False),
+    )
     client = staff["mobile_banking"]
     accepted = completions = 0
     report_every = 100_000 if len(events) > 200_000 else len(events) + 1
@@ -185,6 +211,12 @@ def demo_campaigns(
         if (start + 500) % report_every < 500 and start + 500 < len(events):
             say(f"member events {start + 500:,}/{len(events):,}")
     say(f"member events: {accepted:,} accepted, {completions:,} task completions")
+    # the nights the reactivation campaign was measured against its holdout
+    day = max(wake.starts_on, as_of - timedelta(days=45))
+    while day < as_of:
+        campaign_outcomes_record(business_date=day)
+        day += timedelta(days=1)
+    say(f"campaign {wake.code}: {WAKE_HOLDOUT}% held out, measured up to {as_of - timedelta(1)}")
     return {"events": accepted, "completions": completions}
 
 
@@ -198,10 +230,13 @@ def _launch_approve(campaign, approver, comment: str) -> None:
     )
 
 
-def _demo_events(rng: random.Random, as_of: date, members) -> list[dict]:
+def _demo_events(
+    rng: random.Random, as_of: date, members, *, held_out: Callable[[str], bool]
+) -> list[dict]:
     """Three weeks of app activity: most active members sign in and log in on many days,
     some buy funds or spend on their card; a third of dormant members come back for a few
-    days. Deterministic for a seed and date."""
+    days (fewer of those the reactivation campaign holds out). Deterministic for a seed and
+    date."""
     now = timezone.now()
     days = [as_of - timedelta(days=n) for n in range(20, -1, -1)]
     events: list[dict] = []
@@ -220,12 +255,15 @@ def _demo_events(rng: random.Random, as_of: date, members) -> list[dict]:
 
     for member_no, stage in members:
         if stage in ("DORMANT", "CHURNED"):
-            if rng.random() < 0.35:
+            comes_back = COMES_BACK_HELD_OUT if held_out(member_no) else COMES_BACK_OFFERED
+            if rng.random() < comes_back:  # on some day of the three weeks, for a few days
                 streak = rng.choice([1, 2, 3, 3])
-                for day in days[-streak:]:
+                first = rng.randrange(len(days) - streak + 1)
+                for day in days[first : first + streak]:
                     add(member_no, "LOGIN", day)
                 if rng.random() < 0.3:
-                    add(member_no, "FUND_PURCHASE", days[-1], f"{rng.randint(1, 20) * 1000}.00")
+                    day = days[first + streak - 1]
+                    add(member_no, "FUND_PURCHASE", day, f"{rng.randint(1, 20) * 1000}.00")
             continue
         if rng.random() > 0.45:
             continue

@@ -10,10 +10,12 @@ from datetime import date
 from decimal import Decimal
 
 from django.contrib.humanize.templatetags.humanize import intcomma
+from django.urls import reverse
 from django.utils.translation import gettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
 
 from campaigns.choices import CampaignStatus
+from campaigns.uplift import VERDICTS
 from members.choices import LifecycleStage
 from portal.display import in_english, name_of, percent_text
 from portal.models import KpiSnapshot
@@ -309,6 +311,88 @@ class CampaignEffectiveness(Chart):
         )
 
 
+def _rate_percent(value: str | None) -> Decimal | None:
+    """A stored fraction ("0.2531") as a percent (25.31)."""
+    return None if value is None else (Decimal(value) * 100).quantize(Decimal("0.1"))
+
+
+class CampaignUplift(Chart):
+    slug = "campaign-uplift"
+    title = _("Campaign uplift against the holdout")
+    help_text = _(
+        "Campaigns that held out a random share of their audience: reactivation of those "
+        "dormant at launch, offered against held out, the uplift with its confidence interval "
+        "(95 percent) and the verdict. The chart follows the newest campaign night by night."
+    )
+    kind = "line"
+    columns = (
+        KpiColumn("campaign_code", _("Campaign code"), "code"),
+        KpiColumn("campaign_name", _("Campaign")),
+        KpiColumn("measured_until", _("Measured until"), "date"),
+        KpiColumn("offered", _("Offered the campaign"), "count"),
+        KpiColumn("held_out", _("Held out"), "count"),
+        KpiColumn("rate_offered", _("Reactivated, offered"), "percent"),
+        KpiColumn("rate_held_out", _("Reactivated, held out"), "percent"),
+        KpiColumn("uplift", _("Uplift (percentage points)")),
+        KpiColumn("low", _("Interval from (points)")),
+        KpiColumn("high", _("Interval to (points)")),
+        KpiColumn("verdict", _("Verdict")),
+        KpiColumn("incremental", _("Incremental reactivations"), "count"),
+        KpiColumn("cost_per_incremental", _("Cost per incremental reactivation"), "money"),
+    )
+
+    def rows(self, data, series):
+        return [
+            [
+                row["code"],
+                row["name"],
+                as_date(row["measured_until"]),
+                row["offered"],
+                row["held_out"],
+                _rate_percent(row["rate_offered"]),
+                _rate_percent(row["rate_held_out"]),
+                _rate_percent(row["uplift"]),
+                _rate_percent(row["low"]),
+                _rate_percent(row["high"]),
+                str(VERDICTS.get(row["verdict"], row["verdict"])),
+                None if row["incremental"] is None else round(Decimal(row["incremental"])),
+                as_decimal(row["cost_per_incremental"]),
+            ]
+            for row in data.get("uplift", [])
+        ]
+
+    def visual(self, table, data, series):
+        rows = data.get("uplift", [])
+        if not rows or not rows[0]["series"]:
+            return None
+        newest = rows[0]
+        points = [
+            (
+                as_date(day),
+                {
+                    "offered": round(Decimal(treated or 0) * 1000),
+                    "held_out": round(Decimal(held or 0) * 1000),
+                },
+            )
+            for day, treated, held in newest["series"]
+        ]
+        return svg.line(
+            points,
+            [
+                ("offered", f"{newest['name']}: " + gettext("offered the campaign"), "#1d4ed8"),
+                ("held_out", f"{newest['name']}: " + gettext("held out"), "#94a3b8"),
+            ],
+            value_text=lambda tenths: percent_text(Decimal(tenths) / 10),
+            month_to_date=False,
+        )
+
+    def links(self, data):
+        return [
+            (row["name"], reverse("campaign-effect", kwargs={"code": row["code"]}))
+            for row in data.get("uplift", [])
+        ]
+
+
 class BenefitDifferentiation(Chart):
     slug = "differentiation"
     title = _("Benefit differentiation")
@@ -556,6 +640,7 @@ CHARTS: dict[str, Chart] = {
         LifecycleByTier(),
         DormantTrend(),
         CampaignEffectiveness(),
+        CampaignUplift(),
         BenefitDifferentiation(),
         BenefitDemand(),
         BenefitDemandByTier(),

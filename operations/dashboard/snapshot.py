@@ -32,6 +32,7 @@ from benefits.selectors import DemandRow, differentiation_report
 from campaigns.choices import CampaignStatus
 from campaigns.models import Campaign
 from campaigns.reports import campaigns_overview
+from campaigns.uplift import campaigns_uplift
 from members.choices import LifecycleStage, SchemeStatus
 from members.models import Member, Tier, TierChange, TierScheme
 from portal.clock import SHANGHAI
@@ -42,8 +43,9 @@ from portal.services import kpi_snapshot_save
 __all__ = ["NONE_CODE", "kpi_snapshot_compute", "kpi_snapshot_counts", "share_percent"]
 
 #: bumped when the shape of `KpiSnapshot.data` changes (2: budgets carry their department's
-#: name, and `benefit_names` the benefits' names, so that pages and CSVs show names)
-SNAPSHOT_VERSION = 2
+#: name, and `benefit_names` the benefits' names, so that pages and CSVs show names; 3:
+#: `uplift`, the campaigns measured against a holdout — older snapshots have none)
+SNAPSHOT_VERSION = 3
 #: the code of "no tier" / "no branch" in a snapshot
 NONE_CODE = ""
 #: grants made in this many days up to the business date make the demand report
@@ -246,6 +248,53 @@ def _campaigns(business_date: date) -> list[dict]:
     return rows
 
 
+def _number(value: float | None, places: int = 4) -> str | None:
+    return None if value is None else str(round(value, places))
+
+
+def _uplift(business_date: date) -> list[dict]:
+    """The campaigns measured against a holdout (newest first, up to a year after their
+    follow-up): the reactivation of each group, the uplift with its interval and verdict
+    (a code: the page words it in the reader's language), and the nights behind the chart.
+    Two queries for all of them."""
+    measured = Campaign.objects.filter(
+        holdout_share__gt=0,
+        audience_recorded_on__isnull=False,
+        starts_on__lte=business_date,
+        ends_on__gte=business_date - timedelta(days=CAMPAIGN_LOOKBACK_DAYS),
+    ).order_by("-starts_on", "code")
+    rows = []
+    for uplift in campaigns_uplift(campaigns=measured, on=business_date):
+        if uplift.measured_until is None:
+            continue
+        estimate = uplift.reactivation
+        incremental = uplift.incremental
+        rows.append(
+            {
+                "code": uplift.campaign.code,
+                "name": uplift.campaign.name,
+                "measured_until": uplift.measured_until.isoformat(),
+                "complete": uplift.complete,
+                "offered": uplift.treatment["members"],
+                "held_out": uplift.holdout["members"],
+                "rate_offered": _number(estimate.treatment),
+                "rate_held_out": _number(estimate.holdout),
+                "uplift": _number(estimate.difference),
+                "low": _number(estimate.low),
+                "high": _number(estimate.high),
+                "verdict": estimate.verdict,
+                "incremental": _number(incremental[0], 1) if incremental else None,
+                "cost": str(uplift.cost),
+                "cost_per_incremental": _text(uplift.cost_per_incremental),
+                "series": [
+                    [day.isoformat(), _number(treated), _number(held)]
+                    for day, treated, held in uplift.series
+                ],
+            }
+        )
+    return rows
+
+
 def _differentiation() -> dict:
     """`differentiation_report` of the active tier scheme (two queries)."""
     scheme = TierScheme.objects.filter(status=SchemeStatus.ACTIVE).first()
@@ -427,6 +476,7 @@ def kpi_snapshot_compute(*, business_date: date) -> KpiSnapshot:
             business_date, tier_code, ranks, {tier["code"] for tier in tiers if tier["active"]}
         ),
         "campaigns": _campaigns(business_date),
+        "uplift": _uplift(business_date),
         "differentiation": _differentiation(),
         "benefit_names": _benefit_names(),
         "demand": _demand(business_date, [tier["code"] for tier in shown]),

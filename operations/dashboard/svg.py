@@ -153,11 +153,18 @@ def _month_end(day: date) -> date:
     return (day.replace(day=1) + timedelta(days=32)).replace(day=1) - timedelta(days=1)
 
 
-def line(series_points: list[tuple[date, dict[str, int]]], keys: list[tuple[str, str, str]]):
+def line(
+    series_points: list[tuple[date, dict[str, int]]],
+    keys: list[tuple[str, str, str]],
+    *,
+    value_text=intcomma,
+    month_to_date: bool = True,
+):
     """A line chart over days: `keys` are (key, label, colour) of the values to draw. Days
     sit at their date (snapshots need not be daily); the y-axis carries round values, the
     x-axis the months; a month not yet over is shaded and marked month to date, so that
-    its last point reads as the figure so far."""
+    its last point reads as the figure so far (unless `month_to_date` is False: a measure
+    that is not a monthly figure). `value_text` writes a value (default: a count)."""
     if not series_points:
         return None
     first, last = series_points[0][0], series_points[-1][0]
@@ -188,7 +195,7 @@ def line(series_points: list[tuple[date, dict[str, int]]], keys: list[tuple[str,
                 "points": " ".join(_point(px, py) for px, py in points),
                 "dots": [{"x": coordinate(px), "y": coordinate(py)} for px, py in points],
                 "last": {"x": coordinate(points[-1][0]), "y": coordinate(points[-1][1])},
-                "latest": intcomma(series_points[-1][1].get(key, 0)),
+                "latest": value_text(series_points[-1][1].get(key, 0)),
             }
         )
     months = []
@@ -203,10 +210,10 @@ def line(series_points: list[tuple[date, dict[str, int]]], keys: list[tuple[str,
                 "label": date_format(month, "YEAR_MONTH_FORMAT"),
             }
         )
-    month_to_date = None
-    if last != _month_end(last):
+    shaded = None
+    if month_to_date and last != _month_end(last):
         band_start = x(max(last.replace(day=1), first))
-        month_to_date = {
+        shaded = {
             "x": coordinate(band_start),
             "width": coordinate(max(right - band_start, 4.0)),
             "label_x": coordinate(right - 2),
@@ -221,10 +228,10 @@ def line(series_points: list[tuple[date, dict[str, int]]], keys: list[tuple[str,
         "bottom": coordinate(bottom),
         "band_height": coordinate(height),
         "lines": lines,
-        "ticks": [{"y": coordinate(y(value)), "text": intcomma(value)} for value in ticks],
+        "ticks": [{"y": coordinate(y(value)), "text": value_text(value)} for value in ticks],
         "tick_x": LINE_LEFT - 6,
         "months": months,
-        "month_to_date": month_to_date,
+        "month_to_date": shaded,
         "mtd_label_y": LINE_TOP - 8,
         "first_day": first.isoformat(),
         "last_day": last.isoformat(),

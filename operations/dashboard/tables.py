@@ -195,6 +195,10 @@ class Chart:
         """The geometry the template draws (`svg`), or None for a table only."""
         return None
 
+    def links(self, data: dict) -> list[tuple[str, str]]:
+        """(label, URL) of the pages behind the chart's rows, shown under its help."""
+        return []
+
     def csv_filename(self, business_date: date) -> str:
         return f"{self.slug}-{business_date:%Y%m%d}.csv"
 

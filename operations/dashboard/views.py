@@ -56,6 +56,7 @@ def _sections(snapshot: KpiSnapshot, series: list[KpiPoint]) -> list[dict]:
                 "help": chart.help_text,
                 "kind": chart.kind,
                 "visual": chart.visual(table, snapshot.data, series),
+                "links": chart.links(snapshot.data),
                 "table": page_table(table),
                 "empty": not table.rows,
                 # the section's own export, then those of the charts shown within it by title

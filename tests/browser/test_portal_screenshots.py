@@ -1,7 +1,7 @@
 """Screenshots of the pages people use all day, in both languages, for the README
 (docs/screenshots/): the account manager's workbench, the customer 360 page, the
-dashboard, an approval and the budgets admin. Each is taken after checking that the page
-shows its data in that language."""
+dashboard, an approval, the budgets admin and a campaign's effect. Each is taken after
+checking that the page shows its data in that language."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from benefits.services import budget_consume, budget_increase_request, grant_create
+from campaigns.services.outcomes import campaign_outcomes_record
 from members.models import FollowUpNote, Tier
 from operations.dashboard import kpi_snapshot_compute
 from portal.choices import Role
@@ -24,6 +25,7 @@ from tests.factories import (
     MemberFactory,
     MemberMonthlyStatFactory,
 )
+from tests.uplift_data import behave, measured_campaign, population
 
 from .conftest import BROWSER_TEST, login
 
@@ -171,3 +173,26 @@ def test_an_approval_and_the_budgets_admin_in_both_languages(
     expect(page.locator("#result_list")).to_contain_text("¥3,000,000.00")
     expect(page.locator("#result_list")).to_contain_text("零售银行部")
     screenshot(page, "budgets-admin-zh-hans")
+
+
+def test_a_campaigns_effect_in_both_languages(page: Page, live_server, make_user, screenshot):
+    """A reactivation campaign that held out half its audience, measured night by night."""
+    campaign = measured_campaign(population(1200))
+    campaign.name = "沉睡客户唤醒"
+    campaign.save(update_fields=["name"])
+    behave(campaign, treated=0.32, held=0.2, seed=16)
+    last = campaign.ends_on + timedelta(days=campaign.follow_up_days)
+    day = campaign.starts_on
+    while day <= last:
+        campaign_outcomes_record(business_date=day)
+        day += timedelta(days=1)
+    login(page, live_server, make_user(Role.PRODUCT_OPERATOR, username="po_zhou", branch="HO"))
+    page.goto(f"{live_server.url}/campaigns/{campaign.code}/effect/")
+    expect(page.locator("main")).to_contain_text("Significant uplift")
+    expect(page.locator("svg.dash-line polyline")).to_have_count(2)
+    screenshot(page, "campaign-effect-en")
+
+    switch_language(page, "zh-hans")
+
+    expect(page.locator("main")).to_contain_text("显著提升")
+    screenshot(page, "campaign-effect-zh-hans")

@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import timedelta
+from datetime import date, timedelta
 
 import pytest
 from django.utils.translation import override
 
 from benefits.models import Benefit, Budget
 from campaigns.choices import CampaignStatus
+from campaigns.holdout import Holdout
 from campaigns.models import Campaign
+from campaigns.services.outcomes import campaign_audience_record, campaign_outcomes_record
 from members.choices import LifecycleStage
 from operations.dashboard import KPI_CHARTS, kpi_snapshot_compute
 from portal.choices import Role
@@ -35,9 +37,30 @@ ALLOWED = {
 SUPERUSER = "superuser"
 
 
+#: the small bank's campaign holds out half its audience with this key (groups known below)
+HOLDOUT_KEY = "5eed" * 8
+
+
+def held_out_members() -> set[str]:
+    holdout = Holdout(HOLDOUT_KEY, 50)
+    return {no for no in ("KPIM1", "KPIM2", "KPIM3", "KPIM4", "KPIM5", "KPIM6")
+            if holdout.holds_out(no)}  # fmt: skip
+
+
+def measure_against_holdout(campaign: Campaign | None = None) -> Campaign:
+    """C-KPI (or `campaign`) holds out half its audience: recorded on the eve of its window
+    (31 October), its outcomes counted on the business date."""
+    campaign = campaign or Campaign.objects.get(code="C-KPI")
+    Campaign.objects.filter(pk=campaign.pk).update(holdout_share=50, holdout_key=HOLDOUT_KEY)
+    campaign_audience_record(campaign_id=campaign.pk, on=date(2026, 10, 31))
+    campaign_outcomes_record(business_date=BUSINESS_DATE)
+    return campaign
+
+
 @pytest.fixture
 def snapshot(org):
     world = seed_small_bank(org)
+    measure_against_holdout()
     world["snapshot"] = kpi_snapshot_compute(business_date=BUSINESS_DATE)
     return world
 
@@ -238,6 +261,40 @@ def expected_exports() -> dict[str, list[list[str]]]:
             ],
             ["C-KPI", campaign, active, "0", "0", "", "0.00", "0", ""],
         ],
+        "campaign-uplift": [
+            [
+                "Campaign code",
+                "Campaign",
+                "Measured until",
+                "Offered the campaign",
+                "Held out",
+                "Reactivated, offered (%)",
+                "Reactivated, held out (%)",
+                "Uplift (percentage points)",
+                "Interval from (points)",
+                "Interval to (points)",
+                "Verdict",
+                "Incremental reactivations",
+                "Cost per incremental reactivation (CNY)",
+            ],
+            # HOLDOUT_KEY holds out M2 (dormant) and M6 (`held_out_members`); M3 is the one
+            # dormant member offered; nobody was active in November: 0 % against 0 % of one
+            [
+                "C-KPI",
+                campaign,
+                "2026-11-26",
+                "4",
+                "2",
+                "0.0",
+                "0.0",
+                "0.0",
+                "0.0",
+                "0.0",
+                "Sample too small",
+                "0",
+                "",
+            ],
+        ],  # fmt: skip
         "differentiation": [
             [
                 "From tier code",
@@ -369,6 +426,7 @@ def test_the_page_and_every_export_cost_a_fixed_number_of_queries(
     client, make_user, org, django_assert_max_num_queries, size
 ):
     grow_bank(org, size)
+    measure_against_holdout(Campaign.objects.order_by("pk").first())
     for offset in range(size):  # as many daily snapshots for the trend
         kpi_snapshot_compute(business_date=BUSINESS_DATE - timedelta(days=offset))
     login(client, make_user, Role.PRODUCT_OPERATOR)
@@ -382,3 +440,7 @@ def test_the_page_and_every_export_cost_a_fixed_number_of_queries(
             _bom, lines = read_csv(export)
         assert export.status_code == 200
         assert len(lines) > 1, chart  # header and rows
+
+
+def test_the_small_banks_holdout_is_the_one_its_export_is_worked_out_from():
+    assert held_out_members() == {"KPIM2", "KPIM6"}

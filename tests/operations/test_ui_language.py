@@ -50,11 +50,13 @@ ROLE_LOGINS = ["am_b01s1", "bm_b01", "operator", "approver", "auditor", "admin"]
 #: - CNY: the ISO code of the currency where a form field states its unit;
 #: - Control, Command, Mac: keys as their caps are labelled, in Django's own Chinese help of a
 #:   multiple choice ("按住 Control 键或 Mac 上的 Command 键来选择多项");
-#: - PostgreSQL, SQLite: product names, in the audit page's "审计日志需要 PostgreSQL" (SQLite).
+#: - PostgreSQL, SQLite: product names, in the audit page's "审计日志需要 PostgreSQL" (SQLite);
+#: - Welch: a statistician's name, as Chinese statistics names his interval ("Welch 区间").
 ALLOWED_IN_CHINESE = {
     *("CSV", "API", "ID", "IP", "URL", "JSON", "KPI", "Excel", "MADA", "CNY"),
     *("Control", "Command", "Mac"),
     *("PostgreSQL", "SQLite"),
+    "Welch",
 }
 ALLOWED_IN_ENGLISH: set[str] = set()
 
