@@ -238,10 +238,10 @@ def populate(url: str, n: int, seed: int, fillfactor: int | None = None) -> int:
         for kind in ("assets", "consumption"):
             conn.execute(
                 "INSERT INTO members_feedbatch (kind, file_name, checksum, status, received, "
-                "accepted, duplicates, rejected, first_date, last_date, error, started_at, "
-                "finished_at) VALUES (%s, %s, %s, 'LOADED', %s, %s, 0, 0, %s, %s, '', now(), "
-                "now())",
-                [kind, f"bench-{kind}.csv", f"bench-{kind}", stat_rows, stat_rows]
+                "accepted, duplicates, rejected, rows_read, first_date, last_date, error, "
+                "started_at, finished_at) VALUES (%s, %s, %s, 'LOADED', %s, %s, 0, 0, %s, %s, "
+                "%s, '', now(), now())",
+                [kind, f"bench-{kind}.csv", f"bench-{kind}", stat_rows, stat_rows, stat_rows]
                 + [STAT_MONTHS[0], feed_end],
             )
         conn.execute(
