@@ -455,6 +455,24 @@ class CampaignOutcome(models.Model):
     first day of its window to `period_end`, as the night of `business_date` counted them:
     counts and the sums and sums of squares the uplift's intervals need (`uplift`)."""
 
+    #: the figures of a group, in the order the night's query selects them
+    #: (`services.outcomes`), as the report reads them (`uplift`)
+    FIGURES = (
+        "members",
+        "dormant",
+        "reactivated",
+        "active_days",
+        "active_days_sq",
+        "purchasers",
+        "purchase_fen",
+        "purchase_fen_sq",
+        "mada_change_fen",
+        "mada_change_fen_sq",
+        "cost_fen",
+        "points",
+        "mada_members",
+    )
+
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="outcomes")
     business_date = models.DateField(_("business date"))
     held_out = models.BooleanField(_("held out"))

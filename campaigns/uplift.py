@@ -283,30 +283,11 @@ def _in_yuan(estimate: Estimate) -> Estimate:
 
 
 def _values(row: CampaignOutcome | None) -> dict:
+    """A group's figures as integers (sums of squares are stored as whole decimals); zeros
+    for a group with no row."""
     if row is None:
-        return {
-            name: 0
-            for name in (
-                "members", "dormant", "reactivated", "active_days", "active_days_sq",
-                "purchasers", "purchase_fen", "purchase_fen_sq", "mada_members",
-                "mada_change_fen", "mada_change_fen_sq", "cost_fen", "points",
-            )
-        }  # fmt: skip
-    return {
-        "members": row.members,
-        "dormant": row.dormant,
-        "reactivated": row.reactivated,
-        "active_days": row.active_days,
-        "active_days_sq": row.active_days_sq,
-        "purchasers": row.purchasers,
-        "purchase_fen": row.purchase_fen,
-        "purchase_fen_sq": int(row.purchase_fen_sq),
-        "mada_members": row.mada_members,
-        "mada_change_fen": row.mada_change_fen,
-        "mada_change_fen_sq": int(row.mada_change_fen_sq),
-        "cost_fen": row.cost_fen,
-        "points": row.points,
-    }
+        return dict.fromkeys(CampaignOutcome.FIGURES, 0)
+    return {name: int(getattr(row, name)) for name in CampaignOutcome.FIGURES}
 
 
 def _report(campaign: Campaign, rows: list[CampaignOutcome]) -> Uplift:

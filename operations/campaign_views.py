@@ -26,8 +26,6 @@ from .dashboard import svg
 
 __all__ = ["campaign_effect_csv_view", "campaign_effect_view", "uplift_rows"]
 
-TREATMENT_COLOUR, HOLDOUT_COLOUR = "#1d4ed8", "#94a3b8"
-
 
 def _signed(text: str, value: float) -> str:
     return f"+{text}" if value > 0 and not text.startswith(("+", "−", "-")) else text
@@ -80,32 +78,10 @@ def _row(metric: Metric) -> dict:
     }
 
 
-def _tenths_percent(value: int) -> str:
-    return percent_text(Decimal(value) / 10, 1)
-
-
 def uplift_chart(uplift: Uplift) -> dict | None:
     """The reactivation so far of those dormant at launch, offered and held out, per night."""
-    points = [
-        (
-            day,
-            {
-                "treatment": round((treated or 0) * 1000),
-                "holdout": round((held or 0) * 1000),
-            },
-        )
-        for day, treated, held in uplift.series
-    ]
-    if not points:
-        return None
-    return svg.line(
-        points,
-        [
-            ("treatment", _("Offered the campaign"), TREATMENT_COLOUR),
-            ("holdout", _("Held out"), HOLDOUT_COLOUR),
-        ],
-        value_text=_tenths_percent,
-        month_to_date=False,
+    return svg.uplift_line(
+        list(uplift.series), offered=_("Offered the campaign"), held_out=_("Held out")
     )
 
 

@@ -167,21 +167,7 @@ WHERE a.campaign_id = %(c)s
 GROUP BY a.held_out
 """
 
-_FIELDS = (
-    "members",
-    "dormant",
-    "reactivated",
-    "active_days",
-    "active_days_sq",
-    "purchasers",
-    "purchase_fen",
-    "purchase_fen_sq",
-    "mada_change_fen",
-    "mada_change_fen_sq",
-    "cost_fen",
-    "points",
-    "mada_members",
-)
+_FIELDS = CampaignOutcome.FIGURES  # the SELECT above lists them in this order
 
 
 def campaign_outcomes_compute(*, campaign: Campaign, period_end: date) -> dict[bool, dict]:

@@ -366,24 +366,10 @@ class CampaignUplift(Chart):
         if not rows or not rows[0]["series"]:
             return None
         newest = rows[0]
-        points = [
-            (
-                as_date(day),
-                {
-                    "offered": round(Decimal(treated or 0) * 1000),
-                    "held_out": round(Decimal(held or 0) * 1000),
-                },
-            )
-            for day, treated, held in newest["series"]
-        ]
-        return svg.line(
-            points,
-            [
-                ("offered", f"{newest['name']}: " + gettext("offered the campaign"), "#1d4ed8"),
-                ("held_out", f"{newest['name']}: " + gettext("held out"), "#94a3b8"),
-            ],
-            value_text=lambda tenths: percent_text(Decimal(tenths) / 10),
-            month_to_date=False,
+        return svg.uplift_line(
+            [(as_date(day), treated, held) for day, treated, held in newest["series"]],
+            offered=f"{newest['name']}: " + gettext("offered the campaign"),
+            held_out=f"{newest['name']}: " + gettext("held out"),
         )
 
     def links(self, data):

@@ -25,6 +25,7 @@ __all__ = [
     "line",
     "nice_ticks",
     "stacked",
+    "uplift_line",
 ]
 
 #: colours of the series of a stacked bar (tiers), cycled
@@ -237,6 +238,40 @@ def line(
         "last_day": last.isoformat(),
         "label_y": LINE_H - 10,
     }
+
+
+#: the colours of a campaign's two groups: offered the campaign, held out of it
+OFFERED_COLOUR, HELD_OUT_COLOUR = "#1d4ed8", "#94a3b8"
+
+
+def _tenths_percent(tenths: int) -> str:
+    return percent_text(Decimal(tenths) / 10)
+
+
+def uplift_line(
+    series: list[tuple[date, object, object]], *, offered: str, held_out: str
+) -> dict | None:
+    """A campaign's two groups night by night: (day, rate offered, rate held out), rates as
+    fractions (a number or its text; None: nothing counted), drawn to a tenth of a percent
+    with a percent axis. A running measure, not a month's figure: no month-to-date band."""
+    if not series:
+        return None
+    points = [
+        (
+            day,
+            {
+                "offered": round(Decimal(str(treated or 0)) * 1000),
+                "held_out": round(Decimal(str(held or 0)) * 1000),
+            },
+        )
+        for day, treated, held in series
+    ]
+    return line(
+        points,
+        [("offered", offered, OFFERED_COLOUR), ("held_out", held_out, HELD_OUT_COLOUR)],
+        value_text=_tenths_percent,
+        month_to_date=False,
+    )
 
 
 BURN_W, BURN_H, BURN_LEFT, BURN_PAD, BURN_TOP, BURN_BOTTOM = 320, 150, 40, 8, 10, 22
