@@ -346,7 +346,7 @@ def check_against_explain(expected: dict[int, object], label: str) -> list[str]:
     from members.models import Member
 
     problems = []
-    stored = Member.objects.in_bulk(list(expected))
+    stored = Member.objects.select_related("basis").in_bulk(list(expected))
     for pk, explanation in expected.items():
         member = stored[pk]
         in_force = explanation.override or explanation.computed
@@ -363,7 +363,7 @@ def naive_loop(ids: list[int], business_date: date) -> int:
     rolled back, so the population stays as the engine left it."""
     from django.db import transaction
 
-    from members.models import Member, TierChange
+    from members.models import Member, MemberTierBasis, TierChange
     from members.tiers import TierPlan, tier_explain
 
     plan = TierPlan.active(business_date)
@@ -387,9 +387,11 @@ def naive_loop(ids: list[int], business_date: date) -> int:
                 member.computed_since = business_date
             member.tier = in_force
             member.computed_tier = explanation.computed
-            member.tier_basis = explanation.basis
             member.tier_months_below = explanation.months_below
             member.save()
+            MemberTierBasis.objects.update_or_create(
+                member=member, defaults={"value": explanation.basis}
+            )
             done += 1
             if done % 5000 == 0:
                 progress(f"  naive: {done:,}/{len(ids):,} members")

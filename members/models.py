@@ -113,6 +113,10 @@ class Member(models.Model):
         blank=True,
         on_delete=models.PROTECT,
         related_name="+",
+        # Not indexed: an indexed column that changes makes the row's update non-HOT, and
+        # the first grading moves every member (bench/README.md, "nightly"). Lists by tier
+        # are read through the account manager's index or over the whole population.
+        db_index=False,
         verbose_name=_("tier"),
         help_text=_("The tier in force: the computed tier, or an approved override."),
     )
@@ -129,12 +133,6 @@ class Member(models.Model):
     )
     computed_since = models.DateField(_("computed tier since"), null=True, blank=True)
     tier_months_below = models.IntegerField(_("months below the tier"), default=0)
-    tier_basis = models.BigIntegerField(
-        _("tier basis"),
-        null=True,
-        blank=True,
-        help_text=_("The latest basis value: MADA in fen, or points."),
-    )
     marketing_opt_out = models.BooleanField(
         _("opted out of personalised marketing"),
         default=False,
@@ -162,6 +160,13 @@ class Member(models.Model):
 
     def __str__(self) -> str:
         return self.member_no
+
+    @property
+    def tier_basis(self) -> int | None:
+        """The latest graded basis (MADA in fen, or points); None before the first grading.
+        Kept in `MemberTierBasis`: select_related("basis") when reading many."""
+        basis = getattr(self, "basis", None)  # a missing row raises an AttributeError
+        return None if basis is None else basis.value
 
     @property
     def account_manager_display(self) -> str:
@@ -338,6 +343,28 @@ class MemberActivityDay(models.Model):
 
     def __str__(self) -> str:
         return f"{self.member_id} {self.date}"
+
+
+class MemberTierBasis(models.Model):
+    """A member's latest tier basis, apart from the member row.
+
+    The basis moves for nearly every member every month while the tier rarely does. Kept
+    here, the monthly recompute rewrites narrow rows of two numbers and touches a member row
+    only when its tier, computed tier or months below change (bench/README.md, "nightly")."""
+
+    member = models.OneToOneField(
+        Member, primary_key=True, on_delete=models.CASCADE, related_name="basis"
+    )
+    value = models.BigIntegerField(
+        _("tier basis"), help_text=_("The latest basis value: MADA in fen, or points.")
+    )
+
+    class Meta:
+        verbose_name = _("tier basis")
+        verbose_name_plural = _("tier bases")
+
+    def __str__(self) -> str:
+        return f"{self.member_id}: {self.value}"
 
 
 class MemberMonthlyStat(models.Model):
@@ -540,11 +567,16 @@ class PointsIndicator(models.Model):
 class TierChange(models.Model):
     """Every move of a member's tier, with its cause and the basis that caused it."""
 
-    member = models.ForeignKey(Member, on_delete=models.CASCADE, related_name="tier_changes")
-    from_tier = models.ForeignKey(
-        Tier, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    # No single-column indexes: (member, business_date) serves a member's history, and a tier
+    # is never deleted while history names it (PROTECT). Each index is written for every row
+    # of a first grading.
+    member = models.ForeignKey(
+        Member, on_delete=models.CASCADE, related_name="tier_changes", db_index=False
     )
-    to_tier = models.ForeignKey(Tier, on_delete=models.PROTECT, related_name="+")
+    from_tier = models.ForeignKey(
+        Tier, null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    to_tier = models.ForeignKey(Tier, on_delete=models.PROTECT, related_name="+", db_index=False)
     cause = models.CharField(_("cause"), max_length=16, choices=TierChangeCause.choices)
     business_date = models.DateField(_("business date"))
     basis = models.BigIntegerField(_("basis"), null=True, blank=True)

@@ -154,11 +154,11 @@ class AgeField(NumberField):
 
 
 class MadaField(NumberField):
-    """The latest graded basis of a MADA scheme, in CNY (kept in fen on the member)."""
+    """The latest graded basis of a MADA scheme, in CNY (kept in fen, `MemberTierBasis`)."""
 
     def q(self, op: str, value, on: date) -> Q:
         fen = int(Decimal(value) * 100)
-        return Q(**{f"tier_basis__{NUMBER_OPS[op]}": fen})
+        return Q(**{f"basis__value__{NUMBER_OPS[op]}": fen})
 
 
 SEGMENT_FIELDS = {
@@ -169,7 +169,7 @@ SEGMENT_FIELDS = {
     SegmentField.DAYS_SINCE_ACTIVE: LastActiveField("last_active_on"),
     SegmentField.DAYS_SINCE_REGISTERED: DaysSinceField("registered_at__date"),
     SegmentField.POINTS_BALANCE: NumberField("points_balance"),
-    SegmentField.MADA: MadaField("tier_basis", decimal=True),
+    SegmentField.MADA: MadaField("basis__value", decimal=True),
     SegmentField.AGE: AgeField("birth_date"),
 }
 

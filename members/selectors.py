@@ -163,7 +163,7 @@ def member_get(*, user, member_no: str) -> Member:
     try:
         return (
             member_scope(user=user)
-            .select_related("branch", "account_manager", "tier__scheme")
+            .select_related("branch", "account_manager", "tier__scheme", "basis")
             .get(member_no=member_no)
         )
     except Member.DoesNotExist:
@@ -352,7 +352,7 @@ def member_worklist(*, user, name: str, today) -> QuerySet[Member]:
     work_list = WORK_LISTS[name]
     return (
         member_scope(user=user)
-        .select_related("tier", "branch")
+        .select_related("tier", "branch", "basis")
         .filter(work_list.condition(today=today))
         .order_by(*work_list.ordering)
     )

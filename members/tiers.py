@@ -555,7 +555,7 @@ FROM (
             SELECT m.id AS member_id, m.tier_id AS old_tier_id,
                 m.computed_tier_id AS old_computed_id,
                 m.tier_since AS old_tier_since, m.computed_since, m.tier_months_below AS old_below,
-                m.tier_basis AS old_basis, m.credit_risk, ct.rank AS cur_rank,
+                b.value AS old_basis, m.credit_risk, ct.rank AS cur_rank,
                 ct.threshold AS cur_threshold, o.tier_id AS override_tier_id,
                 {windows}
             FROM members_member m
@@ -567,6 +567,7 @@ FROM (
                     {stat_range}
                 GROUP BY s.member_id
             ) x ON x.member_id = m.id
+            LEFT JOIN members_membertierbasis b ON b.member_id = m.id
             LEFT JOIN members_tier ct
                 ON ct.id = m.computed_tier_id AND ct.scheme_id = {plan.scheme.pk}
             LEFT JOIN members_tieroverride o ON o.member_id = m.id AND o.status = 'ACTIVE'
@@ -601,7 +602,9 @@ def change_cause_sql() -> str:
 
 
 def apply_sql(plan: TierPlan) -> list[str]:
-    """Statements writing tier_eval back: history rows first, then changed members only."""
+    """Statements writing tier_eval back: history rows first, then the member rows whose tier,
+    computed tier or months below change, then the bases that moved (their own narrow table:
+    a basis moves for nearly everyone every month, a tier for a few)."""
     business = plan.business_date.isoformat()
     tier_changed = _differs("e.new_tier_id", "e.old_tier_id")
     computed_changed = _differs("e.new_computed_id", "e.old_computed_id")
@@ -622,12 +625,21 @@ UPDATE members_member SET
     computed_tier_id = e.new_computed_id,
     tier_since = CASE WHEN {tier_changed} THEN '{business}' ELSE e.old_tier_since END,
     computed_since = CASE WHEN {computed_changed} THEN '{business}' ELSE e.computed_since END,
-    tier_months_below = {new_below},
-    tier_basis = e.v0
+    tier_months_below = {new_below}
 FROM tier_eval e
 WHERE members_member.id = e.member_id AND (
-    {tier_changed} OR {computed_changed}
-    OR {_differs(new_below, "e.old_below")} OR {_differs("e.v0", "e.old_basis")})
+    {tier_changed} OR {computed_changed} OR {_differs(new_below, "e.old_below")})
+""",
+        """
+UPDATE members_membertierbasis SET value = e.v0
+FROM tier_eval e
+WHERE members_membertierbasis.member_id = e.member_id AND e.old_basis <> e.v0
+""",
+        # a run of an overlapping id range at the same moment may insert the row first
+        """
+INSERT INTO members_membertierbasis (member_id, value)
+SELECT e.member_id, e.v0 FROM tier_eval e WHERE e.old_basis IS NULL
+ON CONFLICT (member_id) DO UPDATE SET value = excluded.value
 """,
     ]
 

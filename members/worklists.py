@@ -48,7 +48,7 @@ class NearUpgrade(WorkList):
     name = "upgrade"
     label = _("About to upgrade")
     title = _("About to upgrade (within 10 percent of the next tier)")
-    ordering = ("-tier_basis", "member_no")
+    ordering = ("-basis__value", "member_no")
 
     def condition(self, *, today: date) -> Q:
         tiers = active_tiers()
@@ -57,8 +57,8 @@ class NearUpgrade(WorkList):
             floor = int(next_tier.threshold * UPGRADE_NEAR_SHARE)
             condition |= Q(
                 tier=tier,
-                tier_basis__gte=max(floor, tier.threshold),
-                tier_basis__lt=next_tier.threshold,
+                basis__value__gte=max(floor, tier.threshold),
+                basis__value__lt=next_tier.threshold,
             )
         return condition
 

@@ -50,3 +50,14 @@ def as_date(value) -> date:
 
 def temp_table_drop(cursor, name: str) -> None:
     cursor.execute(f"DROP TABLE IF EXISTS {name}")
+
+
+def batch_statement_settings(cursor) -> None:
+    """For the rest of the transaction, on PostgreSQL: no JIT compilation and no parallel
+    workers. The engines' statements are long CASE expressions over the population, read
+    once: compiling them costs seconds (3.8 s of a 9.8 s tier evaluation at a million
+    members), and each parallel worker would aggregate the statistics again on two cores
+    (bench/README.md, "nightly")."""
+    if connection.vendor == "postgresql":
+        cursor.execute("SET LOCAL jit = off")
+        cursor.execute("SET LOCAL max_parallel_workers_per_gather = 0")

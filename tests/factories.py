@@ -10,7 +10,7 @@ import factory
 from django.contrib.auth.models import Group
 
 from members.choices import FeedKind, FeedStatus
-from members.models import FeedBatch, Member, MemberMonthlyStat
+from members.models import FeedBatch, Member, MemberMonthlyStat, MemberTierBasis
 from portal.choices import BranchLevel, Role
 from portal.models import Branch, Department, JobRun, User
 
@@ -62,6 +62,7 @@ class MemberFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Member
         django_get_or_create = ["member_no"]
+        skip_postgeneration_save = True  # the tier_basis hook writes its own row
 
     member_no = factory.Sequence(lambda n: f"M{n:07d}")
     name = factory.Sequence(lambda n: f"客户{n}")
@@ -70,6 +71,14 @@ class MemberFactory(factory.django.DjangoModelFactory):
     registered_at = datetime(2024, 1, 2, 9, 0, tzinfo=SHANGHAI)
     branch = factory.SubFactory(BranchFactory)
     account_manager = None
+
+    @factory.post_generation
+    def tier_basis(member, create, extracted, **kwargs):  # noqa: N805 (factory_boy's hook)
+        """`tier_basis=…` as the nightly leaves it: a row of `MemberTierBasis`."""
+        if create and extracted is not None:
+            member.basis, _new = MemberTierBasis.objects.update_or_create(
+                member=member, defaults={"value": extracted}
+            )
 
 
 class MemberMonthlyStatFactory(factory.django.DjangoModelFactory):

@@ -8,7 +8,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from portal.errors import InvalidInput
-from portal.sql import temp_table_drop
+from portal.sql import batch_statement_settings, temp_table_drop
 
 from ..models import Tier, TierOverride
 from ..tiers import COUNT_NAMES, COUNTS_SQL, TierPlan, apply_sql, evaluation_sql
@@ -27,6 +27,7 @@ def tier_recompute(
     idempotent for the date (a second run finds nothing to change)."""
     plan = TierPlan.active(business_date)
     with transaction.atomic(), connection.cursor() as cursor:
+        batch_statement_settings(cursor)
         # Past their date, or for a tier of a scheme that is no longer active.
         expired = TierOverride.objects.filter(status="ACTIVE").filter(
             Q(expires_on__lt=business_date) | ~Q(tier__scheme=plan.scheme)

@@ -173,7 +173,7 @@ STATE_FIELDS = (
     "tier_since",
     "computed_since",
     "tier_months_below",
-    "tier_basis",
+    "basis__value",
     "updated_at",
 )
 
@@ -759,7 +759,7 @@ def test_tier_explain_matches_what_the_engine_stored(load_assets, make_user, win
                 day,
                 found.member_no,
             )
-        stored_basis = dict(Member.objects.values_list("member_no", "tier_basis"))
+        stored_basis = dict(Member.objects.values_list("member_no", "basis__value"))
         basis_differs[day] = {
             no: (stored_basis[no], basis)
             for no, basis in expected_basis.items()

@@ -88,8 +88,9 @@ def twins(seeded_bank):
 
 STATE_QUERIES = {
     "members": "SELECT m.member_no, t.code, m.lifecycle_stage, m.stage_since, m.tier_since, "
-    "m.tier_basis, m.tier_months_below, m.points_balance FROM members_member m "
-    "LEFT JOIN members_tier t ON t.id = m.tier_id",
+    "b.value, m.tier_months_below, m.points_balance FROM members_member m "
+    "LEFT JOIN members_tier t ON t.id = m.tier_id "
+    "LEFT JOIN members_membertierbasis b ON b.member_id = m.id",
     "tier history": "SELECT m.member_no, f.code, t.code, c.cause, c.business_date, c.basis "
     "FROM members_tierchange c JOIN members_member m ON m.id = c.member_id "
     "LEFT JOIN members_tier f ON f.id = c.from_tier_id JOIN members_tier t ON t.id = c.to_tier_id",
