@@ -157,8 +157,7 @@ class MadaField(NumberField):
     """The latest graded basis of a MADA scheme, in CNY (kept in fen, `MemberTierBasis`)."""
 
     def q(self, op: str, value, on: date) -> Q:
-        fen = int(Decimal(value) * 100)
-        return Q(**{f"basis__value__{NUMBER_OPS[op]}": fen})
+        return super().q(op, int(Decimal(value) * 100), on)  # CNY given, fen stored
 
 
 SEGMENT_FIELDS = {
